@@ -1,0 +1,70 @@
+"""The two small interfaces every target is built from.
+
+``Transport``: run a shell command, put and get files (local subprocess or one SSH connection
+per host, reused for the whole pass). ``Runner``: what a pass needs from a target (one probe,
+ship code, launch, collect, kill), built on a transport by a scheduler adapter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from reconciler.model.actions import Collect, Kill, Launch
+from reconciler.model.observed import TargetObservation
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A finished remote command."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Transport(Protocol):
+    """Runs commands on one target. Foreign errors surface as ``TransportError`` subclasses."""
+
+    name: str
+    commands: int
+    """Remote commands issued since the transport was opened (for benchmarks and tests)."""
+    bytes_transferred: int
+
+    async def run(self, script: str, *, stdin: bytes | None = None, timeout: float | None = None) -> Completed:
+        """Run ``script`` with ``sh -c`` on the target."""
+        ...
+
+    async def put(self, local: Path, remote: str) -> None: ...
+
+    async def get(self, remote: str, local: Path) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Runner(Protocol):
+    """A target as the pass sees it."""
+
+    name: str
+    transport: Transport
+
+    async def probe(self) -> TargetObservation:
+        """One remote command: every run dir of this project, GPUs, host facts."""
+        ...
+
+    async def ship_code(self, commit: str, archive: Path) -> None:
+        """Unpack ``archive`` (a tar of the commit's tree) into ``<root>/code/<commit>/`` unless present."""
+        ...
+
+    async def launch(self, action: Launch) -> dict[str, object]:
+        """Create the run dir with its token, start the wrapper once; returns ``pid``, ``start_time``, ``host``."""
+        ...
+
+    async def collect(self, action: Collect, dest: Path) -> None:
+        """Copy the run's result file to ``dest`` (validation is the caller's)."""
+        ...
+
+    async def kill(self, action: Kill) -> bool:
+        """Kill the process group (or cancel the job); True when it is verified gone."""
+        ...

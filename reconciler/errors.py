@@ -1,0 +1,112 @@
+"""Errors, classified by what the loop should do with them.
+
+Foreign exceptions (asyncssh, OSError, GitPython, yaml) are converted where they enter, with
+``raise ... from exc``; no module above the adapters catches a third-party exception type.
+
+    ReconcilerError
+    ├── ConfigError            invalid desired state: exit 2, nothing touched
+    │   └── SchemaError        carries every Problem found (file, line, column, field, message)
+    ├── LockHeld               another reconcile holds the project lock: exit 75
+    ├── TemporaryError(delay)  retry on a later pass
+    │   ├── TransportError
+    │   │   ├── ConnectError
+    │   │   └── CommandTimeout
+    │   └── SchedulerBusy
+    ├── PermanentError(reason) stall until the spec changes
+    │   ├── SubmitRejected
+    │   └── InvalidTarget
+    └── GitStoreError
+        └── PushConflict       (also a TemporaryError)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One finding of validation, printed as ``file:line:col: field: message``."""
+
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        field = self.field or "(file)"
+        return f"{self.file}:{self.line}:{self.column}: {field}: {self.message}"
+
+
+class ReconcilerError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(ReconcilerError):
+    """The desired state is invalid; the pass stops before any network or git write."""
+
+
+class SchemaError(ConfigError):
+    """Validation found one or more problems; all of them are carried."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class LockHeld(ReconcilerError):
+    """Another ``reconcile`` process holds the project lock."""
+
+    def __init__(self, path: str, holder: str) -> None:
+        self.path = path
+        self.holder = holder
+        super().__init__(f"another reconcile holds {path}: {holder}")
+
+
+class TemporaryError(ReconcilerError):
+    """Retry later (after ``delay`` seconds at the earliest)."""
+
+    def __init__(self, message: str, delay: float = 0.0) -> None:
+        self.delay = delay
+        super().__init__(message)
+
+
+class TransportError(TemporaryError):
+    """A command could not be run on a target (connection, protocol or I/O failure)."""
+
+
+class ConnectError(TransportError):
+    """The target did not accept a connection."""
+
+
+class CommandTimeout(TransportError):
+    """A command on the target did not finish within its time limit."""
+
+
+class SchedulerBusy(TemporaryError):
+    """The batch scheduler refused for now (queue limits, controller busy)."""
+
+
+class PermanentError(ReconcilerError):
+    """Stall until the desired state changes; ``reason`` is a PascalCase word."""
+
+    def __init__(self, message: str, reason: str = "Failed") -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class SubmitRejected(PermanentError):
+    """The scheduler rejected the job script."""
+
+
+class InvalidTarget(PermanentError):
+    """A target's configuration cannot work (missing tool, bad path)."""
+
+
+class GitStoreError(ReconcilerError):
+    """Reading or writing the project's git repository failed."""
+
+
+class PushConflict(GitStoreError, TemporaryError):
+    """The remote moved on and the bounded fetch-rebase-push retries ran out."""

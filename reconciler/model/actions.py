@@ -1,0 +1,130 @@
+"""Actions a plan is made of, and what applying one gave.
+
+I/O actions (``ShipCode``, ``Launch``, ``Collect``, ``Kill``) are carried out by ``reconciler.apply``
+through the target's backend; ``Record`` is a pure status change the planner decided from the
+observation alone. Each I/O action yields one ``ActionResult``; ``reconciler.plan.fold`` turns
+results into status entries, so every decision stays in the pure planner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from reconciler.model.status import StatusEntry
+
+
+@dataclass(frozen=True)
+class ShipCode:
+    """Make ``<root>/code/<commit>/`` hold the tree of ``commit`` on ``target`` (no-op when present)."""
+
+    target: str
+    commit: str
+    exp_id: str = ""
+
+    kind = "ship"
+
+    def describe(self) -> str:
+        return f"ship code {self.commit[:10]} to {self.target}"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Create the attempt's run dir with its token, then start the wrapper (at most once)."""
+
+    exp_id: str
+    target: str
+    attempt: int
+    command: str
+    """The command with placeholders filled (and remediation applied)."""
+    run_dir: str
+    token: str
+    code_dir: str
+    commit: str
+    result_file: str
+    """Project-relative path of the result file (same relative path inside the code dir)."""
+    checkpoint_dir: str
+    gpus: tuple[int, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    expected_duration_hours: float | None = None
+    vram_gb: float | None = None
+
+    kind = "launch"
+
+    def describe(self) -> str:
+        gpu = f" gpu {','.join(map(str, self.gpus))}" if self.gpus else ""
+        return f"launch {self.exp_id} attempt {self.attempt} on {self.target}{gpu}"
+
+
+@dataclass(frozen=True)
+class Collect:
+    """Pull the result file of a run that exited 0 into the project and validate it."""
+
+    exp_id: str
+    target: str
+    attempt: int
+    remote_path: str
+    local_path: str
+    sidecar: Mapping[str, Any] | None = None
+
+    kind = "collect"
+
+    def describe(self) -> str:
+        return f"collect {self.exp_id} attempt {self.attempt} from {self.target}"
+
+
+@dataclass(frozen=True)
+class Kill:
+    """Stop a run's process group (or cancel its job), then check it is gone."""
+
+    exp_id: str
+    target: str
+    attempt: int
+    run_dir: str
+    pid: int | None
+    start_time: str | None
+    job_id: str | None = None
+    reason: str = ""
+
+    kind = "kill"
+
+    def describe(self) -> str:
+        return f"kill {self.exp_id} attempt {self.attempt} on {self.target} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class Record:
+    """A status change decided from the observation alone (adopt, unreachable, retry, hold, ...)."""
+
+    exp_id: str
+    entry: StatusEntry
+    event: str
+    target: str = ""
+
+    kind = "record"
+
+    def describe(self) -> str:
+        return f"{self.exp_id}: {self.event}"
+
+
+Action = ShipCode | Launch | Collect | Kill | Record
+
+KIND_ORDER = {"record": 0, "kill": 1, "ship": 2, "launch": 3, "collect": 4}
+
+
+def sort_key(action: Action) -> tuple[str, int, str, int]:
+    """Plans sort by target, then kind (records, kills, ships, launches, collects), then id."""
+    attempt = getattr(action, "attempt", 0)
+    return (action.target, KIND_ORDER[action.kind], action.exp_id, attempt)
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    action: Action
+    ok: bool
+    message: str = ""
+    temporary: bool = False
+    """The failure was transient (connection, timeout): try again on a later pass."""
+    data: Mapping[str, Any] = field(default_factory=dict)
+    """What the action learnt: ``pid``, ``start_time``, ``host``, ``job_id``, ``rows``, ``gone``."""

@@ -1,0 +1,208 @@
+"""Targets and policies: the typed form of ``config/reconciler.yaml``.
+
+Built by ``reconciler.load.config`` from an already schema-validated document; every default
+here is the documented default of the schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class TargetKind(str, Enum):
+    LOCAL = "local"
+    SSH = "ssh"
+    SLURM = "slurm"
+    PBS = "pbs"
+    COMMAND = "command"
+
+
+@dataclass(frozen=True)
+class SshOptions:
+    """How to reach a host. Unset fields fall back to ``~/.ssh/config`` for the alias ``host``."""
+
+    host: str
+    port: int | None = None
+    user: str | None = None
+    identity_file: str | None = None
+    known_hosts: str | None = None
+    """Path of a known_hosts file; ``None`` means the user's default. Host keys are always verified
+    unless ``strict_host_key_checking`` is false."""
+    strict_host_key_checking: bool = True
+    proxy_jump: str | None = None
+    config_file: str | None = None
+    """An ssh_config file to read instead of ``~/.ssh/config``."""
+
+
+@dataclass(frozen=True)
+class EnvActivation:
+    """How a run's shell gets its Python environment (applied before the command)."""
+
+    conda: str | None = None
+    venv: str | None = None
+    """Path of a virtualenv, relative to the code dir or absolute on the target."""
+    setup: tuple[str, ...] = ()
+    """Extra shell lines run first (``module load cuda/12.1``, ``export X=1``)."""
+    variables: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class GpuPolicy:
+    blacklist: tuple[int, ...] = ()
+    """GPU indices never used on this target."""
+    blacklist_models: tuple[str, ...] = ("RTX A6000",)
+    """Model-name substrings never used (the seed always excluded the RTX A6000)."""
+    max_runs_per_gpu: int = 1
+    vram_factor: float = 1.2
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """Scheduler settings for ``slurm`` and ``pbs`` targets."""
+
+    queue: str | None = None
+    """SLURM partition or PBS queue."""
+    account: str | None = None
+    """SLURM account or PBS ``-P`` project."""
+    qos: str | None = None
+    storage: str | None = None
+    cpus_per_gpu: int | None = None
+    mem_gb: float | None = None
+    modules: tuple[str, ...] = ()
+    walltime_factor: float = 1.5
+    default_walltime_hours: float = 12.0
+    extra_directives: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CommandTemplates:
+    """For ``command`` targets: shell templates for submit, status and cancel."""
+
+    submit: str = ""
+    status: str = ""
+    cancel: str = ""
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    kind: TargetKind
+    root: str
+    """Where this project's runs and code live on the target (``~`` allowed)."""
+    ssh: SshOptions | None = None
+    """Set for ``ssh`` targets, and for ``slurm``/``pbs``/``command`` reached through a login host."""
+    env: EnvActivation = field(default_factory=EnvActivation)
+    gpus: GpuPolicy = field(default_factory=GpuPolicy)
+    max_runs: int | None = None
+    """Concurrent runs on this target; ``None`` means no limit beyond the GPUs."""
+    platform_factor: float = 1.0
+    data_dir: str | None = None
+    checkpoint_dir: str | None = None
+    """Where checkpoints go (outside the code dir); default ``<root>/checkpoints``."""
+    batch: BatchOptions | None = None
+    templates: CommandTemplates | None = None
+    python: str = "python3"
+    """Interpreter used for the probe and the wrapper on the target."""
+
+
+@dataclass(frozen=True)
+class BackoffPolicy:
+    base_seconds: float = 60.0
+    factor: float = 2.0
+    max_seconds: float = 3600.0
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based)."""
+        return float(min(self.max_seconds, self.base_seconds * self.factor ** max(0, retry - 1)))
+
+
+@dataclass(frozen=True)
+class UnreachablePolicy:
+    consecutive: int = 3
+    total: int = 6
+    ratio: float = 0.2
+    min_probes: int = 5
+
+
+@dataclass(frozen=True)
+class TimeoutPolicy:
+    escalate_factor: float = 2.0
+    hold_factor: float = 3.0
+    queue_factor: float = 4.0
+    phase_guard_hours: float = 72.0
+    kill_on_hold: bool = False
+
+
+@dataclass(frozen=True)
+class Policies:
+    poll_interval: float = 60.0
+    connect_timeout: float = 10.0
+    command_timeout: float = 120.0
+    probe_concurrency: int = 8
+    max_retries: int = 3
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    unreachable: UnreachablePolicy = field(default_factory=UnreachablePolicy)
+    timeouts: TimeoutPolicy = field(default_factory=TimeoutPolicy)
+    prune: bool = False
+    """Kill and forget runs whose experiment left the spec."""
+    restart_on_spec_change: bool = False
+    """Restart a running experiment whose spec changed (else it shows as out of sync)."""
+    lost_grace_seconds: float = 300.0
+    """How long a launched run may show neither a live process nor an exit code before it is lost."""
+
+
+@dataclass(frozen=True)
+class GitSettings:
+    push: bool = False
+    pull: bool = False
+    remote: str = "origin"
+    branch: str | None = None
+    """Branch the status commits go to; ``None`` is the checked-out branch."""
+    tag_phases: bool = True
+    author_name: str = "reconciler"
+    author_email: str = "reconciler@localhost"
+
+
+@dataclass(frozen=True)
+class Notifications:
+    telegram_chat_env: str | None = None
+    """Name of the environment variable holding the chat id (never the secret itself)."""
+    webhook_env: str | None = None
+    events: tuple[str, ...] = ("failed", "on_hold", "escalation", "done")
+
+
+@dataclass(frozen=True)
+class WandbSettings:
+    project: str | None = None
+    entity: str | None = None
+    mode: str = "online"
+    sync_offline: bool = False
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    repo: str | None = None
+    repo_type: str = "model"
+    cleanup_checkpoints: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    project: str
+    targets: tuple[Target, ...]
+    policies: Policies = field(default_factory=Policies)
+    git: GitSettings = field(default_factory=GitSettings)
+    notifications: Notifications = field(default_factory=Notifications)
+    wandb: WandbSettings = field(default_factory=WandbSettings)
+    hub: HubSettings = field(default_factory=HubSettings)
+
+    def target(self, name: str) -> Target:
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    @property
+    def target_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.targets)

@@ -1,0 +1,74 @@
+"""What one probe of a target saw. Unknown stays unknown: a target that did not answer has
+``reachable=False`` and no runs, which the planner must never read as "the runs are gone"."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunObservation:
+    """One run dir ``<root>/runs/<exp_id>/<attempt>/`` as the probe saw it."""
+
+    exp_id: str
+    attempt: int
+    token: str | None = None
+    launched: bool = False
+    """The wrapper took the run dir's launch lock (a process was started for it)."""
+    pid: int | None = None
+    start_time: str | None = None
+    alive: bool = False
+    """The recorded pid is running, is not a zombie, and has the recorded start time."""
+    exit_code: int | None = None
+    heartbeat_age: float | None = None
+    """Seconds since the wrapper last touched ``heartbeat``."""
+    result_size: int | None = None
+    """Size of the result file in the run's code dir, ``None`` when absent."""
+    sidecar: Mapping[str, Any] | None = None
+    log_tail: tuple[str, ...] = ()
+    job_id: str | None = None
+    job_state: str | None = None
+    """Batch scheduler state, mapped to our vocabulary by the scheduler adapter."""
+    age: float | None = None
+    """Seconds since the run dir was created."""
+
+
+@dataclass(frozen=True)
+class GpuObservation:
+    index: int
+    uuid: str
+    name: str
+    memory_total_mb: float | None
+    memory_used_mb: float | None
+    memory_free_mb: float | None
+    utilization_pct: float | None
+    processes: tuple[tuple[int, float | None], ...] = ()
+    """(pid, used MiB) of every compute process on this GPU, ours or not."""
+
+
+@dataclass(frozen=True)
+class TargetObservation:
+    target: str
+    reachable: bool
+    error: str | None = None
+    runs: Mapping[tuple[str, int], RunObservation] = field(default_factory=dict)
+    gpus: tuple[GpuObservation, ...] | None = None
+    """``None``: the target has no ``nvidia-smi`` (a CPU target) or GPUs were not probed."""
+    host: str | None = None
+    """The target's hostname as it reported it."""
+    free_disk_gb: float | None = None
+    commands: int = 0
+    """Remote commands this probe issued (the benchmark checks it equals 1)."""
+
+    def run(self, exp_id: str, attempt: int) -> RunObservation | None:
+        return self.runs.get((exp_id, attempt))
+
+
+@dataclass(frozen=True)
+class ObservedState:
+    targets: Mapping[str, TargetObservation] = field(default_factory=dict)
+
+    def target(self, name: str) -> TargetObservation | None:
+        return self.targets.get(name)

@@ -1,0 +1,133 @@
+"""Experiment specs: the typed form of ``dispatch/*.yaml`` after ``defaults:`` are applied and seeds
+are expanded (one ``ExperimentSpec`` per ``<id>_s<seed>``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+"""Ids are safe as file names and shell words."""
+
+
+class Group(str, Enum):
+    MAIN = "main"
+    BASELINE = "baseline"
+    ABLATION = "ablation"
+    ANALYSIS = "analysis"
+
+
+class DesiredRunState(str, Enum):
+    """What the person wants for an experiment (the spec's ``state:``)."""
+
+    ACTIVE = "active"
+    HOLD = "hold"
+    CANCELLED = "cancelled"
+
+
+class Direction(str, Enum):
+    HIGHER = "higher"
+    LOWER = "lower"
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    metric: str
+    threshold_pct: float = 0.5
+    """Minimum improvement over the best baseline, in percentage points."""
+    check_after: int = 1
+    """Runs of the group and dataset that must be done before the check applies."""
+    direction: Direction = Direction.HIGHER
+
+
+@dataclass(frozen=True)
+class RemediationRule:
+    """What to change in the command when an attempt fails with ``failure_class``."""
+
+    failure_class: str
+    retry: bool = True
+    set_args: tuple[tuple[str, str], ...] = ()
+    """Flags set (or replaced) with a value, e.g. ``("--grad-clip", "1.0")``."""
+    halve_args: tuple[str, ...] = ()
+    """Integer flags halved (``--batch-size``)."""
+    add_flags: tuple[str, ...] = ()
+    drop_flags: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """One experiment x seed, as the reconciler will run it."""
+
+    id: str
+    """``<base_id>_s<seed>`` when the spec had seeds, else the base id."""
+    base_id: str
+    command: str
+    """The command template; placeholders ``{seed} {exp_id} {checkpoint_dir} {result_file}``
+    are filled at launch, when the target is known."""
+    source: str
+    """``file:line`` of the spec entry in its dispatch file."""
+    seed: int | None = None
+    group: Group = Group.MAIN
+    method: str = ""
+    dataset: str = ""
+    phase: str = ""
+    stage: int = 1
+    priority: int = 100
+    """Smaller runs first (the seed used 1 = highest)."""
+    expected_duration_hours: float | None = None
+    vram_gb: float | None = None
+    gpus: int | None = None
+    """GPUs needed; ``None`` means 1 on a GPU target and 0 on a CPU target."""
+    targets: tuple[str, ...] = ()
+    """Eligible targets; empty means every target."""
+    result_file: str = "experiments/results/{exp_id}.csv"
+    max_retries: int | None = None
+    """``None`` means the policy's ``max_retries``."""
+    remediation: tuple[RemediationRule, ...] = ()
+    early_stop: EarlyStop | None = None
+    state: DesiredRunState = DesiredRunState.ACTIVE
+    env: tuple[tuple[str, str], ...] = ()
+    metrics: tuple[str, ...] = ()
+    description: str = ""
+    extra: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    @property
+    def essence(self) -> dict[str, object]:
+        """The fields whose change means the run is out of sync (not priority, state, notes)."""
+        return {
+            "command": self.command,
+            "seed": self.seed,
+            "result_file": self.result_file,
+            "gpus": self.gpus,
+            "env": sorted(self.env),
+        }
+
+    @property
+    def spec_hash(self) -> str:
+        blob = json.dumps(self.essence, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def render(self, text: str, checkpoint_dir: str) -> str:
+        """Fill the placeholders of ``text`` (a command or path template) for this experiment."""
+        values = {
+            "seed": "" if self.seed is None else str(self.seed),
+            "exp_id": self.id,
+            "checkpoint_dir": checkpoint_dir,
+            "result_file": self.result_path,
+        }
+        out = text
+        for key, value in values.items():
+            out = out.replace("{" + key + "}", value)
+        return out
+
+    @property
+    def result_path(self) -> str:
+        """The result file path relative to the project (placeholders filled)."""
+        seed = "" if self.seed is None else str(self.seed)
+        return self.result_file.replace("{exp_id}", self.id).replace("{seed}", seed)
+
+
+PLACEHOLDERS = ("seed", "exp_id", "checkpoint_dir", "result_file")

@@ -1,0 +1,285 @@
+"""The recorded status: ``dispatch/state.json``, written only by the reconciler.
+
+Field names and status values stay compatible with the seed system (``id, status, command, host,
+gpu, pid, job_id, started, finished, retry_count, notes, wandb_run_id, git_commit, result_file``);
+ours are added beside them (``target, attempt, attempts, spec_hash, failure_class, conditions,
+next_retry_at, waiting_reason, unreachable``). Serialisation is canonical: sorted keys, entries
+sorted by id, no field that changes when nothing happened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+STATE_VERSION = 1
+
+
+class Status(str, Enum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ON_HOLD = "on_hold"
+    UNREACHABLE = "unreachable"
+
+    @property
+    def final(self) -> bool:
+        return self in (Status.DONE, Status.FAILED, Status.CANCELLED)
+
+    @property
+    def active(self) -> bool:
+        """A process or job of ours may exist on a target."""
+        return self in (Status.QUEUED, Status.RUNNING, Status.UNREACHABLE)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One launch of an experiment; its run dir is ``<root>/runs/<exp_id>/<n>/``."""
+
+    n: int
+    target: str
+    command: str
+    run_dir: str
+    token: str
+    host: str | None = None
+    gpus: tuple[int, ...] = ()
+    pid: int | None = None
+    start_time: str | None = None
+    """Process start time as ``/proc/<pid>/stat`` field 22 (clock ticks since boot)."""
+    job_id: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    exit_code: int | None = None
+    git_commit: str | None = None
+    failure_class: str | None = None
+    evidence: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _plain(self)
+        d["gpus"] = list(self.gpus)
+        d["evidence"] = list(self.evidence)
+        d["env"] = dict(self.env)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Attempt:
+        kw = _known(cls, d)
+        kw["gpus"] = tuple(int(g) for g in d.get("gpus") or ())
+        kw["evidence"] = tuple(str(x) for x in d.get("evidence") or ())
+        kw["env"] = tuple(sorted((str(k), str(v)) for k, v in (d.get("env") or {}).items()))
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """Flux-style condition: ``type`` (Ready, Stalled, OutOfSync, ...), ``status``, ``reason``."""
+
+    type: str
+    status: bool
+    reason: str
+    message: str = ""
+    last_transition: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Condition:
+        return cls(**_known(cls, d))
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """Probe accounting for a run whose target did not answer."""
+
+    consecutive: int = 0
+    total: int = 0
+    probes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Unreachable:
+        return cls(**_known(cls, d))
+
+
+@dataclass(frozen=True)
+class StatusEntry:
+    """One experiment x seed in ``dispatch/state.json``."""
+
+    id: str
+    status: Status = Status.PENDING
+    command: str = ""
+    phase: str = ""
+    group: str = "main"
+    method: str = ""
+    dataset: str = ""
+    seed: int | None = None
+    stage: int = 1
+    priority: int = 100
+    expected_duration_hours: float | None = None
+    duration_basis: str | None = None
+    host: str | None = None
+    gpu: int | None = None
+    pid: int | None = None
+    job_id: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    retry_count: int = 0
+    max_retries: int = 3
+    notes: str = ""
+    result_file: str | None = None
+    checkpoint_dir: str | None = None
+    git_commit: str | None = None
+    wandb_run_id: str | None = None
+    hf_artifact_url: str | None = None
+    experiment_id: str | None = None
+    # ours
+    target: str | None = None
+    attempt: int = 0
+    """Number of the newest attempt (0 before the first launch)."""
+    attempts: tuple[Attempt, ...] = ()
+    spec_hash: str | None = None
+    failure_class: str | None = None
+    next_retry_at: str | None = None
+    waiting_reason: str | None = None
+    """Why a pending experiment was not placed (shown by ``reconcile status``)."""
+    conditions: tuple[Condition, ...] = ()
+    unreachable: Unreachable = field(default_factory=Unreachable)
+    escalation: str | None = None
+    """Path of the open escalation file, if any."""
+    sidecar: tuple[tuple[str, Any], ...] = ()
+    """The job's own fields (final metrics, progress) from its ``status.json``."""
+    extra: tuple[tuple[str, Any], ...] = ()
+    """Fields we do not model (seed fields such as ``wandb_artifact``), kept as they were."""
+
+    @property
+    def current(self) -> Attempt | None:
+        for a in self.attempts:
+            if a.n == self.attempt:
+                return a
+        return None
+
+    def condition(self, type_: str) -> Condition | None:
+        for c in self.conditions:
+            if c.type == type_:
+                return c
+        return None
+
+    def replace(self, **changes: Any) -> StatusEntry:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.extra)
+        d.update(_plain(self))
+        del d["extra"]
+        d["status"] = self.status.value
+        d["attempts"] = [a.to_dict() for a in self.attempts]
+        d["conditions"] = [c.to_dict() for c in sorted(self.conditions, key=lambda c: c.type)]
+        d["unreachable"] = self.unreachable.to_dict()
+        d["sidecar"] = dict(self.sidecar)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StatusEntry:
+        kw = _known(cls, d)
+        kw["status"] = _status(d.get("status"))
+        kw["attempts"] = tuple(Attempt.from_dict(a) for a in d.get("attempts") or ())
+        kw["conditions"] = tuple(Condition.from_dict(c) for c in d.get("conditions") or ())
+        kw["unreachable"] = Unreachable.from_dict(d.get("unreachable") or {})
+        kw["sidecar"] = tuple(sorted((d.get("sidecar") or {}).items()))
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw["extra"] = tuple(sorted((k, v) for k, v in d.items() if k not in names))
+        return cls(**kw)
+
+
+_SEED_ALIASES = {"dead": Status.FAILED, "retrying": Status.PENDING, "todo": Status.PENDING}
+
+
+def _status(value: Any) -> Status:
+    """The seed's drifted vocabulary (``dead``, ``retrying``, ``todo``) maps onto ours."""
+    if isinstance(value, str):
+        if value in _SEED_ALIASES:
+            return _SEED_ALIASES[value]
+        return Status(value)
+    return Status.PENDING
+
+
+@dataclass(frozen=True)
+class StateFile:
+    """The whole ``dispatch/state.json``."""
+
+    project: str
+    entries: tuple[StatusEntry, ...] = ()
+    updated: str = ""
+    decisions_applied: tuple[str, ...] = ()
+    """Ids of decisions from ``dispatch/decisions.yaml`` already carried out."""
+    stages_approved: tuple[int, ...] = ()
+    version: int = STATE_VERSION
+
+    def by_id(self) -> dict[str, StatusEntry]:
+        return {e.id: e for e in self.entries}
+
+    def get(self, exp_id: str) -> StatusEntry | None:
+        for e in self.entries:
+            if e.id == exp_id:
+                return e
+        return None
+
+    def with_entries(self, entries: Mapping[str, StatusEntry] | tuple[StatusEntry, ...]) -> StateFile:
+        values = entries.values() if isinstance(entries, Mapping) else entries
+        return dataclasses.replace(self, entries=tuple(sorted(values, key=lambda e: e.id)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "project": self.project,
+            "updated": self.updated,
+            "decisions_applied": sorted(self.decisions_applied),
+            "stages_approved": sorted(self.stages_approved),
+            "experiments": [e.to_dict() for e in sorted(self.entries, key=lambda e: e.id)],
+        }
+
+    def dumps(self) -> str:
+        """Canonical text: sorted keys, two-space indent, trailing newline."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    def same_content(self, other: StateFile) -> bool:
+        """Equal apart from ``updated`` (which changes only when something else did)."""
+        return dataclasses.replace(self, updated="") == dataclasses.replace(other, updated="")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StateFile:
+        return cls(
+            project=str(d.get("project", "")),
+            entries=tuple(
+                sorted((StatusEntry.from_dict(e) for e in d.get("experiments") or ()), key=lambda e: e.id)
+            ),
+            updated=str(d.get("updated") or ""),
+            decisions_applied=tuple(sorted(str(x) for x in d.get("decisions_applied") or ())),
+            stages_approved=tuple(sorted(int(x) for x in d.get("stages_approved") or ())),
+            version=int(d.get("version") or STATE_VERSION),
+        )
+
+    @classmethod
+    def loads(cls, text: str) -> StateFile:
+        return cls.from_dict(json.loads(text))
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
+def _known(cls: type, d: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep the keys ``cls`` knows; unknown seed fields are dropped (the seed had many)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
