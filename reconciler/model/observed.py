@@ -58,6 +58,8 @@ class TargetObservation:
     """``None``: the target has no ``nvidia-smi`` (a CPU target) or GPUs were not probed."""
     host: str | None = None
     """The target's hostname as it reported it."""
+    root: str | None = None
+    """The project's root on the target as an absolute path (``~`` and relative paths resolved)."""
     free_disk_gb: float | None = None
     commands: int = 0
     """Remote commands this probe issued (the benchmark checks it equals 1)."""

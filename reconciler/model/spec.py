@@ -110,13 +110,15 @@ class ExperimentSpec:
         blob = json.dumps(self.essence, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    def render(self, text: str, checkpoint_dir: str) -> str:
-        """Fill the placeholders of ``text`` (a command or path template) for this experiment."""
+    def render(self, text: str, checkpoint_dir: str, result_file: str | None = None) -> str:
+        """Fill the placeholders of ``text`` (a command or path template) for this experiment.
+
+        ``result_file`` is where the run writes its result (default: the project-relative path)."""
         values = {
             "seed": "" if self.seed is None else str(self.seed),
             "exp_id": self.id,
             "checkpoint_dir": checkpoint_dir,
-            "result_file": self.result_path,
+            "result_file": result_file if result_file is not None else self.result_path,
         }
         out = text
         for key, value in values.items():

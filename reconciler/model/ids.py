@@ -1,0 +1,23 @@
+"""Identifiers derived from content, so a replayed pass computes the same ones."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def launch_token(project: str, exp_id: str, attempt: int) -> str:
+    """The token written into an attempt's run dir before its process starts.
+
+    Deterministic, so a pass that crashed after creating the run dir and a later pass agree on it;
+    a run dir with another token belongs to another project or an older layout and is never adopted.
+    """
+    blob = f"{project}\0{exp_id}\0{attempt}".encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def run_dir(root: str, exp_id: str, attempt: int) -> str:
+    return f"{root.rstrip('/')}/runs/{exp_id}/{attempt}"
+
+
+def code_dir(root: str, commit: str) -> str:
+    return f"{root.rstrip('/')}/code/{commit}"

@@ -1,0 +1,150 @@
+"""Decisions for an experiment that has a current attempt (running, queued, unreachable, or on
+hold with a process that may still live): adopt what the probe saw, collect, fail, kill."""
+
+from __future__ import annotations
+
+from reconciler.model.actions import Action, Collect, Kill, Launch, Record
+from reconciler.model.config import Target
+from reconciler.model.ids import code_dir
+from reconciler.model.observed import RunObservation
+from reconciler.model.spec import DesiredRunState
+from reconciler.model.status import Status, StatusEntry
+from reconciler.plan import outcomes
+from reconciler.plan.context import Context
+from reconciler.plan.failure import LOST, Failure, classify, fatal_signature
+
+SIDECAR_FIELDS = ("wandb_run_id", "hf_artifact_url")
+
+
+def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[Action]]:
+    """Return the entry as the facts make it, and the I/O actions the facts call for."""
+    attempt = entry.current
+    assert attempt is not None
+    spec = ctx.specs.get(entry.id)
+    tobs = ctx.observed.target(attempt.target)
+    if tobs is None or not tobs.reachable:
+        if entry.status is Status.ON_HOLD and entry.unreachable.consecutive == 0:
+            return entry, []
+        error = tobs.error if tobs and tobs.error else "no answer"
+        return outcomes.silent(entry, ctx.policies, ctx.now, error), []
+    entry = outcomes.answered(entry)
+    if entry.status is Status.UNREACHABLE:
+        entry = entry.replace(status=Status.RUNNING)
+    run = tobs.run(entry.id, attempt.n)
+    if run is None or (run.token is not None and run.token != attempt.token):
+        if attempt.pid is None and attempt.job_id is None:
+            return outcomes.never_started(entry), []
+        failure = Failure(LOST, (), "run dir missing on the target")
+        return outcomes.failed_attempt(entry, failure, spec, ctx.policies, ctx.now), []
+    entry = _merge_sidecar(entry, run)
+    if attempt.pid is None and run.pid is not None:
+        entry = outcomes.update_current(entry, pid=run.pid, start_time=run.start_time)
+        entry = entry.replace(pid=run.pid)
+    wants_cancel = (
+        (spec is None and ctx.policies.prune) or (spec is not None and spec.state is DesiredRunState.CANCELLED)
+    )
+    if run.exit_code is not None:
+        if wants_cancel:
+            return outcomes.cancelled(entry, ctx.now, "cancelled by the spec (the run had ended)"), []
+        if run.exit_code == 0:
+            return entry, [_collect(entry, run, attempt.target)]
+        failure = classify(run.exit_code, run.log_tail, run.job_state)
+        return outcomes.failed_attempt(entry, failure, spec, ctx.policies, ctx.now, run.exit_code), []
+    if run.alive:
+        if wants_cancel:
+            why = "removed from the spec (prune)" if spec is None else "cancelled by the spec"
+            return entry, [_kill(entry, run, attempt.target, why)]
+        fatal = fatal_signature(run.log_tail)
+        if fatal is not None:
+            return entry, [_kill(entry, run, attempt.target, f"fatal:{fatal.klass}")]
+        return entry, []
+    if not run.launched:
+        if wants_cancel:
+            return outcomes.cancelled(entry, ctx.now, "cancelled before it started"), []
+        return entry, [_relaunch(entry, ctx, tobs.root or "")]
+    if run.pid is None and (run.age or 0.0) < ctx.policies.lost_grace_seconds:
+        return entry, []
+    failure = Failure(LOST, tuple(run.log_tail[-5:]), "the process ended without an exit code")
+    return outcomes.failed_attempt(entry, failure, spec, ctx.policies, ctx.now), []
+
+
+def _merge_sidecar(entry: StatusEntry, run: RunObservation) -> StatusEntry:
+    """The job's own fields; the controller's decisions (status, hold, cancel) are never taken from it."""
+    if not run.sidecar:
+        return entry
+    changes: dict[str, object] = {}
+    for key in SIDECAR_FIELDS:
+        if key in run.sidecar and run.sidecar[key] != getattr(entry, key):
+            value = run.sidecar[key]
+            changes[key] = str(value) if value is not None else None
+    owned = {k: v for k, v in run.sidecar.items() if k not in SIDECAR_FIELDS and k not in _CONTROLLER_FIELDS}
+    if tuple(sorted(owned.items())) != entry.sidecar:
+        changes["sidecar"] = tuple(sorted(owned.items()))
+    return entry.replace(**changes) if changes else entry
+
+
+_CONTROLLER_FIELDS = frozenset(
+    {"id", "status", "host", "gpu", "pid", "job_id", "retry_count", "started", "finished"}
+)
+
+
+def _collect(entry: StatusEntry, run: RunObservation, target: str) -> Collect:
+    attempt = entry.current
+    assert attempt is not None
+    result = entry.result_file or f"experiments/results/{entry.id}.csv"
+    return Collect(
+        exp_id=entry.id,
+        target=target,
+        attempt=attempt.n,
+        remote_path=f"{attempt.run_dir}/{result}",
+        local_path=result,
+        sidecar=run.sidecar,
+    )
+
+
+def _kill(entry: StatusEntry, run: RunObservation, target: str, reason: str) -> Kill:
+    attempt = entry.current
+    assert attempt is not None
+    return Kill(
+        exp_id=entry.id,
+        target=target,
+        attempt=attempt.n,
+        run_dir=attempt.run_dir,
+        pid=run.pid if run.pid is not None else attempt.pid,
+        start_time=run.start_time or attempt.start_time,
+        job_id=attempt.job_id,
+        reason=reason,
+    )
+
+
+def _relaunch(entry: StatusEntry, ctx: Context, root: str) -> Launch:
+    """The run dir exists but no process was ever started for it (a pass died in between)."""
+    attempt = entry.current
+    assert attempt is not None
+    target: Target = ctx.desired.config.target(attempt.target)
+    commit = attempt.git_commit or ctx.desired.revision or ""
+    result = entry.result_file or f"experiments/results/{entry.id}.csv"
+    return Launch(
+        exp_id=entry.id,
+        target=attempt.target,
+        attempt=attempt.n,
+        command=attempt.command,
+        run_dir=attempt.run_dir,
+        token=attempt.token,
+        code_dir=code_dir(root, commit),
+        commit=commit,
+        result_file=result,
+        checkpoint_dir=checkpoint_path(target, root, entry.id),
+        gpus=attempt.gpus,
+        env=attempt.env,
+        expected_duration_hours=entry.expected_duration_hours,
+    )
+
+
+def checkpoint_path(target: Target, root: str, exp_id: str) -> str:
+    base = target.checkpoint_dir or f"{root.rstrip('/')}/checkpoints"
+    return f"{base.rstrip('/')}/{exp_id}"
+
+
+def is_record_only(actions: list[Action]) -> bool:
+    return all(isinstance(a, Record) for a in actions)

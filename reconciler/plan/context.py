@@ -1,0 +1,57 @@
+"""What one planning call knows: the inputs, the clock value, and the bookkeeping of the
+placements made so far in this pass (so later experiments see the earlier reservations)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from reconciler.model.config import Policies
+from reconciler.model.desired import DesiredState
+from reconciler.model.observed import ObservedState
+from reconciler.model.spec import ExperimentSpec
+from reconciler.model.status import StateFile
+
+
+@dataclass
+class Context:
+    desired: DesiredState
+    recorded: StateFile
+    observed: ObservedState
+    now: datetime
+    inflight: frozenset[tuple[str, int, str]] = frozenset()
+    """(exp_id, attempt, target) launches a crashed pass may have started."""
+    specs: dict[str, ExperimentSpec] = field(default_factory=dict)
+    runs_on_target: Counter[str] = field(default_factory=Counter)
+    runs_on_gpu: Counter[tuple[str, int]] = field(default_factory=Counter)
+    reserved_mb: defaultdict[tuple[str, int], float] = field(default_factory=lambda: defaultdict(float))
+    shipped: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.specs = self.desired.by_id()
+
+    @property
+    def policies(self) -> Policies:
+        return self.desired.config.policies
+
+    @property
+    def project(self) -> str:
+        return self.desired.config.project
+
+    @property
+    def now_iso(self) -> str:
+        return iso(self.now)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None

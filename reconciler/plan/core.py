@@ -1,0 +1,237 @@
+"""The planner: a pure function ``(desired, recorded, observed, now) -> Plan``.
+
+No I/O, no clock, no git: everything it knows comes in as arguments. Order of the work:
+decisions first, then every experiment's facts (adopt, collect, fail, go silent), then
+placement of the pending ones in (stage, priority, id) order, then code shipping for the targets
+that get launches. The plan sorts by (target, kind, id); the same inputs give the same plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from reconciler.model.actions import Action, Launch, Record, ShipCode, sort_key
+from reconciler.model.config import Target
+from reconciler.model.desired import DesiredState
+from reconciler.model.ids import code_dir, launch_token, run_dir
+from reconciler.model.observed import ObservedState
+from reconciler.model.spec import DesiredRunState, ExperimentSpec
+from reconciler.model.status import Attempt, StateFile, Status, StatusEntry
+from reconciler.plan import outcomes
+from reconciler.plan.active import checkpoint_path, decide_active
+from reconciler.plan.context import Context, parse_iso
+from reconciler.plan.decisions import apply_decisions
+from reconciler.plan.entries import new_entry, sync
+from reconciler.plan.events import describe
+from reconciler.plan.place import Placement, count_active, place
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]
+    state: StateFile
+    """The recorded state with every ``Record`` of this plan applied (I/O results come on top)."""
+    recorded: StateFile
+
+    @property
+    def io_actions(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if not isinstance(a, Record))
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions and self.state.same_content(self.recorded)
+
+
+def make_plan(
+    desired: DesiredState,
+    recorded: StateFile,
+    observed: ObservedState,
+    now: datetime,
+    inflight: Iterable[tuple[str, int, str]] = (),
+) -> Plan:
+    ctx = Context(desired, recorded, observed, now, frozenset(inflight))
+    entries = dict(recorded.by_id())
+    for spec in desired.experiments:
+        entry = entries.get(spec.id) or new_entry(spec, ctx.policies)
+        entries[spec.id] = sync(entry, spec, ctx.policies, ctx.now_iso)
+    applied, stages, actions = apply_decisions(entries, ctx)
+    killing = {a.exp_id for a in actions}
+
+    candidates: list[ExperimentSpec] = []
+    for exp_id in sorted(entries):
+        if exp_id in killing:
+            continue
+        entry = entries[exp_id]
+        if entry.status is Status.PENDING:
+            entry = _adopt(entry, ctx)
+        if _has_live_attempt(entry):
+            entry, io = decide_active(entry, ctx)
+            actions.extend(io)
+        entries[exp_id] = entry
+        if entry.status is Status.PENDING:
+            entry, candidate = _pending(entry, ctx)
+            entries[exp_id] = entry
+            if candidate is not None:
+                candidates.append(candidate)
+
+    for entry in entries.values():
+        if _has_live_attempt(entry) and entry.current is not None:
+            count_active(entry.current.target, entry.current.gpus, None, ctx)
+
+    gates = _Gates(entries, ctx, stages)
+    for spec in sorted(candidates, key=lambda s: (s.stage, s.priority, s.id)):
+        entry = entries[spec.id]
+        blocked = gates.blocked(spec)
+        if blocked:
+            entries[spec.id] = entry.replace(waiting_reason=blocked)
+            continue
+        placed = place(spec, ctx)
+        if isinstance(placed, str):
+            entries[spec.id] = entry.replace(waiting_reason=placed)
+            continue
+        entries[spec.id] = entry.replace(waiting_reason=None)
+        actions.append(_launch(entries[spec.id], spec, placed, ctx))
+
+    actions.extend(_ship(actions, desired.revision))
+    state = StateFile(
+        project=desired.config.project,
+        entries=tuple(sorted(entries.values(), key=lambda e: e.id)),
+        updated=recorded.updated,
+        decisions_applied=tuple(applied),
+        stages_approved=tuple(stages),
+    )
+    old = recorded.by_id()
+    for entry in state.entries:
+        before = old.get(entry.id)
+        if before != entry:
+            actions.append(Record(entry.id, entry, describe(before, entry), entry.target or ""))
+    return Plan(tuple(sorted(actions, key=sort_key)), state, recorded)
+
+
+def _has_live_attempt(entry: StatusEntry) -> bool:
+    if entry.current is None:
+        return False
+    if entry.status.active:
+        return True
+    return entry.status is Status.ON_HOLD and entry.current.finished is None
+
+
+def _adopt(entry: StatusEntry, ctx: Context) -> StatusEntry:
+    """A pending entry whose next attempt already exists on a target (a pass died after
+    creating its run dir or starting it) takes that attempt instead of launching again."""
+    n = entry.attempt + 1
+    token = launch_token(ctx.project, entry.id, n)
+    for name in sorted(ctx.observed.targets):
+        tobs = ctx.observed.targets[name]
+        run = tobs.run(entry.id, n) if tobs.reachable else None
+        if run is None or run.token != token:
+            continue
+        spec = ctx.specs.get(entry.id)
+        target = ctx.desired.config.target(name) if name in ctx.desired.config.target_names else None
+        command = entry.command
+        if spec is not None and target is not None:
+            command = render_command(entry, spec, target, tobs.root or "", n)
+        attempt = Attempt(
+            n=n,
+            target=name,
+            command=command,
+            run_dir=run_dir(tobs.root or "", entry.id, n),
+            token=token,
+            host=tobs.host,
+            pid=run.pid,
+            start_time=run.start_time,
+            git_commit=ctx.desired.revision,
+        )
+        return outcomes.started(entry, attempt, ctx.now)
+    for exp_id, attempt_n, target in sorted(ctx.inflight):
+        seen = ctx.observed.target(target)
+        if exp_id == entry.id and attempt_n == n and (seen is None or not seen.reachable):
+            attempt = Attempt(n=n, target=target, command=entry.command, run_dir="", token=token)
+            entry = outcomes.started(entry, attempt, ctx.now, status=Status.UNREACHABLE)
+            return entry.replace(started=None)
+    return entry
+
+
+def _pending(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, ExperimentSpec | None]:
+    spec = ctx.specs.get(entry.id)
+    if spec is None:
+        if ctx.policies.prune:
+            return outcomes.cancelled(entry, ctx.now, "removed from the spec (prune)"), None
+        return entry.replace(waiting_reason="not in the spec any more"), None
+    if spec.state is DesiredRunState.CANCELLED:
+        return outcomes.cancelled(entry, ctx.now, "cancelled by the spec"), None
+    if spec.state is DesiredRunState.HOLD:
+        return entry.replace(waiting_reason="held by the spec (state: hold)"), None
+    due = parse_iso(entry.next_retry_at)
+    if due is not None and due > ctx.now:
+        return entry.replace(waiting_reason=f"retry backoff until {entry.next_retry_at}"), None
+    return entry, spec
+
+
+class _Gates:
+    """Stage N launches only when every experiment of the earlier stages is done (or approved)."""
+
+    def __init__(self, entries: dict[str, StatusEntry], ctx: Context, approved: list[int]) -> None:
+        self.approved = set(approved)
+        self.by_stage: dict[int, list[StatusEntry]] = {}
+        for spec in ctx.desired.experiments:
+            if spec.state is DesiredRunState.CANCELLED:
+                continue
+            self.by_stage.setdefault(spec.stage, []).append(entries[spec.id])
+
+    def blocked(self, spec: ExperimentSpec) -> str | None:
+        if spec.stage in self.approved:
+            return None
+        for stage in sorted(s for s in self.by_stage if s < spec.stage):
+            members = self.by_stage[stage]
+            failed = [e for e in members if e.status in (Status.FAILED, Status.ON_HOLD)]
+            if failed:
+                return (
+                    f"stage {stage} has {len(failed)} failed or held experiment(s); "
+                    f"approve stage {spec.stage} to go on"
+                )
+            done = sum(1 for e in members if e.status in (Status.DONE, Status.CANCELLED))
+            if done < len(members):
+                return f"waiting for stage {stage} ({done} of {len(members)} done)"
+        return None
+
+
+def _launch(entry: StatusEntry, spec: ExperimentSpec, placed: Placement, ctx: Context) -> Launch:
+    n = entry.attempt + 1
+    root = placed.root
+    commit = ctx.desired.revision or ""
+    rdir = run_dir(root, entry.id, n)
+    result = entry.result_file or spec.result_path
+    checkpoint = checkpoint_path(placed.target, root, entry.id)
+    command = render_command(entry, spec, placed.target, root, n)
+    return Launch(
+        exp_id=entry.id,
+        target=placed.target.name,
+        attempt=n,
+        command=command,
+        run_dir=rdir,
+        token=launch_token(ctx.project, entry.id, n),
+        code_dir=code_dir(root, commit),
+        commit=commit,
+        result_file=result,
+        checkpoint_dir=checkpoint,
+        gpus=placed.gpus,
+        env=spec.env,
+        expected_duration_hours=spec.expected_duration_hours,
+        vram_gb=spec.vram_gb,
+    )
+
+
+def render_command(entry: StatusEntry, spec: ExperimentSpec, target: Target, root: str, n: int) -> str:
+    """The entry's command (the spec's, remediated by earlier failures) with placeholders filled
+    for attempt ``n`` on ``target``: results go into the attempt's own run dir."""
+    result = entry.result_file or spec.result_path
+    checkpoint = checkpoint_path(target, root, entry.id)
+    return spec.render(entry.command, checkpoint, result_file=f"{run_dir(root, entry.id, n)}/{result}")
+
+
+def _ship(actions: list[Action], revision: str | None) -> list[Action]:
+    targets = sorted({(a.target, a.commit) for a in actions if isinstance(a, Launch)})
+    return [ShipCode(target, commit) for target, commit in targets if commit or revision]

@@ -1,0 +1,82 @@
+"""Human decisions from ``dispatch/decisions.yaml``, each carried out once (by its id).
+
+A decision that must stop a live process becomes a ``Kill`` whose reason starts with
+``decision:``; ``fold`` finishes the transition when the kill is verified.
+"""
+
+from __future__ import annotations
+
+from reconciler.model.actions import Action, Kill
+from reconciler.model.decisions import Decision, DecisionAction
+from reconciler.model.status import Status, StatusEntry, Unreachable
+from reconciler.plan import outcomes
+from reconciler.plan.context import Context
+
+
+def apply_decisions(
+    entries: dict[str, StatusEntry], ctx: Context
+) -> tuple[list[str], list[int], list[Action]]:
+    """Carry out the decisions not yet applied; returns (applied ids, approved stages, kills)."""
+    applied = list(ctx.recorded.decisions_applied)
+    stages = list(ctx.recorded.stages_approved)
+    kills: list[Action] = []
+    for decision in ctx.desired.decisions:
+        if decision.id in applied:
+            continue
+        applied.append(decision.id)
+        if decision.action is DecisionAction.APPROVE_STAGE:
+            if decision.stage is not None and decision.stage not in stages:
+                stages.append(decision.stage)
+            continue
+        entry = entries.get(decision.exp or "")
+        if entry is None:
+            continue
+        entry, kill = _decide(entry, decision, ctx)
+        entries[entry.id] = entry
+        if kill is not None:
+            kills.append(kill)
+    return sorted(applied), sorted(stages), kills
+
+
+def _decide(entry: StatusEntry, decision: Decision, ctx: Context) -> tuple[StatusEntry, Kill | None]:
+    note = f"decision {decision.id}: {decision.action.value}" + (
+        f" ({decision.reason})" if decision.reason else ""
+    )
+    entry = entry.replace(notes="\n".join(x for x in (entry.notes, note) if x))
+    live = entry.current is not None and entry.current.finished is None and entry.status in _LIVE
+    action = decision.action
+    if action is DecisionAction.CONTINUE:
+        if live:
+            return entry.replace(status=Status.RUNNING, unreachable=Unreachable(), escalation=None), None
+        return entry.replace(status=Status.PENDING, next_retry_at=None, escalation=None), None
+    if live:
+        return entry, _kill(entry, f"decision:{action.value}")
+    if action is DecisionAction.RETRY:
+        return entry.replace(
+            status=Status.PENDING,
+            next_retry_at=None,
+            failure_class=None,
+            escalation=None,
+            waiting_reason=None,
+        ), None
+    if action is DecisionAction.FAIL:
+        return entry.replace(status=Status.FAILED, escalation=None), None
+    return outcomes.cancelled(entry, ctx.now, "cancelled by decision"), None
+
+
+_LIVE = (Status.RUNNING, Status.QUEUED, Status.UNREACHABLE, Status.ON_HOLD)
+
+
+def _kill(entry: StatusEntry, reason: str) -> Kill:
+    attempt = entry.current
+    assert attempt is not None
+    return Kill(
+        exp_id=entry.id,
+        target=attempt.target,
+        attempt=attempt.n,
+        run_dir=attempt.run_dir,
+        pid=attempt.pid,
+        start_time=attempt.start_time,
+        job_id=attempt.job_id,
+        reason=reason,
+    )

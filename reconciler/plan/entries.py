@@ -1,0 +1,85 @@
+"""Keep each status entry's descriptive fields in step with its spec.
+
+A new spec gets a ``pending`` entry. A changed spec updates the descriptive fields at once; the
+command of an entry that has no live attempt follows the spec too, but a running experiment keeps
+its command and is marked out of sync (it is restarted only when the policy says so).
+"""
+
+from __future__ import annotations
+
+from reconciler.model.config import Policies
+from reconciler.model.spec import ExperimentSpec
+from reconciler.model.status import Condition, Status, StatusEntry
+from reconciler.plan.context import Context, iso
+
+
+def new_entry(spec: ExperimentSpec, policies: Policies) -> StatusEntry:
+    return sync(StatusEntry(id=spec.id, status=Status.PENDING), spec, policies, now_iso="")
+
+
+def sync(entry: StatusEntry, spec: ExperimentSpec, policies: Policies, now_iso: str) -> StatusEntry:
+    """The entry with its descriptive fields taken from ``spec``."""
+    changes: dict[str, object] = {
+        "phase": spec.phase,
+        "group": spec.group.value,
+        "method": spec.method,
+        "dataset": spec.dataset,
+        "seed": spec.seed,
+        "stage": spec.stage,
+        "priority": spec.priority,
+        "expected_duration_hours": spec.expected_duration_hours,
+        "result_file": spec.result_path,
+        "max_retries": spec.max_retries if spec.max_retries is not None else policies.max_retries,
+        "experiment_id": spec.base_id,
+    }
+    if spec.expected_duration_hours is not None and entry.duration_basis is None:
+        changes["duration_basis"] = "spec"
+    spec_changed = entry.spec_hash != spec.spec_hash
+    if spec_changed:
+        if entry.status.active:
+            changes["conditions"] = _set_condition(
+                entry,
+                Condition(
+                    "OutOfSync",
+                    True,
+                    "SpecChanged",
+                    "the spec changed while the run was active; it keeps its command",
+                    now_iso,
+                ),
+            )
+        else:
+            changes["command"] = spec.command
+            changes["spec_hash"] = spec.spec_hash
+            changes["conditions"] = tuple(c for c in entry.conditions if c.type != "OutOfSync")
+    return entry.replace(**changes)
+
+
+def resync_after_attempt(entry: StatusEntry, spec: ExperimentSpec | None) -> StatusEntry:
+    """When an out-of-sync run ends, the next attempt takes the new spec's command."""
+    if spec is None or entry.spec_hash == spec.spec_hash:
+        return entry
+    return entry.replace(
+        command=spec.command,
+        spec_hash=spec.spec_hash,
+        conditions=tuple(c for c in entry.conditions if c.type != "OutOfSync"),
+    )
+
+
+def _set_condition(entry: StatusEntry, cond: Condition) -> tuple[Condition, ...]:
+    old = entry.condition(cond.type)
+    if old is not None and (old.status, old.reason) == (cond.status, cond.reason):
+        return entry.conditions
+    rest = tuple(c for c in entry.conditions if c.type != cond.type)
+    return tuple(sorted((*rest, cond), key=lambda c: c.type))
+
+
+def set_condition(entry: StatusEntry, type_: str, reason: str, message: str, ctx: Context) -> StatusEntry:
+    return entry.replace(
+        conditions=_set_condition(entry, Condition(type_, True, reason, message, iso(ctx.now)))
+    )
+
+
+def clear_condition(entry: StatusEntry, type_: str) -> StatusEntry:
+    if entry.condition(type_) is None:
+        return entry
+    return entry.replace(conditions=tuple(c for c in entry.conditions if c.type != type_))

@@ -1,0 +1,102 @@
+"""Transitions as words: one line per changed experiment for ``progress/lab.log`` and the commit
+body, and the commit subject that counts them ("reconcile: 3 launched, 1 done, 1 failed")."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from reconciler.model.status import StateFile, Status, StatusEntry
+
+
+@dataclass(frozen=True)
+class Event:
+    exp_id: str
+    before: str | None
+    after: str
+    detail: str
+
+    @property
+    def line(self) -> str:
+        arrow = f"{self.before} -> {self.after}" if self.before else f"new, {self.after}"
+        return f"{self.exp_id}: {arrow}" + (f" ({self.detail})" if self.detail else "")
+
+
+def describe(before: StatusEntry | None, after: StatusEntry) -> str:
+    if before is None:
+        return f"new, {after.status.value}"
+    if before.status != after.status or before.attempt != after.attempt:
+        return f"{before.status.value} -> {after.status.value}"
+    return "updated"
+
+
+def events(old: StateFile, new: StateFile) -> list[Event]:
+    """Every status or attempt change between two states, sorted by experiment id."""
+    before = old.by_id()
+    out: list[Event] = []
+    for entry in sorted(new.entries, key=lambda e: e.id):
+        prev = before.get(entry.id)
+        if prev is not None and prev.status == entry.status and prev.attempt == entry.attempt:
+            continue
+        out.append(Event(entry.id, prev.status.value if prev else None, entry.status.value, _detail(entry)))
+    return out
+
+
+def _detail(entry: StatusEntry) -> str:
+    a = entry.current
+    if entry.status is Status.RUNNING and a is not None:
+        where = a.target + (f" gpu {','.join(map(str, a.gpus))}" if a.gpus else "")
+        pid = f" pid {a.pid}" if a.pid is not None else ""
+        return f"attempt {a.n} on {where}{pid}"
+    if entry.status is Status.QUEUED and a is not None:
+        return f"attempt {a.n} on {a.target} job {a.job_id}"
+    if entry.status is Status.PENDING and entry.retry_count and entry.failure_class:
+        return f"{entry.failure_class}, retry {entry.retry_count} of {entry.max_retries} after {entry.next_retry_at}"
+    if entry.status is Status.FAILED:
+        return entry.failure_class or ""
+    if entry.status is Status.DONE and a is not None:
+        return f"attempt {a.n} on {a.target}"
+    if entry.status in (Status.UNREACHABLE, Status.ON_HOLD) and a is not None:
+        return f"{a.target}: {entry.unreachable.consecutive} consecutive misses"
+    return ""
+
+
+_VERBS = {
+    "running": "launched",
+    "queued": "queued",
+    "done": "done",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "on_hold": "on hold",
+    "unreachable": "unreachable",
+    "pending": "pending",
+}
+
+
+def subject(evts: Iterable[Event]) -> str:
+    counts: Counter[str] = Counter()
+    for e in evts:
+        if e.after == "pending" and e.before in ("running", "unreachable", "queued"):
+            counts["retrying"] += 1
+        elif e.after == "running" and e.before in ("unreachable", "on_hold"):
+            counts["back"] += 1
+        else:
+            counts[_VERBS.get(e.after, e.after)] += 1
+    if not counts:
+        return "reconcile: status updated"
+    order = [
+        "launched",
+        "queued",
+        "done",
+        "failed",
+        "retrying",
+        "cancelled",
+        "on hold",
+        "unreachable",
+        "back",
+        "pending",
+    ]
+    parts = [f"{counts[k]} {k}" for k in order if counts[k]]
+    parts += [f"{v} {k}" for k, v in sorted(counts.items()) if k not in order]
+    return "reconcile: " + ", ".join(parts)

@@ -1,0 +1,156 @@
+"""Failure classes and remediation: why an attempt failed, and what the next attempt changes.
+
+Pure functions over the exit code, the scheduler state and the log tail. The classes are tried in
+a fixed order (the seed's order, extended): the first match wins and its matching lines are the
+evidence recorded on the attempt.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from reconciler.model.spec import RemediationRule
+
+CUDA_OOM = "cuda_oom"
+KERNEL_OOM = "kernel_oom"
+NAN_LOSS = "nan_loss"
+IMPORT_ERROR = "import_error"
+DISK_FULL = "disk_full"
+WANDB_CONNECTION = "wandb_connection"
+WALLTIME = "walltime"
+PREEMPTED = "preempted"
+NODE_FAIL = "node_fail"
+INVALID_RESULT = "invalid_result"
+LOST = "lost"
+UNKNOWN = "unknown"
+
+_LOG_SIGNATURES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (CUDA_OOM, re.compile(r"CUDA out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED", re.I)),
+    (KERNEL_OOM, re.compile(r"oom-kill|Out of memory: Killed process|Killed process \d+", re.I)),
+    (NAN_LOSS, re.compile(r"loss\s*[=:]\s*(nan|inf|-inf)\b|\bNaN loss\b|non-finite loss", re.I)),
+    (IMPORT_ERROR, re.compile(r"ModuleNotFoundError|ImportError")),
+    (DISK_FULL, re.compile(r"No space left on device|Disk quota exceeded", re.I)),
+    (WANDB_CONNECTION, re.compile(r"wandb:.*(ConnectionError|Network error|timed out)", re.I)),
+)
+
+FATAL_WHILE_RUNNING = (CUDA_OOM, NAN_LOSS)
+"""Signatures that end a live run at once: the process group is killed, then the attempt fails."""
+
+_SCHEDULER_CLASSES = {
+    "TIMEOUT": WALLTIME,
+    "WALLTIME": WALLTIME,
+    "PREEMPTED": PREEMPTED,
+    "NODE_FAIL": NODE_FAIL,
+    "OUT_OF_MEMORY": KERNEL_OOM,
+}
+
+DEFAULT_RULES: dict[str, RemediationRule] = {
+    CUDA_OOM: RemediationRule(
+        CUDA_OOM, halve_args=("--batch-size",), set_args=(("--accumulate-grad-batches", "2"),)
+    ),
+    KERNEL_OOM: RemediationRule(KERNEL_OOM, halve_args=("--batch-size",)),
+    NAN_LOSS: RemediationRule(NAN_LOSS, set_args=(("--grad-clip", "1.0"),), drop_flags=("--fp16",)),
+    WANDB_CONNECTION: RemediationRule(WANDB_CONNECTION, env=(("WANDB_MODE", "offline"),)),
+    IMPORT_ERROR: RemediationRule(IMPORT_ERROR, retry=False),
+    DISK_FULL: RemediationRule(DISK_FULL, retry=False),
+    UNKNOWN: RemediationRule(UNKNOWN, retry=False),
+    INVALID_RESULT: RemediationRule(INVALID_RESULT, retry=False),
+    WALLTIME: RemediationRule(WALLTIME),
+    PREEMPTED: RemediationRule(PREEMPTED),
+    NODE_FAIL: RemediationRule(NODE_FAIL),
+    LOST: RemediationRule(LOST),
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    klass: str
+    evidence: tuple[str, ...]
+    message: str
+
+
+def classify(exit_code: int | None, log_tail: Sequence[str], scheduler_state: str | None = None) -> Failure:
+    """Decide the failure class of an ended attempt."""
+    for klass, pattern in _LOG_SIGNATURES:
+        lines = tuple(line for line in log_tail if pattern.search(line))
+        if lines:
+            return Failure(klass, lines[-5:], f"{klass} (exit {exit_code})")
+    if exit_code in (137, -9) and klass_of_state(scheduler_state) is None:
+        return Failure(KERNEL_OOM, tuple(log_tail[-3:]), f"killed by SIGKILL (exit {exit_code})")
+    state_class = klass_of_state(scheduler_state)
+    if state_class:
+        return Failure(state_class, tuple(log_tail[-3:]), f"scheduler state {scheduler_state}")
+    return Failure(UNKNOWN, tuple(log_tail[-5:]), f"exit code {exit_code}")
+
+
+def klass_of_state(state: str | None) -> str | None:
+    return _SCHEDULER_CLASSES.get((state or "").upper())
+
+
+def fatal_signature(log_tail: Sequence[str]) -> Failure | None:
+    """A fatal line in the log of a run that is still alive (CUDA OOM, NaN loss)."""
+    for klass, pattern in _LOG_SIGNATURES:
+        if klass not in FATAL_WHILE_RUNNING:
+            continue
+        lines = tuple(line for line in log_tail if pattern.search(line))
+        if lines:
+            return Failure(klass, lines[-5:], f"{klass} while running")
+    return None
+
+
+def rule_for(klass: str, overrides: Sequence[RemediationRule]) -> RemediationRule:
+    for rule in overrides:
+        if rule.failure_class == klass:
+            return rule
+    return DEFAULT_RULES.get(klass, RemediationRule(klass, retry=False))
+
+
+def remediate(command: str, rule: RemediationRule) -> str:
+    """Apply ``rule`` to a shell command: halve, set, add and drop flags (``--flag value`` or ``--flag=value``)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    for flag in rule.halve_args:
+        value = _get(words, flag)
+        if value is not None and value.isdigit():
+            words = _set(words, flag, str(max(1, int(value) // 2)))
+    for flag, value in rule.set_args:
+        words = _set(words, flag, value)
+    for flag in rule.drop_flags:
+        words = [w for w in words if w != flag and not w.startswith(flag + "=")]
+    for flag in rule.add_flags:
+        if flag not in words:
+            words.append(flag)
+    if words == shlex.split(command):
+        return command
+    return " ".join(w if w in _SHELL_OPERATORS or _PLAIN_WORD.fullmatch(w) else shlex.quote(w) for w in words)
+
+
+_SHELL_OPERATORS = frozenset({"&&", "||", ";", "|", ">", ">>", "<", "2>&1", "&"})
+_PLAIN_WORD = re.compile(r"[\w@%+=:,./{}$-]+")
+"""Words left unquoted: placeholders (``{seed}``) and ``$VARS`` must survive remediation."""
+
+
+def _get(words: list[str], flag: str) -> str | None:
+    for i, w in enumerate(words):
+        if w == flag and i + 1 < len(words):
+            return words[i + 1]
+        if w.startswith(flag + "="):
+            return w.split("=", 1)[1]
+    return None
+
+
+def _set(words: list[str], flag: str, value: str) -> list[str]:
+    out = list(words)
+    for i, w in enumerate(out):
+        if w == flag and i + 1 < len(out):
+            out[i + 1] = value
+            return out
+        if w.startswith(flag + "="):
+            out[i] = f"{flag}={value}"
+            return out
+    return [*out, flag, value]

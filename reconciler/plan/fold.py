@@ -1,0 +1,115 @@
+"""Fold the results of applied actions into the planned state (pure).
+
+The planner decided what to try; what happened decides the status: a launch that answered with
+a pid is ``running``; one that failed half-way leaves its attempt ``unreachable`` so the next probe
+settles it (never a second launch); a verified kill finishes the transition it was for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from reconciler.model.actions import ActionResult, Collect, Kill, Launch
+from reconciler.model.desired import DesiredState
+from reconciler.model.status import Attempt, StateFile, Status, StatusEntry, Unreachable
+from reconciler.plan import outcomes
+from reconciler.plan.context import iso
+from reconciler.plan.core import Plan
+from reconciler.plan.failure import INVALID_RESULT, Failure
+
+LAUNCH_ERROR = "launch_error"
+
+
+def fold(plan: Plan, results: Sequence[ActionResult], desired: DesiredState, now: datetime) -> StateFile:
+    entries = plan.state.by_id()
+    specs = desired.by_id()
+    policies = desired.config.policies
+    for res in results:
+        action = res.action
+        entry = entries.get(action.exp_id)
+        if entry is None:
+            continue
+        spec = specs.get(entry.id)
+        if isinstance(action, Launch):
+            entry = _launched(entry, action, res, now)
+            if not res.ok and not res.temporary:
+                failure = Failure(LAUNCH_ERROR, (res.message,), f"launch failed: {res.message}")
+                entry = outcomes.failed_attempt(entry, failure, spec, policies, now)
+        elif isinstance(action, Collect):
+            if res.ok:
+                entry = outcomes.done(entry, now)
+            elif not res.temporary:
+                failure = Failure(INVALID_RESULT, (res.message,), f"result rejected: {res.message}")
+                entry = outcomes.failed_attempt(entry, failure, spec, policies, now, exit_code=0)
+        elif isinstance(action, Kill):
+            entry = _killed(entry, action, res, desired, now)
+        entries[entry.id] = entry
+    return StateFile(
+        project=plan.state.project,
+        entries=tuple(sorted(entries.values(), key=lambda e: e.id)),
+        updated=plan.state.updated,
+        decisions_applied=plan.state.decisions_applied,
+        stages_approved=plan.state.stages_approved,
+    )
+
+
+def _launched(entry: StatusEntry, action: Launch, res: ActionResult, now: datetime) -> StatusEntry:
+    data = res.data
+    pid = data.get("pid")
+    attempt = Attempt(
+        n=action.attempt,
+        target=action.target,
+        command=action.command,
+        run_dir=action.run_dir,
+        token=action.token,
+        host=_str(data.get("host")),
+        gpus=action.gpus,
+        pid=int(pid) if isinstance(pid, int | str) and str(pid).isdigit() else None,
+        start_time=_str(data.get("start_time")),
+        job_id=_str(data.get("job_id")),
+        started=iso(now),
+        git_commit=action.commit or None,
+        env=action.env,
+    )
+    if res.ok:
+        status = Status.QUEUED if attempt.job_id and data.get("queued") else Status.RUNNING
+        return outcomes.started(entry, attempt, now, status=status)
+    entry = outcomes.started(entry, attempt, now, status=Status.UNREACHABLE)
+    return entry.replace(
+        unreachable=Unreachable(consecutive=1, total=1, probes=1),
+        notes=_note(entry.notes, f"launch of attempt {action.attempt} unconfirmed: {res.message}"),
+    )
+
+
+def _killed(
+    entry: StatusEntry, action: Kill, res: ActionResult, desired: DesiredState, now: datetime
+) -> StatusEntry:
+    if not res.ok:
+        return entry.replace(
+            notes=_note(entry.notes, f"kill of attempt {action.attempt} failed: {res.message}")
+        )
+    reason = action.reason
+    spec = desired.by_id().get(entry.id)
+    if reason.startswith("fatal:"):
+        klass = reason.split(":", 1)[1]
+        evidence = entry.current.evidence if entry.current else ()
+        failure = Failure(klass, evidence, f"{klass} seen in the log; process group killed")
+        return outcomes.failed_attempt(entry, failure, spec, desired.config.policies, now)
+    if reason == "decision:retry":
+        entry = outcomes.update_current(entry, finished=iso(now), failure_class="killed")
+        return entry.replace(status=Status.PENDING, pid=None, next_retry_at=None, escalation=None)
+    if reason == "decision:fail":
+        entry = outcomes.update_current(entry, finished=iso(now), failure_class="killed")
+        return entry.replace(status=Status.FAILED, pid=None, finished=iso(now), escalation=None)
+    return outcomes.cancelled(entry, now, f"killed: {reason}")
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _note(notes: str, line: str) -> str:
+    lines = [x for x in notes.split("\n") if x]
+    lines.append(line)
+    return "\n".join(lines[-10:])

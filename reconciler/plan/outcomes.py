@@ -1,0 +1,160 @@
+"""Pure status transitions of one entry, shared by the planner (facts seen by the probe) and by
+``fold`` (results of applied actions): an attempt started, ended well, failed, went silent."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+
+from reconciler.model.config import Policies
+from reconciler.model.spec import DesiredRunState, ExperimentSpec
+from reconciler.model.status import Attempt, Status, StatusEntry, Unreachable
+from reconciler.plan.context import iso, parse_iso
+from reconciler.plan.entries import resync_after_attempt
+from reconciler.plan.failure import Failure, remediate, rule_for
+
+
+def with_attempt(entry: StatusEntry, attempt: Attempt) -> StatusEntry:
+    """The entry with ``attempt`` stored (replacing the record of the same number)."""
+    others = tuple(a for a in entry.attempts if a.n != attempt.n)
+    return entry.replace(attempts=tuple(sorted((*others, attempt), key=lambda a: a.n)))
+
+
+def update_current(entry: StatusEntry, **changes: object) -> StatusEntry:
+    current = entry.current
+    if current is None:
+        return entry
+    return with_attempt(entry, dataclasses.replace(current, **changes))  # type: ignore[arg-type]
+
+
+def started(
+    entry: StatusEntry, attempt: Attempt, now: datetime, status: Status = Status.RUNNING
+) -> StatusEntry:
+    """The attempt runs (launched by us, or adopted after a crash)."""
+    entry = with_attempt(entry.replace(attempt=attempt.n), attempt)
+    return entry.replace(
+        status=status,
+        target=attempt.target,
+        host=attempt.host or entry.host,
+        gpu=attempt.gpus[0] if attempt.gpus else None,
+        pid=attempt.pid,
+        job_id=attempt.job_id,
+        started=attempt.started or iso(now),
+        finished=None,
+        git_commit=attempt.git_commit,
+        next_retry_at=None,
+        waiting_reason=None,
+        failure_class=None,
+        unreachable=Unreachable(),
+    )
+
+
+def done(entry: StatusEntry, now: datetime, exit_code: int = 0) -> StatusEntry:
+    entry = update_current(entry, finished=iso(now), exit_code=exit_code)
+    return entry.replace(
+        status=Status.DONE, finished=iso(now), pid=None, waiting_reason=None, failure_class=None
+    )
+
+
+def failed_attempt(
+    entry: StatusEntry,
+    failure: Failure,
+    spec: ExperimentSpec | None,
+    policies: Policies,
+    now: datetime,
+    exit_code: int | None = None,
+) -> StatusEntry:
+    """An attempt ended badly: retry with the class's remediation and a backoff, or fail."""
+    entry = update_current(
+        entry, finished=iso(now), exit_code=exit_code, failure_class=failure.klass, evidence=failure.evidence
+    )
+    entry = entry.replace(failure_class=failure.klass, pid=None, finished=iso(now))
+    rule = rule_for(failure.klass, spec.remediation if spec else ())
+    retryable = rule.retry and spec is not None and spec.state is DesiredRunState.ACTIVE
+    if retryable and entry.retry_count < entry.max_retries:
+        entry = resync_after_attempt(entry, spec)
+        command = remediate(entry.command, rule)
+        for key, value in rule.env:
+            if f"{key}=" not in command.split(" ", 1)[0]:
+                command = f"{key}={value} {command}"
+        retry = entry.retry_count + 1
+        delay = policies.backoff.delay(retry)
+        return entry.replace(
+            status=Status.PENDING,
+            retry_count=retry,
+            command=command,
+            next_retry_at=iso(now + timedelta(seconds=delay)),
+            notes=_note(entry.notes, f"attempt {entry.attempt} failed: {failure.message}; retry {retry}"),
+            waiting_reason=None,
+        )
+    why = "no automatic retry for this class" if not rule.retry else f"{entry.retry_count} retries used"
+    if spec is None:
+        why = "experiment no longer in the spec"
+    return entry.replace(
+        status=Status.FAILED,
+        notes=_note(entry.notes, f"attempt {entry.attempt} failed: {failure.message}; {why}"),
+    )
+
+
+def never_started(entry: StatusEntry) -> StatusEntry:
+    """A launch that left no run dir: forget the attempt, the experiment is pending again."""
+    attempts = tuple(a for a in entry.attempts if a.n != entry.attempt)
+    return entry.replace(
+        status=Status.PENDING,
+        attempt=entry.attempt - 1,
+        attempts=attempts,
+        pid=None,
+        target=None,
+        host=None,
+        gpu=None,
+        unreachable=Unreachable(),
+    )
+
+
+def cancelled(entry: StatusEntry, now: datetime, why: str) -> StatusEntry:
+    entry = update_current(entry, finished=entry.current.finished or iso(now)) if entry.current else entry
+    return entry.replace(
+        status=Status.CANCELLED,
+        pid=None,
+        finished=entry.finished or iso(now),
+        waiting_reason=None,
+        notes=_note(entry.notes, why),
+    )
+
+
+def silent(entry: StatusEntry, policies: Policies, now: datetime, error: str) -> StatusEntry:
+    """The target did not answer: the run is ``unreachable`` (never failed); past the thresholds
+    it goes ``on_hold`` for a person to decide."""
+    u = entry.unreachable
+    start = parse_iso(entry.started)
+    elapsed_probes = int((now - start).total_seconds() // max(policies.poll_interval, 1)) + 1 if start else 1
+    probes = max(u.probes + 1, elapsed_probes)
+    u = Unreachable(consecutive=u.consecutive + 1, total=u.total + 1, probes=probes)
+    pol = policies.unreachable
+    reason = None
+    if u.consecutive >= pol.consecutive:
+        reason = f"target unreachable for {u.consecutive} consecutive probes"
+    elif u.total >= pol.total:
+        reason = f"target unreachable in {u.total} probes in all"
+    elif u.probes >= pol.min_probes and u.total / u.probes > pol.ratio:
+        reason = f"target unreachable in {u.total} of {u.probes} probes"
+    status = Status.ON_HOLD if reason else Status.UNREACHABLE
+    if entry.status is Status.ON_HOLD:
+        status = Status.ON_HOLD
+    note = entry.notes
+    if reason and entry.status is not Status.ON_HOLD:
+        note = _note(note, f"on_hold: {reason} ({error})")
+    return entry.replace(status=status, unreachable=u, notes=note)
+
+
+def answered(entry: StatusEntry) -> StatusEntry:
+    """The target answered again: the consecutive count resets (totals stay as evidence)."""
+    if entry.unreachable.consecutive == 0:
+        return entry
+    return entry.replace(unreachable=dataclasses.replace(entry.unreachable, consecutive=0))
+
+
+def _note(notes: str, line: str) -> str:
+    lines = [x for x in notes.split("\n") if x]
+    lines.append(line)
+    return "\n".join(lines[-10:])

@@ -1,0 +1,102 @@
+"""Placement: which target (and which GPUs) a pending experiment goes to, if any.
+
+Deterministic: targets are tried least loaded first (then by name); GPUs with the most free
+memory first (then by index). Each placement reserves its slots and memory, so later experiments
+in the same pass see them. When nothing fits, the reason names every target and why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.model.config import Target
+from reconciler.model.observed import GpuObservation, TargetObservation
+from reconciler.model.spec import ExperimentSpec
+from reconciler.plan.context import Context
+
+
+@dataclass(frozen=True)
+class Placement:
+    target: Target
+    root: str
+    gpus: tuple[int, ...]
+
+
+def place(spec: ExperimentSpec, ctx: Context) -> Placement | str:
+    """A placement, or the reason none was possible."""
+    names = spec.targets or ctx.desired.config.target_names
+    candidates = sorted(names, key=lambda n: (ctx.runs_on_target[n], n))
+    reasons: list[str] = []
+    for name in candidates:
+        target = ctx.desired.config.target(name)
+        tobs = ctx.observed.target(name)
+        if tobs is None or not tobs.reachable:
+            reasons.append(f"{name} unreachable")
+            continue
+        if target.max_runs is not None and ctx.runs_on_target[name] >= target.max_runs:
+            reasons.append(f"{name} at max_runs ({target.max_runs})")
+            continue
+        gpus = _pick_gpus(spec, target, tobs, ctx)
+        if isinstance(gpus, str):
+            reasons.append(gpus)
+            continue
+        _reserve(spec, target, gpus, ctx)
+        return Placement(target, tobs.root or target.root, gpus)
+    return "; ".join(reasons) if reasons else "no eligible target"
+
+
+def _pick_gpus(
+    spec: ExperimentSpec, target: Target, tobs: TargetObservation, ctx: Context
+) -> tuple[int, ...] | str:
+    if tobs.gpus is None:
+        if spec.gpus:
+            return f"{target.name} has no GPU (needs {spec.gpus})"
+        return ()
+    need = 1 if spec.gpus is None else spec.gpus
+    if need == 0:
+        return ()
+    factor = target.gpus.vram_factor
+    need_mb = (spec.vram_gb or 0.0) * 1024.0 * factor
+    usable = [g for g in tobs.gpus if _usable(g, target)]
+    fits = [
+        g
+        for g in usable
+        if ctx.runs_on_gpu[(target.name, g.index)] < target.gpus.max_runs_per_gpu
+        and _free_mb(g, target.name, ctx) >= need_mb
+    ]
+    fits.sort(key=lambda g: (-_free_mb(g, target.name, ctx), g.index))
+    if len(fits) >= need:
+        return tuple(sorted(g.index for g in fits[:need]))
+    if spec.vram_gb:
+        return f"no GPU with {spec.vram_gb * factor:.1f} GB free on {target.name}"
+    return f"no free GPU on {target.name}"
+
+
+def _usable(gpu: GpuObservation, target: Target) -> bool:
+    if gpu.index in target.gpus.blacklist:
+        return False
+    return not any(model.lower() in gpu.name.lower() for model in target.gpus.blacklist_models)
+
+
+def _free_mb(gpu: GpuObservation, target: str, ctx: Context) -> float:
+    free = gpu.memory_free_mb
+    if free is None:
+        total, used = gpu.memory_total_mb, gpu.memory_used_mb
+        free = (total - used) if total is not None and used is not None else 0.0
+    return free - ctx.reserved_mb[(target, gpu.index)]
+
+
+def _reserve(spec: ExperimentSpec, target: Target, gpus: tuple[int, ...], ctx: Context) -> None:
+    ctx.runs_on_target[target.name] += 1
+    for index in gpus:
+        ctx.runs_on_gpu[(target.name, index)] += 1
+        ctx.reserved_mb[(target.name, index)] += (spec.vram_gb or 0.0) * 1024.0
+
+
+def count_active(target: str, gpus: tuple[int, ...], vram_gb: float | None, ctx: Context) -> None:
+    """Account for a run already on a target (recorded or adopted) before placing new ones.
+
+    Its memory is already in the probe's "used" figure, so only the slot counts."""
+    ctx.runs_on_target[target] += 1
+    for index in gpus:
+        ctx.runs_on_gpu[(target, index)] += 1

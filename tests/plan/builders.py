@@ -1,0 +1,107 @@
+"""Build model values from the compact YAML of the golden planner cases (test side only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from reconciler.model.config import (
+    BackoffPolicy,
+    Config,
+    GpuPolicy,
+    Policies,
+    Target,
+    TargetKind,
+    TimeoutPolicy,
+    UnreachablePolicy,
+)
+from reconciler.model.decisions import Decision, DecisionAction
+from reconciler.model.desired import DesiredState
+from reconciler.model.ids import launch_token
+from reconciler.model.observed import GpuObservation, ObservedState, RunObservation, TargetObservation
+from reconciler.model.spec import DesiredRunState, ExperimentSpec, Group, RemediationRule
+from reconciler.model.status import StateFile
+
+
+def config(d: dict[str, Any]) -> Config:
+    targets = []
+    for t in d.get("targets", []):
+        t = dict(t)
+        t["kind"] = TargetKind(t.get("kind", "local"))
+        if "gpus" in t:
+            g = dict(t["gpus"])
+            g["blacklist"] = tuple(g.get("blacklist", ()))
+            g["blacklist_models"] = tuple(g.get("blacklist_models", ("RTX A6000",)))
+            t["gpus"] = GpuPolicy(**g)
+        targets.append(Target(**t))
+    p = dict(d.get("policies", {}))
+    if "backoff" in p:
+        p["backoff"] = BackoffPolicy(**p["backoff"])
+    if "unreachable" in p:
+        p["unreachable"] = UnreachablePolicy(**p["unreachable"])
+    if "timeouts" in p:
+        p["timeouts"] = TimeoutPolicy(**p["timeouts"])
+    return Config(project=d.get("project", "proj"), targets=tuple(targets), policies=Policies(**p))
+
+
+def spec(d: dict[str, Any]) -> ExperimentSpec:
+    d = dict(d)
+    d.setdefault("base_id", d["id"])
+    d.setdefault("source", "dispatch/x.yaml:1")
+    d.setdefault("command", f"python3 train.py --seed {{seed}} --out {{result_file}} --exp {d['id']}")
+    if "group" in d:
+        d["group"] = Group(d["group"])
+    if "state" in d:
+        d["state"] = DesiredRunState(d["state"])
+    if "targets" in d:
+        d["targets"] = tuple(d["targets"])
+    if "remediation" in d:
+        d["remediation"] = tuple(RemediationRule(**r) for r in d["remediation"])
+    return ExperimentSpec(**d)
+
+
+def desired(case: dict[str, Any]) -> DesiredState:
+    decisions = tuple(
+        Decision(**{**x, "action": DecisionAction(x["action"])}) for x in case.get("decisions", [])
+    )
+    return DesiredState(
+        config=config(case.get("config", {})),
+        experiments=tuple(sorted((spec(e) for e in case.get("experiments", [])), key=lambda s: s.id)),
+        decisions=decisions,
+        revision=case.get("revision", "c0ffee0000000000000000000000000000000000"),
+    )
+
+
+def recorded(case: dict[str, Any], project: str) -> StateFile:
+    d = case.get("recorded") or {"project": project, "experiments": []}
+    d.setdefault("project", project)
+    return StateFile.from_dict(d)
+
+
+def observed(case: dict[str, Any], project: str) -> ObservedState:
+    out: dict[str, TargetObservation] = {}
+    for name, t in (case.get("observed") or {}).items():
+        runs = {}
+        for r in t.get("runs", []):
+            r = dict(r)
+            r.setdefault("token", launch_token(project, r["exp_id"], r["attempt"]))
+            r["log_tail"] = tuple(r.get("log_tail", ()))
+            run = RunObservation(**r)
+            runs[(run.exp_id, run.attempt)] = run
+        gpus = None
+        if "gpus" in t:
+            gpus = tuple(GpuObservation(**{"uuid": f"GPU-{g['index']}", "utilization_pct": 0.0, **g}) for g in t["gpus"])
+        out[name] = TargetObservation(
+            target=name,
+            reachable=t.get("reachable", True),
+            error=t.get("error"),
+            runs=runs,
+            gpus=gpus,
+            host=t.get("host", name),
+            root=t.get("root", f"/r/{name}"),
+        )
+    return ObservedState(out)
+
+
+def now(case: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(case.get("now", "2026-11-26T12:00:00+00:00")))
