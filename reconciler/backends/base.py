@@ -7,6 +7,7 @@ ship code, launch, collect, kill), built on a transport by a scheduler adapter.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -49,8 +50,9 @@ class Runner(Protocol):
     name: str
     transport: Transport
 
-    async def probe(self) -> TargetObservation:
-        """One remote command: every run dir of this project, GPUs, host facts."""
+    async def probe(self, want: Collection[tuple[str, int]] = ()) -> TargetObservation:
+        """One remote command: every run dir of this project (details for ``want`` and for runs
+        without an exit code), GPUs, host facts."""
         ...
 
     async def ship_code(self, commit: str, archive: Path) -> None:

@@ -1,0 +1,1 @@
+"""Carry out a plan's I/O actions through the targets' runners."""

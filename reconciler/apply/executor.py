@@ -1,0 +1,104 @@
+"""Run a plan's I/O actions: targets concurrently, each target's actions in plan order
+(kills, code, launches, collects), one ``ActionResult`` per action.
+
+Errors are classified where they surface: a ``TemporaryError`` (connection, timeout) is a
+temporary failure the next pass retries; a ``PermanentError`` stalls that action. A launch on a
+target whose code could not be shipped is skipped (its experiment stays pending).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from reconciler.atomic import atomic_write_text
+from reconciler.backends.base import Runner
+from reconciler.crashpoints import crash_point
+from reconciler.errors import PermanentError, ReconcilerError, TemporaryError
+from reconciler.model.actions import Action, ActionResult, Collect, Kill, Launch, Record, ShipCode
+from reconciler.results import check_result
+
+ArchiveFor = Callable[[str], Path]
+"""Returns a tar of the project's tree at a commit (made once per commit by the engine)."""
+
+
+async def execute(
+    actions: Sequence[Action],
+    runners: Mapping[str, Runner],
+    archive_for: ArchiveFor,
+    project_dir: Path,
+) -> list[ActionResult]:
+    by_target: dict[str, list[Action]] = {}
+    for action in actions:
+        if not isinstance(action, Record):
+            by_target.setdefault(action.target, []).append(action)
+    chunks = await asyncio.gather(
+        *(_target(runners.get(t), acts, archive_for, project_dir) for t, acts in sorted(by_target.items()))
+    )
+    return [r for chunk in chunks for r in chunk]
+
+
+async def _target(
+    runner: Runner | None, actions: list[Action], archive_for: ArchiveFor, project_dir: Path
+) -> list[ActionResult]:
+    results: list[ActionResult] = []
+    unshipped: str | None = None
+    for action in actions:
+        if runner is None:
+            results.append(ActionResult(action, ok=False, message="target not configured", temporary=False))
+            continue
+        if isinstance(action, Launch) and unshipped is not None:
+            results.append(ActionResult(action, False, unshipped, temporary=True, data={"skipped": True}))
+            continue
+        result = await _one(runner, action, archive_for, project_dir)
+        if isinstance(action, ShipCode) and not result.ok:
+            unshipped = f"code {action.commit[:10]} not shipped: {result.message}"
+        results.append(result)
+    return results
+
+
+async def _one(runner: Runner, action: Action, archive_for: ArchiveFor, project_dir: Path) -> ActionResult:
+    try:
+        if isinstance(action, ShipCode):
+            await runner.ship_code(action.commit, archive_for(action.commit))
+            return ActionResult(action, True, "code present")
+        if isinstance(action, Launch):
+            data = await runner.launch(action)
+            crash_point("after_launch")
+            return ActionResult(action, True, "started", data=data)
+        if isinstance(action, Collect):
+            return await _collect(runner, action, project_dir)
+        if isinstance(action, Kill):
+            gone = await runner.kill(action)
+            crash_point("after_kill")
+            return ActionResult(action, gone, "gone" if gone else "still running after the kill", temporary=not gone)
+    except TemporaryError as exc:
+        return ActionResult(action, False, str(exc), temporary=True)
+    except PermanentError as exc:
+        return ActionResult(action, False, f"{exc.reason}: {exc}", temporary=False)
+    except ReconcilerError as exc:
+        return ActionResult(action, False, str(exc), temporary=True)
+    return ActionResult(action, False, f"unknown action {action.kind}")
+
+
+async def _collect(runner: Runner, action: Collect, project_dir: Path) -> ActionResult:
+    dest = project_dir / action.local_path
+    staging = dest.with_name(f".{dest.name}.incoming")
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        await runner.collect(action, staging)
+    except TemporaryError as exc:
+        if "No such file" in str(exc) or "not found" in str(exc).lower():
+            return ActionResult(action, False, f"result file missing: {action.remote_path}", temporary=False)
+        raise
+    try:
+        text = staging.read_text(encoding="utf-8", errors="replace")
+    finally:
+        staging.unlink(missing_ok=True)
+    verdict = check_result(text, action.exp_id)
+    if not verdict.ok:
+        return ActionResult(action, False, f"{action.local_path}: {verdict.message}", temporary=False)
+    atomic_write_text(dest, text)
+    crash_point("after_collect")
+    return ActionResult(action, True, verdict.message, data={"rows": verdict.rows})

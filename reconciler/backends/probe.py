@@ -1,0 +1,171 @@
+"""The probe's two ends on the controller side (observe stage): the request and the parse.
+
+The script itself is ``resources/probe.py`` (it runs on the target). It is installed once per
+content at ``<root>/.reconciler/probe-<hash>.py``, so a pass costs one remote command.
+
+Request (JSON on stdin)::
+
+    {"root": "~/proj", "want": [["A_s0", 1]], "tail": 20, "smi": [GPU_QUERY, APPS_QUERY]}
+
+Answer (one JSON line on stdout)::
+
+    {"v": 1, "host": "gpu-a", "root": "/home/u/proj", "free_disk_gb": 812.4,
+     "fields": ["exp_id", "attempt", "token", "launched", "exit_code", "pid", "start_time", "age"],
+     "runs": [["A_s0", 1, "tok", 1, null, 4242, "9137", 37.5], ...],
+     "details": [{"exp_id": "A_s0", "attempt": 1, "alive": true, "heartbeat_age": 3.1,
+                  "result_size": null, "sidecar": {...} | null, "log_tail": ["..."]}],
+     "errors": [],
+     "gpus": null | {"query": {"rc": 0, "out": "...", "err": ""},
+                     "apps": {"rc": 0, "out": "...", "err": ""} | null, "own": [pid, ...]}}
+
+``runs`` has one compact record per run dir (``pid``/``start_time`` only for runs without an exit
+code or wanted ones); ``details`` only for runs without an exit code or named in ``want``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Collection, Mapping
+from contextlib import AbstractContextManager
+from functools import cache
+from importlib import resources
+from importlib.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import TransportError
+from reconciler.model.observed import GpuObservation, RunObservation, TargetObservation
+from reconciler.observe.gpus import APPS_QUERY, GPU_QUERY, build_gpus
+
+PROBE_VERSION = 1
+
+
+def _resource() -> Traversable:
+    return resources.files("reconciler.backends").joinpath("resources").joinpath("probe.py")
+
+
+@cache
+def probe_source() -> bytes:
+    """The probe script's bytes, as shipped in the package."""
+    return _resource().read_bytes()
+
+
+def probe_file() -> AbstractContextManager[Path]:
+    """A local path of the probe script (a temp copy only when the package is zipped)."""
+    return resources.as_file(_resource())
+
+
+@cache
+def probe_name() -> str:
+    """``probe-<hash>.py``: a changed probe gets a new name, so no pass runs a stale one."""
+    return f"probe-{hashlib.sha256(probe_source()).hexdigest()[:16]}.py"
+
+
+def probe_request(root: str, want: Collection[tuple[str, int]] = (), tail: int = 20) -> bytes:
+    doc = {
+        "root": root,
+        "want": sorted([exp_id, int(n)] for exp_id, n in want),
+        "tail": tail,
+        "smi": [list(GPU_QUERY), list(APPS_QUERY)],
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _last_json_line(stdout: str) -> dict[str, Any]:
+    """The probe's document: the last line that parses (shell start-up files may print first)."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("{"):
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(doc, dict):
+                return doc
+    raise TransportError(f"the probe printed no JSON document: {stdout[-300:]!r}")
+
+
+def _opt_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _opt_float(value: object) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _opt_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _gpus(section: object) -> tuple[tuple[GpuObservation, ...] | None, str | None]:
+    """GPUs, or ``None`` with a note when ``nvidia-smi`` is absent or failed (a CPU target then)."""
+    if not isinstance(section, Mapping):
+        return None, None
+    query = section.get("query")
+    apps = section.get("apps")
+    if not isinstance(query, Mapping) or query.get("rc") != 0:
+        rc = query.get("rc") if isinstance(query, Mapping) else None
+        text = ""
+        if isinstance(query, Mapping):
+            text = " ".join(str(query.get(k) or "").strip() for k in ("out", "err")).strip()
+        return None, f"nvidia-smi failed (exit {rc}): {text[:300]}"
+    apps_out = apps.get("out") if isinstance(apps, Mapping) and apps.get("rc") == 0 else None
+    note = None if apps_out is not None else "nvidia-smi --query-compute-apps failed"
+    return build_gpus(str(query.get("out") or ""), _opt_str(apps_out)), note
+
+
+def own_gpu_pids(doc: Mapping[str, Any]) -> frozenset[int]:
+    """GPU processes the probe found in the process group of one of this project's live runs."""
+    section = doc.get("gpus")
+    own = section.get("own") if isinstance(section, Mapping) else None
+    return frozenset(p for p in own or () if isinstance(p, int))
+
+
+def parse_probe(target: str, stdout: str, commands: int = 0) -> tuple[TargetObservation, dict[str, Any]]:
+    """The observation, and the raw document (for ``own_gpu_pids`` and debugging)."""
+    doc = _last_json_line(stdout)
+    if doc.get("v") != PROBE_VERSION:
+        raise TransportError(f"probe answered version {doc.get('v')!r}, expected {PROBE_VERSION}")
+    fields = doc.get("fields")
+    if not isinstance(fields, list):
+        raise TransportError("probe answer has no field list")
+    details: dict[tuple[str, int], Mapping[str, Any]] = {}
+    for d in doc.get("details") or ():
+        if isinstance(d, Mapping):
+            details[(str(d.get("exp_id")), int(d.get("attempt", -1)))] = d
+    runs: dict[tuple[str, int], RunObservation] = {}
+    for values in doc.get("runs") or ():
+        rec = dict(zip(fields, values, strict=False))
+        key = (str(rec.get("exp_id")), int(rec.get("attempt", -1)))
+        det = details.get(key, {})
+        sidecar = det.get("sidecar")
+        runs[key] = RunObservation(
+            exp_id=key[0],
+            attempt=key[1],
+            token=_opt_str(rec.get("token")),
+            launched=bool(rec.get("launched")),
+            pid=_opt_int(rec.get("pid")),
+            start_time=_opt_str(rec.get("start_time")),
+            alive=det.get("alive") is True,
+            exit_code=_opt_int(rec.get("exit_code")),
+            heartbeat_age=_opt_float(det.get("heartbeat_age")),
+            result_size=_opt_int(det.get("result_size")),
+            sidecar=sidecar if isinstance(sidecar, Mapping) else None,
+            log_tail=tuple(str(line) for line in det.get("log_tail") or ()),
+            age=_opt_float(rec.get("age")),
+        )
+    gpus, note = _gpus(doc.get("gpus"))
+    observation = TargetObservation(
+        target=target,
+        reachable=True,
+        error=note,
+        runs=runs,
+        gpus=gpus,
+        host=_opt_str(doc.get("host")),
+        root=_opt_str(doc.get("root")),
+        free_disk_gb=_opt_float(doc.get("free_disk_gb")),
+        commands=commands,
+    )
+    return observation, doc

@@ -1,0 +1,267 @@
+# Python 3.6 compatible on purpose: typing generics and no newer syntax or subprocess options.
+# ruff: noqa: UP006, UP021, UP022, UP035, UP045, PTH
+"""The probe that runs ON THE TARGET, once per pass (observe stage).
+
+``ShellRunner.probe`` installs this file as ``<root>/.reconciler/probe-<hash>.py`` and runs it with
+one JSON request on stdin::
+
+    {"root": "~/proj", "want": [["A_s0", 1]], "tail": 20, "smi": [[argv...], [argv...]]}
+
+and it prints one JSON document on one line (format in ``reconciler.backends.probe``).
+
+Constraints: Python >= 3.6, standard library only, no third-party import, read-only except for
+nothing at all (it never writes). Keep the output small: every run dir gets a compact record
+(a list), only live or wanted runs get the details.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Optional, Set, Tuple
+
+VERSION = 1
+FIELDS = ["exp_id", "attempt", "token", "launched", "exit_code", "pid", "start_time", "age"]
+TAIL_BYTES = 65536
+MAX_LINE = 400
+SIDECAR_MAX = 262144
+SMI_TIMEOUT = 30
+HAVE_PROC = os.path.isdir("/proc/self")
+
+
+def resolve_root(root: str) -> str:
+    """``~`` and relative roots are relative to $HOME (the shell side does the same)."""
+    home = os.path.expanduser("~")
+    return os.path.normpath(os.path.join(home, os.path.expanduser(root)))
+
+
+def read_text(path: str, limit: int = 4096) -> Optional[str]:
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+
+
+def read_int(path: str) -> Optional[int]:
+    text = read_text(path)
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+def process_state(pid: int) -> Optional[Tuple[str, str, int]]:
+    """(state letter, start time, process group) of ``pid``, or None when there is no such process.
+
+    On Linux the start time is field 22 of /proc/<pid>/stat (clock ticks since boot), read after
+    the last ')' so that a command name holding spaces or parentheses cannot shift the fields.
+    Elsewhere it is ``ps -o lstart=``, the same source the wrapper used when it recorded it.
+    """
+    if HAVE_PROC:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        rest = data[data.rfind(b")") + 2 :].split()
+        if len(rest) < 20:
+            return None
+        return rest[0].decode(), rest[19].decode(), int(rest[2])
+    try:
+        out = subprocess.run(
+            ["ps", "-o", "stat=", "-o", "pgid=", "-o", "lstart=", "-p", str(pid)],
+            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            universal_newlines=True,
+            timeout=10,
+        ).stdout.split(None, 2)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if len(out) < 3:
+        return None
+    return out[0][:1], out[2].strip(), int(out[1])
+
+
+def is_alive(pid: Optional[int], start_time: Optional[str]) -> bool:
+    """Running, not a zombie, and started when the wrapper said: a reused pid never looks alive."""
+    if pid is None or not start_time:
+        return False
+    state = process_state(pid)
+    return state is not None and state[0] not in ("Z", "X", "x") and state[1] == start_time
+
+
+def tail_lines(path: str, count: int) -> List[str]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - TAIL_BYTES))
+            data = f.read()
+    except OSError:
+        return []
+    text = data.decode("utf-8", "replace").replace("\r\n", "\n")
+    lines = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[-MAX_LINE:] for line in lines[-count:]] if count > 0 else []
+
+
+def mtime_age(path: str, now: float, digits: int = 1) -> Optional[float]:
+    try:
+        age = max(0.0, now - os.stat(path).st_mtime)
+        return round(age, digits) if digits else int(age)
+    except OSError:
+        return None
+
+
+def read_sidecar(path: str) -> Optional[Dict[str, Any]]:
+    try:
+        if os.stat(path).st_size > SIDECAR_MAX:
+            return None
+        with open(path, "rb") as f:
+            doc = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def result_size(run_dir: str) -> Optional[int]:
+    path = read_text(os.path.join(run_dir, "result_path"))
+    if not path:
+        return None
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def scan_runs(root: str, want: Set[Tuple[str, int]], tail: int, now: float) -> Dict[str, Any]:
+    """Compact records of every run dir; details for unfinished or wanted ones."""
+    records = []  # type: List[List[Any]]
+    details = []  # type: List[Dict[str, Any]]
+    errors = []  # type: List[str]
+    alive_pids = []  # type: List[int]
+    runs_dir = os.path.join(root, "runs")
+    try:
+        exp_ids = sorted(e.name for e in os.scandir(runs_dir) if e.is_dir() and e.name[:1] != ".")
+    except OSError:
+        exp_ids = []
+    for exp_id in exp_ids:
+        exp_dir = os.path.join(runs_dir, exp_id)
+        try:
+            attempts = sorted(int(e.name) for e in os.scandir(exp_dir) if e.name.isdigit() and e.is_dir())
+        except OSError as exc:
+            errors.append(f"{exp_dir}: {exc}")
+            continue
+        for attempt in attempts:
+            run_dir = os.path.join(exp_dir, str(attempt))
+            try:
+                names = {e.name for e in os.scandir(run_dir)}
+            except OSError as exc:
+                errors.append(f"{run_dir}: {exc}")
+                continue
+            token = read_text(os.path.join(run_dir, "token")) if "token" in names else None
+            exit_code = read_int(os.path.join(run_dir, "exit_code")) if "exit_code" in names else None
+            age = mtime_age(os.path.join(run_dir, "token") if token is not None else run_dir, now, 0)
+            pid = None  # type: Optional[int]
+            start = None  # type: Optional[str]
+            detailed = exit_code is None or (exp_id, attempt) in want
+            if detailed:
+                pid = read_int(os.path.join(run_dir, "pid")) if "pid" in names else None
+                start = read_text(os.path.join(run_dir, "start_time")) if "start_time" in names else None
+            records.append([exp_id, attempt, token, int("launch.lock" in names), exit_code, pid, start, age])
+            if not detailed:
+                continue
+            alive = is_alive(pid, start)
+            if alive and pid is not None:
+                alive_pids.append(pid)
+            details.append(
+                {
+                    "exp_id": exp_id,
+                    "attempt": attempt,
+                    "alive": alive,
+                    "heartbeat_age": mtime_age(os.path.join(run_dir, "heartbeat"), now),
+                    "result_size": result_size(run_dir),
+                    "sidecar": read_sidecar(os.path.join(run_dir, "status.json")),
+                    "log_tail": tail_lines(os.path.join(run_dir, "stdout.log"), tail),
+                }
+            )
+    return {"runs": records, "details": details, "errors": errors[:20], "alive_pids": alive_pids}
+
+
+def run_tool(argv: List[str]) -> Dict[str, Any]:
+    try:
+        proc = subprocess.run(
+            argv,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            universal_newlines=True,
+            timeout=SMI_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        return {"rc": 124, "out": "", "err": f"timed out after {SMI_TIMEOUT}s"}
+    except OSError as exc:
+        return {"rc": 127, "out": "", "err": str(exc)}
+    return {"rc": proc.returncode, "out": proc.stdout, "err": proc.stderr[-2000:]}
+
+
+def gpu_section(commands: List[List[str]], live_pids: Set[int]) -> Optional[Dict[str, Any]]:
+    """Raw nvidia-smi output (parsed on the controller), None when nvidia-smi is not on PATH.
+
+    ``own`` lists the GPU processes whose process group is one of this project's live runs.
+    """
+    if len(commands) != 2 or shutil.which(commands[0][0]) is None:
+        return None
+    query = run_tool(commands[0])
+    apps = run_tool(commands[1]) if query["rc"] == 0 else None
+    own = []
+    if apps is not None and apps["rc"] == 0:
+        for line in apps["out"].splitlines():
+            head = line.split(",", 1)[0].strip()
+            if head.isdigit():
+                state = process_state(int(head))
+                if state is not None and state[2] in live_pids:
+                    own.append(int(head))
+    return {"query": query, "apps": apps, "own": own}
+
+
+def free_gb(path: str) -> Optional[float]:
+    while path and not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    try:
+        return round(shutil.disk_usage(path).free / 2.0**30, 2)
+    except OSError:
+        return None
+
+
+def main() -> int:
+    request = json.loads(sys.stdin.buffer.read().decode("utf-8") or "{}")
+    root = resolve_root(str(request.get("root") or "."))
+    want = {(str(e), int(n)) for e, n in request.get("want") or []}
+    now = time.time()
+    doc = {
+        "v": VERSION,
+        "host": os.uname()[1],
+        "root": root,
+        "free_disk_gb": free_gb(root),
+        "fields": FIELDS,
+    }  # type: Dict[str, Any]
+    scan = scan_runs(root, want, int(request.get("tail", 20)), now)
+    alive_pids = set(scan.pop("alive_pids"))
+    doc.update(scan)
+    doc["gpus"] = gpu_section(request.get("smi") or [], alive_pids)
+    sys.stdout.write(json.dumps(doc, separators=(",", ":")) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""``ShellRunner``: the ``Runner`` of targets whose runs are plain detached processes.
+
+It serves ``local`` targets (over ``LocalTransport``) and ``ssh`` targets (over the SSH
+transport) unchanged: it uses only ``transport.run``, ``put`` and ``get``. The observe stage
+calls ``probe``; the apply stage calls ``ship_code``, ``launch``, ``collect`` and ``kill``.
+The scripts come from the pure builders in ``wrapper`` and ``scripts``; the probe's request
+and parse live in ``probe``. The remote layout under the target's root ``R``::
+
+    R/.reconciler/probe-<hash>.py     the installed probe
+    R/code/<commit>/                  unpacked tree, ``.complete`` written last
+    R/runs/<exp_id>/<attempt>/        token, launch.lock/, wrapper.sh, pid, start_time, host,
+                                      heartbeat, stdout.log, exit_code, result_path, status.json
+    R/checkpoints/<exp_id>/
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import secrets
+from collections.abc import Collection
+from pathlib import Path
+
+from reconciler.backends import probe as probe_mod
+from reconciler.backends import scripts, wrapper
+from reconciler.backends.base import Completed, Transport
+from reconciler.crashpoints import crash_point
+from reconciler.errors import InvalidTarget, PermanentError, TemporaryError, TransportError
+from reconciler.model.actions import Collect, Kill, Launch
+from reconciler.model.config import Target, TargetKind
+from reconciler.model.observed import TargetObservation
+
+
+def resolve_root(target: Target, project_dir: Path | None) -> str:
+    """The root as the runner sends it: a ``local`` target's relative root is made absolute
+    against the project dir; other targets keep it (``~``/relative resolve on the target)."""
+    root = target.root
+    if target.kind is not TargetKind.LOCAL or root.startswith("/"):
+        return root
+    if root.startswith("~"):
+        return os.path.expanduser(root)
+    if project_dir is None:
+        raise InvalidTarget(f"target {target.name}: relative root {root!r} needs the project dir", "InvalidTarget")
+    return str((Path(project_dir) / root).resolve())
+
+
+class ShellRunner:
+    """A target whose runs are ``setsid nohup`` processes (see the module docstring)."""
+
+    def __init__(
+        self,
+        target: Target,
+        transport: Transport,
+        project_dir: Path | None,
+        project: str,
+        *,
+        command_timeout: float = 120.0,
+        kill_grace: float = 10.0,
+        start_wait: float = 5.0,
+        log_tail: int = 20,
+    ) -> None:
+        self.name = target.name
+        self.target = target
+        self.transport = transport
+        self.project = project
+        self.root = resolve_root(target, project_dir)
+        """The root as sent to the target (absolute for ``local``; may start with ``~`` otherwise)."""
+        self.command_timeout = command_timeout
+        self.kill_grace = kill_grace
+        self.start_wait = start_wait
+        self.log_tail = log_tail
+        self.last_probe: dict[str, object] = {}
+        """The raw document of the last probe (``probe.own_gpu_pids`` reads it)."""
+
+    async def _run(self, script: str, *, stdin: bytes | None = None, timeout: float | None = None) -> Completed:
+        return await self.transport.run(script, stdin=stdin, timeout=timeout or self.command_timeout)
+
+    def _fail(self, what: str, done: Completed) -> TransportError:
+        detail = (done.stderr.strip() or done.stdout.strip())[-500:]
+        return TransportError(f"{self.name}: {what} failed (exit {done.returncode}): {detail}")
+
+    async def probe(self, want: Collection[tuple[str, int]] = ()) -> TargetObservation:
+        """One remote command in the steady state (two and a ``put`` when the probe is new).
+
+        Every run dir gets a compact record; runs without an exit code and the runs in ``want``
+        also get liveness, heartbeat age, result size, sidecar and log tail. The observer must
+        pass in ``want`` every run its status records as unfinished: a run that ended since
+        the last pass has an exit code, and its result size and log tail come only on request.
+        """
+        before = self.transport.commands
+        request = probe_mod.probe_request(self.root, want, self.log_tail)
+        name = probe_mod.probe_name()
+        python = self.target.python
+        done = await self._run(scripts.probe_command(self.root, name, python), stdin=request)
+        if done.returncode == scripts.PROBE_MISSING_EXIT:
+            reconciler_dir = done.stdout.strip().splitlines()[-1]
+            tmp = f".{name}.{secrets.token_hex(4)}.tmp"
+            with probe_mod.probe_file() as local:
+                await self.transport.put(local, posixpath.join(reconciler_dir, tmp))
+            command = scripts.probe_command(self.root, name, python, install_from=tmp)
+            done = await self._run(command, stdin=request)
+        if done.returncode == 127:
+            raise InvalidTarget(f"{self.name}: {python!r} not found on the target: {done.stderr.strip()}")
+        if done.returncode != 0:
+            raise self._fail("probe", done)
+        observation, doc = probe_mod.parse_probe(self.name, done.stdout, self.transport.commands - before)
+        self.last_probe = doc
+        return observation
+
+    async def ship_code(self, commit: str, archive: Path) -> None:
+        """One command when ``R/code/<commit>`` is complete; else two and a ``put``."""
+        done = await self._run(scripts.ship_check_script(self.root, commit))
+        if done.returncode != 0:
+            raise self._fail("ship check", done)
+        lines = done.stdout.split()
+        if lines[:1] == ["present"]:
+            return
+        code_root = done.stdout.strip().splitlines()[-1]
+        archive_name = f".{commit}.{secrets.token_hex(4)}.tar"
+        await self.transport.put(Path(archive), posixpath.join(code_root, archive_name))
+        script = scripts.ship_unpack_script(code_root, commit, archive_name, self.target.python)
+        done = await self._run(script)
+        if done.returncode != 0:
+            raise self._fail(f"unpacking {commit[:10]}", done)
+
+    async def launch(self, action: Launch) -> dict[str, object]:
+        """Two commands: claim the run dir and write the wrapper, then start it once.
+
+        A foreign token raises ``PermanentError(reason="ForeignRunDir")``. If the attempt was
+        started before (a crash between start and record), its pid is adopted, not restarted:
+        the result then has ``adopted=True``.
+        """
+        script = wrapper.wrapper_script(action, self.target.env, self.project)
+        done = await self._run(wrapper.prepare_script(action), stdin=script.encode())
+        if done.returncode == wrapper.FOREIGN_TOKEN_EXIT:
+            raise PermanentError(
+                f"{self.name}: {action.run_dir} belongs to another launch ({done.stderr.strip()})",
+                reason="ForeignRunDir",
+            )
+        if done.returncode != 0:
+            raise self._fail("preparing the run dir", done)
+        crash_point("after_run_dir")
+        done = await self._run(
+            wrapper.start_script(action.run_dir, self.start_wait), timeout=self.command_timeout + self.start_wait
+        )
+        if done.returncode != 0:
+            raise self._fail("starting the wrapper", done)
+        facts = wrapper.parse_key_values(done.stdout)
+        pid = facts.get("pid", "")
+        if not pid.isdigit() or not facts.get("start_time"):
+            raise TemporaryError(f"{self.name}: {action.exp_id} attempt {action.attempt}: no pid recorded yet")
+        return {
+            "pid": int(pid),
+            "start_time": facts["start_time"],
+            "host": facts.get("host", ""),
+            "adopted": facts.get("started") != "1",
+        }
+
+    async def collect(self, action: Collect, dest: Path) -> None:
+        """Copy the result file to ``dest`` through a temp file in the same dir (atomic rename)."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+        try:
+            await self.transport.get(action.remote_path, tmp)
+            tmp.replace(dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    async def kill(self, action: Kill) -> bool:
+        """Kill the run's process group if (and only if) its leader is the process we started.
+
+        True when nothing of the run is left (killed, already gone, or the pid now belongs to a
+        foreign process, which is left alone); False when it survived SIGKILL or ownership
+        could not be shown.
+        """
+        pid, start = (action.pid, action.start_time) if action.pid and action.start_time else (None, None)
+        script = scripts.kill_script(action.run_dir, pid, start, self.kill_grace)
+        done = await self._run(script, timeout=self.command_timeout + self.kill_grace + 10)
+        if done.returncode != 0:
+            raise self._fail("kill", done)
+        word = (done.stdout.split() or ["?"])[-1]
+        return word in ("gone", "reused")

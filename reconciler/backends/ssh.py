@@ -1,0 +1,299 @@
+"""SSH transport over asyncssh: one connection per host, reused for the whole pass.
+
+The engine opens one ``SshPool`` per pass and closes it at the end; ``SshPool.transport`` hands
+out a ``SshTransport`` per target, and targets with equal ``SshOptions`` share one connection.
+Concurrent ``run`` calls share that connection, at most ``max_sessions`` channels at a time
+(OpenSSH's default ``MaxSessions`` is 10; SFTP takes one more channel).
+
+A command runs as ``sh -c <script>`` under the remote login shell. On timeout or cancellation
+the command's process group is killed (a "signal" channel request), like ``LocalTransport``
+does; jobs started with ``setsid`` have their own group and are not touched. ``put``/``get`` use
+one SFTP client per connection, started lazily; ``command_timeout`` bounds them too.
+``commands`` counts ``run`` calls; ``bytes_transferred`` counts stdin, stdout and stderr bytes of
+commands plus file bytes moved by SFTP (as ``LocalTransport`` counts).
+
+Failures come out as ``ConnectError`` (cannot connect, authentication, host key; see
+``sshconfig``), ``CommandTimeout`` and ``TransportError`` (connection lost mid-command, SFTP
+failure). A dropped connection is reopened by the next call, once; never inside the failing call.
+This module and ``sshconfig`` are the only ones that import asyncssh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+from pathlib import Path
+from types import TracebackType
+
+import asyncssh
+
+from reconciler.backends.base import Completed
+from reconciler.backends.sshconfig import endpoint, open_connection
+from reconciler.errors import CommandTimeout, TransportError
+from reconciler.model.config import Policies, SshOptions
+
+DEFAULT_MAX_SESSIONS = 8
+_TIMEOUTS = (asyncio.TimeoutError, TimeoutError)
+
+
+def _text(data: object) -> str:
+    if isinstance(data, bytes):
+        return data.decode("utf-8", errors="replace")
+    return data if isinstance(data, str) else ""
+
+
+def _sftp_path(remote: str) -> str:
+    """SFTP starts in the home directory and does not expand ``~``."""
+    if remote == "~":
+        return "."
+    return remote[2:] if remote.startswith("~/") else remote
+
+
+class _Link:
+    """One SSH connection to a host (plus its jump hops and lazy SFTP client), reopened on demand."""
+
+    def __init__(
+        self,
+        options: SshOptions,
+        *,
+        connect_timeout: float | None,
+        max_sessions: int,
+        keepalive_interval: float | None,
+    ) -> None:
+        self.options = options
+        self.connect_timeout = connect_timeout
+        self.keepalive_interval = keepalive_interval
+        self.sessions = asyncio.Semaphore(max_sessions)
+        self.connects = 0
+        self.closed = False
+        self._lock = asyncio.Lock()
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._hops: list[asyncssh.SSHClientConnection] = []
+        self._sftp: tuple[asyncssh.SSHClientConnection, asyncssh.SFTPClient] | None = None
+        self._sftp_lock = asyncio.Lock()
+
+    def _live(self) -> asyncssh.SSHClientConnection | None:
+        conn = self._conn
+        return conn if conn is not None and not conn.is_closed() else None
+
+    async def connection(self) -> asyncssh.SSHClientConnection:
+        """The open connection; connects (one attempt) when there is none or it dropped."""
+        if self.closed:
+            raise TransportError(f"ssh connection to {self.options.host} was closed")
+        if (conn := self._live()) is not None:
+            return conn
+        async with self._lock:
+            if (conn := self._live()) is not None:
+                return conn
+            self._drop()
+            self._conn, self._hops = await open_connection(
+                self.options,
+                connect_timeout=self.connect_timeout,
+                keepalive_interval=self.keepalive_interval,
+            )
+            self.connects += 1
+            return self._conn
+
+    async def sftp(self) -> asyncssh.SFTPClient:
+        """The connection's SFTP client, started on first use (one per connection)."""
+        conn = await self.connection()
+        async with self._sftp_lock:
+            if self._sftp is None or self._sftp[0] is not conn:
+                self._sftp = (conn, await conn.start_sftp_client())
+            return self._sftp[1]
+
+    def discard(self, conn: asyncssh.SSHClientConnection) -> None:
+        """Forget a connection that failed mid-call, so the next call reconnects."""
+        if self._conn is conn:
+            self._drop()
+
+    def reset_sftp(self) -> None:
+        """Forget a broken SFTP client; the next transfer starts a new one."""
+        if self._sftp is not None:
+            with contextlib.suppress(Exception):
+                self._sftp[1].exit()
+            self._sftp = None
+
+    def _drop(self) -> None:
+        self.reset_sftp()
+        for conn in [self._conn, *reversed(self._hops)]:
+            if conn is not None:
+                conn.close()
+        self._conn, self._hops = None, []
+
+    async def close(self) -> None:
+        self.closed = True
+        conns = [c for c in [self._conn, *self._hops] if c is not None]
+        self._drop()
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.wait_closed(), 5)
+
+
+async def _execute(
+    conn: asyncssh.SSHClientConnection, script: str, stdin: bytes | None, limit: float | None
+) -> tuple[Completed, int]:
+    """Run one command; returns it and the bytes it moved (stdin, stdout, stderr)."""
+    process = await conn.create_process("sh -c " + shlex.quote(script), encoding=None)
+    try:
+        if stdin:
+            process.stdin.write(stdin)
+        process.stdin.write_eof()
+        result = await process.wait(timeout=limit)
+    finally:
+        if process.returncode is None:  # timed out or cancelled: stop it, as LocalTransport does
+            with contextlib.suppress(OSError, asyncssh.Error):
+                process.kill()  # a "signal" request: OpenSSH kills the command's process group
+        process.close()  # never wait for the close: a command that ignores it would hang us
+    if result.returncode is None:
+        raise asyncssh.ConnectionLost("connection lost before the command reported an exit status")
+    moved = len(stdin or b"") + sum(len(d) for d in (result.stdout, result.stderr) if isinstance(d, bytes))
+    return Completed(result.returncode, _text(result.stdout), _text(result.stderr)), moved
+
+
+class SshTransport:
+    """The ``Transport`` of one target over a (possibly shared) SSH connection."""
+
+    def __init__(self, link: _Link, *, name: str, command_timeout: float | None, owns_link: bool) -> None:
+        self.name = name
+        self.commands = 0
+        self.bytes_transferred = 0
+        self._link = link
+        self._command_timeout = command_timeout
+        self._owns_link = owns_link
+
+    @classmethod
+    async def open(
+        cls,
+        options: SshOptions,
+        *,
+        connect_timeout: float | None = Policies.connect_timeout,
+        command_timeout: float | None = Policies.command_timeout,
+        name: str | None = None,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        keepalive_interval: float | None = None,
+    ) -> SshTransport:
+        """A transport with a connection of its own, connected now; ``close`` closes it."""
+        link = _Link(
+            options,
+            connect_timeout=connect_timeout,
+            max_sessions=max_sessions,
+            keepalive_interval=keepalive_interval,
+        )
+        transport = cls(link, name=name or options.host, command_timeout=command_timeout, owns_link=True)
+        await transport.connect()
+        return transport
+
+    @property
+    def connects(self) -> int:
+        """How many times the underlying connection was opened (1 unless it dropped)."""
+        return self._link.connects
+
+    async def connect(self) -> None:
+        """Open the connection now instead of on the first call (raises ``ConnectError``)."""
+        await self._link.connection()
+
+    def _where(self) -> str:
+        return f"{self.name} ({endpoint(self._link.options)})"
+
+    async def run(self, script: str, *, stdin: bytes | None = None, timeout: float | None = None) -> Completed:
+        """Run ``script`` with ``sh -c`` (under the remote login shell); any exit code returns."""
+        limit = timeout if timeout is not None else self._command_timeout
+        async with self._link.sessions:
+            conn = await self._link.connection()
+            self.commands += 1
+            try:
+                done, moved = await _execute(conn, script, stdin, limit)
+            except _TIMEOUTS as exc:
+                raise CommandTimeout(f"command on {self._where()} did not finish within {limit}s") from exc
+            except (asyncssh.Error, OSError) as exc:
+                if not isinstance(exc, asyncssh.ChannelOpenError):
+                    self._link.discard(conn)
+                raise TransportError(f"command on {self._where()} failed: {exc}") from exc
+        self.bytes_transferred += moved
+        return done
+
+    async def put(self, local: Path, remote: str) -> None:
+        """Copy the local file ``local`` to ``remote`` (relative paths and ``~/`` from the home)."""
+        size = await self._transfer(local, remote, upload=True)
+        self.bytes_transferred += size
+
+    async def get(self, remote: str, local: Path) -> None:
+        """Copy the remote file ``remote`` to the local path ``local``."""
+        size = await self._transfer(local, remote, upload=False)
+        self.bytes_transferred += size
+
+    async def _transfer(self, local: Path, remote: str, *, upload: bool) -> int:
+        what = f"put {local} -> {self.name}:{remote}" if upload else f"get {self.name}:{remote} -> {local}"
+        try:
+            sftp = await self._link.sftp()
+            if upload:
+                await asyncio.wait_for(sftp.put(str(local), _sftp_path(remote)), self._command_timeout)
+            else:
+                await asyncio.wait_for(sftp.get(_sftp_path(remote), str(local)), self._command_timeout)
+            return local.stat().st_size
+        except _TIMEOUTS as exc:
+            raise CommandTimeout(f"{what}: not done within {self._command_timeout}s") from exc
+        except (asyncssh.Error, OSError) as exc:
+            if isinstance(exc, asyncssh.SFTPConnectionLost) or not isinstance(exc, (asyncssh.SFTPError, OSError)):
+                self._link.reset_sftp()  # the client broke, not just this file
+            raise TransportError(f"{what} failed: {exc}") from exc
+
+    async def close(self) -> None:
+        """Close the connection if this transport owns it (a pool's transports leave it to the pool)."""
+        if self._owns_link:
+            await self._link.close()
+
+
+class SshPool:
+    """The SSH connections of one pass: one per distinct ``SshOptions``, closed together."""
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float | None = Policies.connect_timeout,
+        command_timeout: float | None = Policies.command_timeout,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        keepalive_interval: float | None = None,
+    ) -> None:
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.max_sessions = max_sessions
+        self.keepalive_interval = keepalive_interval
+        self._links: dict[SshOptions, _Link] = {}
+
+    @classmethod
+    def from_policies(cls, policies: Policies) -> SshPool:
+        return cls(connect_timeout=policies.connect_timeout, command_timeout=policies.command_timeout)
+
+    @property
+    def connections(self) -> int:
+        """Distinct connections handed out (open or not)."""
+        return len(self._links)
+
+    def transport(self, options: SshOptions, *, name: str | None = None) -> SshTransport:
+        """A transport for ``options``; it connects on its first call, sharing the pool's link."""
+        link = self._links.get(options)
+        if link is None:
+            link = _Link(
+                options,
+                connect_timeout=self.connect_timeout,
+                max_sessions=self.max_sessions,
+                keepalive_interval=self.keepalive_interval,
+            )
+            self._links[options] = link
+        return SshTransport(link, name=name or options.host, command_timeout=self.command_timeout, owns_link=False)
+
+    async def close(self) -> None:
+        """Close every connection of the pass."""
+        links, self._links = list(self._links.values()), {}
+        await asyncio.gather(*(link.close() for link in links))
+
+    async def __aenter__(self) -> SshPool:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

@@ -1,0 +1,35 @@
+"""``reconcile plan``: what a pass would do now; changes nothing (no lock, no write, no commit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from reconciler.commands.common import EXIT_OK, EXIT_STALLED, exit_codes, project_option
+from reconciler.engine import reconcile_once
+from reconciler.model.actions import Record
+
+
+@click.command("plan")
+@project_option
+@exit_codes
+def plan(project_dir: Path) -> int:
+    """Print what a pass would do. Exit 0: nothing to do; 1: changes pending; 2: invalid input."""
+    result = reconcile_once(project_dir, dry_run=True)
+    p = result.plan
+    for name, error in result.unreachable.items():
+        click.echo(f"! {name}: unreachable ({error})")
+    for action in p.io_actions:
+        click.echo(f"+ {action.describe()}")
+    for action in p.actions:
+        if isinstance(action, Record) and action.event != "updated":
+            click.echo(f"~ {action.describe()}")
+    waiting = [(e.id, e.waiting_reason) for e in p.state.entries if e.waiting_reason]
+    for exp_id, why in waiting:
+        click.echo(f"  {exp_id}: waiting: {why}")
+    if p.empty:
+        click.echo("nothing to do")
+        return EXIT_OK
+    return EXIT_STALLED
+

@@ -1,0 +1,98 @@
+"""``reconcile status [--json]``: the experiments as last committed (no network, no lock)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from reconciler.commands.common import EXIT_OK, EXIT_STALLED, exit_codes, project_option
+from reconciler.gitstore.repo import ProjectRepo
+from reconciler.model.status import StateFile, Status, StatusEntry
+from reconciler.statestore import STATE
+
+_STYLE = {
+    Status.DONE: "green",
+    Status.RUNNING: "cyan",
+    Status.QUEUED: "cyan",
+    Status.PENDING: "white",
+    Status.FAILED: "red",
+    Status.ON_HOLD: "yellow",
+    Status.UNREACHABLE: "magenta",
+    Status.CANCELLED: "dim",
+}
+
+
+@click.command("status")
+@project_option
+@click.option("--json", "as_json", is_flag=True, help="Print the committed state.json entries as JSON.")
+@click.option("--rev", default="HEAD", show_default=True, help="Read the status as of this commit.")
+@exit_codes
+def status(project_dir: Path, as_json: bool, rev: str) -> int:
+    """Show every experiment: status, target, GPU, attempt, age, and why it waits or failed."""
+    with ProjectRepo(project_dir) as repo:
+        text = repo.tree(rev).read_text(STATE)
+    state = StateFile.loads(text) if text else StateFile(project="")
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in state.entries], indent=2, sort_keys=True))
+    else:
+        _table(state)
+    needs_attention = any(e.status in (Status.FAILED, Status.ON_HOLD, Status.UNREACHABLE) for e in state.entries)
+    return EXIT_STALLED if needs_attention else EXIT_OK
+
+
+def _table(state: StateFile) -> None:
+    console = Console()
+    if not state.entries:
+        console.print("no experiments recorded yet (run `reconcile --once`)")
+        return
+    table = Table(title=f"{state.project} — {_summary(state)}", title_justify="left")
+    for col in ("experiment", "status", "target", "gpu", "attempt", "age", "why"):
+        table.add_column(col, no_wrap=col in ("experiment", "status"))
+    now = datetime.now(timezone.utc)
+    for e in state.entries:
+        style = _STYLE.get(e.status, "")
+        table.add_row(
+            e.id,
+            f"[{style}]{e.status.value}[/]",
+            e.target or "",
+            ",".join(map(str, e.current.gpus)) if e.current and e.current.gpus else "",
+            f"{e.attempt}/{e.max_retries + 1}" if e.attempt else "",
+            _age(e, now),
+            _why(e),
+        )
+    console.print(table)
+
+
+def _summary(state: StateFile) -> str:
+    counts: dict[str, int] = {}
+    for e in state.entries:
+        counts[e.status.value] = counts.get(e.status.value, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+
+
+def _age(e: StatusEntry, now: datetime) -> str:
+    stamp = e.finished if e.status.final else e.started
+    if not stamp:
+        return ""
+    try:
+        seconds = (now - datetime.fromisoformat(stamp)).total_seconds()
+    except ValueError:
+        return ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{max(seconds, 0):.0f}s"
+
+
+def _why(e: StatusEntry) -> str:
+    if e.waiting_reason:
+        return e.waiting_reason
+    if e.status in (Status.FAILED, Status.ON_HOLD) or (e.status is Status.PENDING and e.failure_class):
+        last = e.notes.split("\n")[-1] if e.notes else ""
+        return last or (e.failure_class or "")
+    return ""

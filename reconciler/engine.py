@@ -1,0 +1,287 @@
+"""One reconcile pass, end to end: lock, load, observe, plan, apply, write, commit.
+
+    committed desired state --load--> DesiredState
+    targets --observe (one probe each)--> ObservedState
+    (desired, recorded, observed, now) --make_plan (pure)--> Plan
+    Plan --execute--> results --fold (pure)--> StateFile --write + commit--> git history
+
+Called by ``reconcile --once``, by the watch loop and by ``reconcile plan`` (``dry_run``).
+Invalid input stops the pass before any network or git write (``SchemaError``, exit 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from reconciler.apply.executor import execute
+from reconciler.crashpoints import crash_point
+from reconciler.gitstore.remote import pull_ff, push
+from reconciler.gitstore.repo import ProjectRepo
+from reconciler.gitstore.writer import commit_status, tag
+from reconciler.load import load_desired
+from reconciler.lockfile import ProjectLock
+from reconciler.model.actions import ActionResult, Collect, Launch
+from reconciler.model.desired import DesiredState
+from reconciler.model.status import StateFile, Status
+from reconciler.observe.observer import observe
+from reconciler.plan import Event, Plan, events, fold, make_plan, subject
+from reconciler.plan.context import iso
+from reconciler.statestore import (
+    LAB_LOG,
+    STATE,
+    append_log,
+    load_recorded,
+    read_inflight,
+    write_inflight,
+    write_state,
+)
+from reconciler.targets import Runners, open_runners
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class PassResult:
+    plan: Plan
+    state: StateFile
+    events: list[Event] = field(default_factory=list)
+    results: list[ActionResult] = field(default_factory=list)
+    commit: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    """Targets that did not answer, with their error."""
+
+    @property
+    def stalled(self) -> bool:
+        """Something needs a person: a failed or held experiment, a silent target, a failed action."""
+        attention = (Status.FAILED, Status.ON_HOLD, Status.UNREACHABLE)
+        if any(e.status in attention for e in self.state.entries):
+            return True
+        return bool(self.unreachable) or any(not r.ok and not r.temporary for r in self.results)
+
+
+def reconcile_once(
+    project_dir: Path,
+    *,
+    dry_run: bool = False,
+    pull: bool | None = None,
+    push_changes: bool | None = None,
+    clock: Clock = utcnow,
+    log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+) -> PassResult:
+    """One pass over the project in ``project_dir``. ``dry_run`` plans and changes nothing."""
+    project_dir = project_dir.resolve()
+    if dry_run:
+        return _pass(project_dir, dry_run=True, pull=False, push_changes=False, clock=clock, log=log)
+    with ProjectLock(project_dir):
+        crash_point("after_lock")
+        return _pass(project_dir, dry_run=False, pull=pull, push_changes=push_changes, clock=clock, log=log)
+
+
+def _pass(
+    project_dir: Path,
+    *,
+    dry_run: bool,
+    pull: bool | None,
+    push_changes: bool | None,
+    clock: Clock,
+    log: Callable[[str], None],
+) -> PassResult:
+    with ProjectRepo(project_dir) as repo:
+        return _pass_in(repo, project_dir, dry_run=dry_run, pull=pull, push_changes=push_changes, clock=clock, log=log)
+
+
+def _pass_in(
+    repo: ProjectRepo,
+    project_dir: Path,
+    *,
+    dry_run: bool,
+    pull: bool | None,
+    push_changes: bool | None,
+    clock: Clock,
+    log: Callable[[str], None],
+) -> PassResult:
+    warnings: list[str] = []
+    tree = repo.tree("HEAD")
+    desired = load_desired(tree)
+    settings = desired.config.git
+    if pull if pull is not None else settings.pull:
+        pull_ff(repo, settings.remote, settings.branch)
+        tree = repo.tree("HEAD")
+        desired = load_desired(tree)
+    crash_point("after_load")
+    dirty = repo.dirty_paths(["config", "dispatch", "experiments"])
+    dirty = [p for p in dirty if p != STATE and not p.startswith("experiments/results/")]
+    if dirty:
+        warnings.append(
+            "uncommitted changes will not run until committed: " + ", ".join(dirty[:5]) + ("…" if len(dirty) > 5 else "")
+        )
+    loaded = load_recorded(project_dir, tree.read_text(STATE), desired.config.project)
+    if loaded.restored:
+        warnings.append(loaded.restored)
+    recorded = loaded.state
+    inflight = read_inflight(project_dir)
+    for w in warnings:
+        log(f"warning: {w}")
+
+    with tempfile.TemporaryDirectory(prefix="reconciler-") as scratch:
+        result = asyncio.run(
+            _observe_apply(project_dir, repo, desired, recorded, inflight, Path(scratch), dry_run, clock, warnings)
+        )
+    if dry_run:
+        return result
+    return _finish(
+        project_dir,
+        repo,
+        desired,
+        recorded,
+        result,
+        push_changes if push_changes is not None else settings.push,
+        clock,
+        log,
+    )
+
+
+async def _observe_apply(
+    project_dir: Path,
+    repo: ProjectRepo,
+    desired: DesiredState,
+    recorded: StateFile,
+    inflight: list[tuple[str, int, str]],
+    scratch: Path,
+    dry_run: bool,
+    clock: Clock,
+    warnings: list[str],
+) -> PassResult:
+    """Observe and apply inside one event loop, so each SSH connection serves the whole pass."""
+    runners = open_runners(desired.config, project_dir)
+    try:
+        return await _observe_apply_with(
+            project_dir, repo, desired, recorded, inflight, runners, scratch, dry_run, clock, warnings
+        )
+    finally:
+        await runners.close()
+
+
+async def _observe_apply_with(
+    project_dir: Path,
+    repo: ProjectRepo,
+    desired: DesiredState,
+    recorded: StateFile,
+    inflight: list[tuple[str, int, str]],
+    runners: Runners,
+    scratch: Path,
+    dry_run: bool,
+    clock: Clock,
+    warnings: list[str],
+) -> PassResult:
+    policies = desired.config.policies
+    observed = await observe(
+        runners.by_name,
+        _wanted(recorded, desired),
+        timeout=policies.command_timeout,
+        concurrency=policies.probe_concurrency,
+    )
+    crash_point("after_observe")
+    now = clock()
+    plan = make_plan(desired, recorded, observed, now, inflight)
+    unreachable = {n: t.error or "no answer" for n, t in sorted(observed.targets.items()) if not t.reachable}
+    if dry_run:
+        return PassResult(plan, plan.state, events(recorded, plan.state), warnings=warnings, unreachable=unreachable)
+    launches = [(a.exp_id, a.attempt, a.target) for a in plan.actions if isinstance(a, Launch)]
+    write_inflight(project_dir, [*inflight, *launches])
+
+    archives: dict[str, Path] = {}
+
+    def archive_for(commit: str) -> Path:
+        if commit not in archives:
+            archives[commit] = scratch / f"{commit}.tar"
+            repo.archive(commit, archives[commit])
+        return archives[commit]
+
+    results = await execute(plan.actions, runners.by_name, archive_for, project_dir)
+    crash_point("after_apply")
+    state = fold(plan, results, desired, clock())
+    return PassResult(
+        plan, state, events(recorded, state), results, warnings=warnings, unreachable=unreachable
+    )
+
+
+def _finish(
+    project_dir: Path,
+    repo: ProjectRepo,
+    desired: DesiredState,
+    recorded: StateFile,
+    result: PassResult,
+    push_changes: bool,
+    clock: Clock,
+    log: Callable[[str], None],
+) -> PassResult:
+    state = result.state
+    now = clock()
+    if not state.same_content(recorded):
+        state = StateFile(
+            project=state.project,
+            entries=state.entries,
+            updated=iso(now),
+            decisions_applied=state.decisions_applied,
+            stages_approved=state.stages_approved,
+        )
+        write_state(project_dir, state)
+        append_log(project_dir, [f"{iso(now)} {e.line}" for e in result.events])
+    crash_point("after_state_write")
+    write_inflight(project_dir, [])
+    result.state = state
+    crash_point("before_commit")
+    collected = [a.local_path for a in result.plan.actions if isinstance(a, Collect)]
+    paths = [STATE, LAB_LOG, *collected]
+    body = "\n".join(e.line for e in result.events)
+    trailers = {"Desired-State": desired.revision or "working-tree"}
+    title = subject(result.events) if result.events else "reconcile: record status"
+    result.commit = commit_status(repo, paths, title, body, trailers, settings=desired.config.git)
+    crash_point("after_commit")
+    if result.commit:
+        log(f"{title} ({result.commit[:10]})")
+        _tag_phases(repo, desired, recorded, state, result.commit)
+        if push_changes:
+            push(repo, desired.config.git.remote, desired.config.git.branch)
+    return result
+
+
+def _tag_phases(repo: ProjectRepo, desired: DesiredState, before: StateFile, after: StateFile, sha: str) -> None:
+    """A tag marks the first dispatch of each phase: ``dispatch/<phase>``."""
+    if not desired.config.git.tag_phases:
+        return
+    old = before.by_id()
+    started_before = {e.phase for e in old.values() if e.attempt > 0}
+    for entry in after.entries:
+        if entry.attempt > 0 and entry.phase and entry.phase not in started_before:
+            name = "dispatch/" + "".join(c if c.isalnum() or c in "._-" else "-" for c in entry.phase)
+            tag(repo, name, sha, f"first dispatch of phase {entry.phase}", settings=desired.config.git)
+            started_before.add(entry.phase)
+
+
+def _wanted(recorded: StateFile, desired: DesiredState) -> dict[str, set[tuple[str, int]]]:
+    """Which runs each probe must detail: the live attempts, and every pending entry's next one."""
+    want: dict[str, set[tuple[str, int]]] = {t.name: set() for t in desired.config.targets}
+    pending_ids = {e.id: e.attempt for e in recorded.entries if e.status is Status.PENDING}
+    for spec in desired.experiments:
+        pending_ids.setdefault(spec.id, recorded.get(spec.id).attempt if recorded.get(spec.id) else 0)
+    for entry in recorded.entries:
+        a = entry.current
+        if a is not None and a.target in want and (entry.status.active or entry.status is Status.ON_HOLD):
+            want[a.target].add((entry.id, a.n))
+    for exp_id, attempt in pending_ids.items():
+        for name in want:
+            want[name].add((exp_id, attempt + 1))
+    return want

@@ -1,0 +1,118 @@
+"""One experiment's history, rebuilt from the commits of ``dispatch/state.json``.
+
+Backs ``reconcile log EXP``: every transition is a commit (design section 1), so the audit trail
+is ``git log dispatch/state.json``. One ``git log`` lists the commits that touched the file
+(oldest first); each version is read from GitPython's object database (one persistent
+``cat-file`` process, not a subprocess per commit) and compared with the previous readable one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from reconciler.errors import GitStoreError
+from reconciler.gitstore.repo import ProjectRepo
+from reconciler.gitstore.tree import GitTree
+from reconciler.model.status import StateFile, Status, StatusEntry
+
+STATE_PATH = "dispatch/state.json"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A commit where the experiment's status, attempt, failure class or command changed."""
+
+    commit_sha: str
+    commit_time: str
+    """Committer time, ISO 8601 with zone."""
+    from_status: Status | None
+    """``None``: the experiment first appears in this commit."""
+    to_status: Status | None
+    """``None``: the experiment left the state file in this commit."""
+    attempt: int
+    target: str | None
+    host: str | None
+    gpu: int | None
+    retry_count: int
+    failure_class: str | None
+    command_changed: bool
+    message_line: str
+    """The commit's subject."""
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A version of the state file that could not be read; the walk goes on past it."""
+
+    commit_sha: str
+    commit_time: str
+    reason: str
+    message_line: str
+
+
+def experiment_history(
+    repo: ProjectRepo, exp_id: str, *, rev: str = "HEAD", state_path: str = STATE_PATH
+) -> Iterator[Transition | Unreadable]:
+    """Yield ``exp_id``'s transitions (and unreadable versions) in commit order, oldest first."""
+    path = repo.repo_path(state_path)
+    out = repo.run(
+        "log", "--topo-order", "--reverse", "--format=%H%x00%cI%x00%s%x1e", rev, "--", path,
+        what=f"git log {state_path}", strip=False,
+    )  # fmt: skip
+    previous: StatusEntry | None = None
+    for raw in out.split("\x1e"):
+        record = raw.strip("\n")
+        if not record:
+            continue
+        sha, ctime, subject = record.split("\0", 2)
+        state = _read_state(repo, sha, state_path)
+        if isinstance(state, str):
+            yield Unreadable(sha, ctime, state, subject)
+            continue
+        entry = state.get(exp_id)
+        if _key(entry) != _key(previous):
+            yield _transition(sha, ctime, subject, previous, entry)
+        previous = entry
+
+
+def _read_state(repo: ProjectRepo, sha: str, state_path: str) -> StateFile | str:
+    """The parsed state file at ``sha``, or the reason it cannot be read."""
+    tree = GitTree(repo.handle, sha, prefix=repo.prefix)
+    try:
+        text = tree.read_text(state_path)
+    except GitStoreError as exc:  # a version that is not UTF-8 is reported, not fatal
+        return f"{state_path} could not be read: {exc}"
+    if text is None:
+        return f"{state_path} was deleted"
+    try:
+        return StateFile.loads(text)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        return f"{state_path} is not a valid state file: {type(exc).__name__}: {exc}"
+
+
+def _key(entry: StatusEntry | None) -> tuple[object, ...] | None:
+    if entry is None:
+        return None
+    return (entry.status, entry.attempt, entry.failure_class, entry.command)
+
+
+def _transition(
+    sha: str, ctime: str, subject: str, before: StatusEntry | None, after: StatusEntry | None
+) -> Transition:
+    shown = after or before
+    assert shown is not None  # _key differs, so at least one side exists
+    return Transition(
+        commit_sha=sha,
+        commit_time=ctime,
+        from_status=before.status if before else None,
+        to_status=after.status if after else None,
+        attempt=shown.attempt,
+        target=shown.target,
+        host=shown.host,
+        gpu=shown.gpu,
+        retry_count=shown.retry_count,
+        failure_class=shown.failure_class,
+        command_changed=before is not None and after is not None and before.command != after.command,
+        message_line=subject,
+    )

@@ -1,0 +1,109 @@
+"""Commit the status files at the end of a pass, and tag phases.
+
+``engine`` renders the status files into the work tree (``reconciler.atomic``), then calls
+``commit_status`` with exactly those paths. The commit is built in a temporary index started from
+HEAD, so it holds the reconciler's paths and nothing else: a person's staged or unstaged edits to
+other files stay exactly as they were, staged or not. No commit is made when the paths equal HEAD
+(invariant 2: an unchanged pass makes no commit). Commits are made with ``commit-tree`` and
+``update-ref``, so the project's own git hooks (which refuse hand edits to status files) do not run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from reconciler.errors import GitStoreError
+from reconciler.gitstore.index import identity_env, temp_index, tree_of
+from reconciler.gitstore.repo import ProjectRepo
+from reconciler.model.config import GitSettings
+
+_TRAILER_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+
+
+def commit_status(
+    repo: ProjectRepo,
+    paths: Sequence[str],
+    subject: str,
+    body: str = "",
+    trailers: Mapping[str, str] | None = None,
+    *,
+    settings: GitSettings | None = None,
+) -> str | None:
+    """Commit the work-tree content of ``paths`` (project-relative files or directories; a missing
+    path is committed as a deletion) on top of HEAD; return the new sha, or ``None`` (and no
+    commit) when nothing under ``paths`` differs from HEAD."""
+    if not paths:
+        return None
+    identity = identity_env(settings or GitSettings())
+    message = commit_message(subject, body, trailers)
+    repo_paths = sorted({repo.repo_path(p) for p in paths})
+    present = [p for p in repo_paths if (repo.root / p).exists() or (repo.root / p).is_symlink()]
+    missing = [p for p in repo_paths if p not in present]
+    head = repo.resolve_or_none("HEAD")
+    what = f"committing {', '.join(paths)}"
+    with temp_index(repo, head) as env:
+        if present:
+            # --force: these paths are the reconciler's, a project's .gitignore does not apply.
+            repo.run("add", "--all", "--force", "--", *present, what=what, env=env)
+        if missing:
+            repo.run("rm", "-r", "--cached", "--ignore-unmatch", "--quiet", "--", *missing, what=what, env=env)
+        tree = repo.run("write-tree", what=what, env=env)
+    if tree == tree_of(repo, head):
+        if head is not None:
+            _sync_index(repo, repo_paths)
+        return None
+    parents = ["-p", head] if head else []
+    sha = repo.run("commit-tree", tree, *parents, "-m", message, what=what, env=identity)
+    # The expected old value makes this a compare-and-swap: a commit someone made meanwhile is
+    # never thrown away; the pass fails and the next one starts from the new HEAD.
+    repo.run("update-ref", "-m", f"reconciler: {subject}", "HEAD", sha, head or "", what=what)
+    try:
+        _sync_index(repo, repo_paths)
+    except GitStoreError as exc:
+        raise GitStoreError(
+            f"committed {sha[:12]}, but the index was not updated ({exc}); "
+            f"the next pass retries, or run: git reset -- {' '.join(repo_paths)}"
+        ) from exc
+    return sha
+
+
+def _sync_index(repo: ProjectRepo, repo_paths: list[str]) -> None:
+    """Make the person's index agree with HEAD for our paths (and only those).
+
+    After a status commit the real index still holds the old blobs for our paths, which would read
+    as staged reverts (and a person's next ``git commit`` would revert us). The check is read-only,
+    so an unchanged pass does not take the index lock; a pass that crashed between the commit and
+    this step is healed by the next one.
+    """
+    if repo.execute("diff", "--cached", "--quiet", "HEAD", "--", *repo_paths).ok:
+        return
+    repo.run("reset", "--quiet", "--", *repo_paths, what="updating the index for the status files")
+
+
+def commit_message(subject: str, body: str = "", trailers: Mapping[str, str] | None = None) -> str:
+    """``subject``, a blank line, ``body``, a blank line, then ``Key: value`` trailer lines."""
+    if not subject.strip() or "\n" in subject:
+        raise GitStoreError(f"a commit subject is one non-empty line: {subject!r}")
+    parts = [subject.strip()]
+    if body.strip():
+        parts.append(body.strip("\n"))
+    if trailers:
+        lines = []
+        for key, value in trailers.items():
+            if not _TRAILER_KEY.fullmatch(key) or "\n" in value:
+                raise GitStoreError(f"bad commit trailer {key!r}: {value!r}")
+            lines.append(f"{key}: {value}")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def tag(repo: ProjectRepo, name: str, sha: str, message: str, *, settings: GitSettings | None = None) -> bool:
+    """Create the annotated tag ``name`` on ``sha``; ``False`` (nothing done) when it exists."""
+    if repo.execute("rev-parse", "--verify", "--quiet", f"refs/tags/{name}").ok:
+        return False
+    repo.run(
+        "tag", "--annotate", "--no-sign", "--message", message, "--", name, sha,
+        what=f"tagging {name}", env=identity_env(settings or GitSettings()),
+    )  # fmt: skip
+    return True

@@ -1,0 +1,133 @@
+"""Build ``reconciler.model.config.Config`` from a schema-valid ``config/reconciler.yaml``.
+
+Runs after the schema check, so every value has its documented type; absent keys take the model's
+defaults, which are the schema's documented defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.model.config import (
+    BackoffPolicy,
+    BatchOptions,
+    CommandTemplates,
+    Config,
+    EnvActivation,
+    GitSettings,
+    GpuPolicy,
+    HubSettings,
+    Notifications,
+    Policies,
+    SshOptions,
+    Target,
+    TargetKind,
+    TimeoutPolicy,
+    UnreachablePolicy,
+    WandbSettings,
+)
+
+_SSH_KEYS = (
+    "port",
+    "user",
+    "identity_file",
+    "known_hosts",
+    "strict_host_key_checking",
+    "proxy_jump",
+    "config_file",
+)
+
+
+def text_pairs(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    """``{K: v}`` -> sorted ``(("K", "v"),)``; numbers become their text (``1`` -> ``"1"``)."""
+    return tuple(sorted((str(k), str(v)) for k, v in (mapping or {}).items()))
+
+
+def _pick(d: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: d[k] for k in keys if k in d}
+
+
+def _floats(d: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: float(d[k]) for k in keys if k in d}
+
+
+def _tuples(d: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: tuple(d[k]) for k in keys if k in d}
+
+
+def build_target(name: str, d: Mapping[str, Any]) -> Target:
+    kind = TargetKind(d["kind"])
+    ssh = None
+    if "host" in d:
+        ssh = SshOptions(host=d["host"], **_pick(d, *_SSH_KEYS))
+    env_d = d.get("env") or {}
+    env = EnvActivation(
+        conda=env_d.get("conda"),
+        venv=env_d.get("venv"),
+        setup=tuple(env_d.get("setup") or ()),
+        variables=text_pairs(env_d.get("variables")),
+    )
+    gpus_d = d.get("gpus") or {}
+    gpus = GpuPolicy(
+        **_tuples(gpus_d, "blacklist", "blacklist_models"),
+        **_pick(gpus_d, "max_runs_per_gpu"),
+        **_floats(gpus_d, "vram_factor"),
+    )
+    batch = None
+    if "batch" in d:
+        b = d["batch"]
+        batch = BatchOptions(
+            **_pick(b, "queue", "account", "qos", "storage", "cpus_per_gpu"),
+            mem_gb=None if b.get("mem_gb") is None else float(b["mem_gb"]),
+            **_tuples(b, "modules", "extra_directives"),
+            **_floats(b, "walltime_factor", "default_walltime_hours"),
+        )
+    templates = CommandTemplates(**d["templates"]) if "templates" in d else None
+    return Target(
+        name=name,
+        kind=kind,
+        root=d["root"],
+        ssh=ssh,
+        env=env,
+        gpus=gpus,
+        batch=batch,
+        templates=templates,
+        **_pick(d, "max_runs", "data_dir", "checkpoint_dir", "python"),
+        **_floats(d, "platform_factor"),
+    )
+
+
+def build_policies(d: Mapping[str, Any]) -> Policies:
+    backoff = d.get("backoff") or {}
+    unreachable = d.get("unreachable") or {}
+    timeouts = d.get("timeouts") or {}
+    return Policies(
+        **_floats(d, "poll_interval", "connect_timeout", "command_timeout", "lost_grace_seconds"),
+        **_pick(d, "probe_concurrency", "max_retries", "prune", "restart_on_spec_change"),
+        backoff=BackoffPolicy(**_floats(backoff, "base_seconds", "factor", "max_seconds")),
+        unreachable=UnreachablePolicy(
+            **_pick(unreachable, "consecutive", "total", "min_probes"), **_floats(unreachable, "ratio")
+        ),
+        timeouts=TimeoutPolicy(
+            **_floats(timeouts, "escalate_factor", "hold_factor", "queue_factor", "phase_guard_hours"),
+            **_pick(timeouts, "kill_on_hold"),
+        ),
+    )
+
+
+def build_config(d: Mapping[str, Any]) -> Config:
+    """The typed config; ``d`` must have passed the config schema."""
+    notifications = d.get("notifications") or {}
+    return Config(
+        project=d["project"],
+        targets=tuple(build_target(name, t) for name, t in d["targets"].items()),
+        policies=build_policies(d.get("policies") or {}),
+        git=GitSettings(**(d.get("git") or {})),
+        notifications=Notifications(
+            **_pick(notifications, "telegram_chat_env", "webhook_env"),
+            **_tuples(notifications, "events"),
+        ),
+        wandb=WandbSettings(**(d.get("wandb") or {})),
+        hub=HubSettings(**(d.get("huggingface") or {})),
+    )

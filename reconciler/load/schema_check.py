@@ -1,0 +1,115 @@
+"""Check a ``Document`` against the JSON Schema of its kind, collecting every error.
+
+Second step of loading, after parsing. Each ``jsonschema`` error becomes a ``Problem`` with a short
+message (``'abc' is not of type 'integer'``, ``unknown key 'comand'``, ``missing required key
+'command'``) placed at the field, or at its nearest existing parent when the field is missing.
+The result also says which parts of the document had errors, so that model building and cross-file
+checks can still run on the clean parts and every problem is reported in one go.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from jsonschema import Draft202012Validator, validators  # type: ignore[import-untyped, unused-ignore]
+from jsonschema.exceptions import ValidationError, best_match  # type: ignore[import-untyped, unused-ignore]
+from jsonschema.protocols import Validator  # type: ignore[import-untyped, unused-ignore]
+
+from reconciler.errors import Problem
+from reconciler.load.document import Document, JsonPath
+from reconciler.load.messages import describe, id_pattern_message, is_id_pattern, show, type_names
+from reconciler.schemas import load_schema
+
+
+def _is_integer(_checker: object, value: object) -> bool:
+    """Integers are ``int`` only: ``1.0`` is not an integer seed, and ``True`` is not a number."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_StrictValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
+@cache
+def validator_for(kind: str) -> Validator:
+    """A (cached) validator for the schema of ``kind``."""
+    validator: Validator = _StrictValidator(load_schema(kind))
+    return validator
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A document with the outcome of its schema check."""
+
+    doc: Document
+    kind: str
+    problems: tuple[Problem, ...]
+    bad: frozenset[JsonPath]
+    """Paths of the fields the errors are about (a missing or unknown key counts as its own path)."""
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+    def clean(self, prefix: JsonPath = ()) -> bool:
+        """No error at ``prefix``, below it, or at one of its parents."""
+        n = len(prefix)
+        return not any(p[:n] == prefix or prefix[: len(p)] == p for p in self.bad)
+
+
+def check(doc: Document, kind: str) -> Checked:
+    """Validate ``doc`` against the schema of ``kind``; every error is reported."""
+    found: dict[tuple[JsonPath, str], JsonPath] = {}
+    for error in validator_for(kind).iter_errors(doc.data):
+        for path, message, at in _explain(error):
+            found.setdefault((path, message), at)
+    problems = tuple(sorted(doc.problem(path, message, at=at) for (path, message), at in found.items()))
+    return Checked(doc, kind, problems, frozenset(path for path, _ in found))
+
+
+def _explain(error: ValidationError) -> Iterator[tuple[JsonPath, str, JsonPath]]:
+    """(field path, message, where to point) for one error; some errors name several fields."""
+    path: JsonPath = tuple(error.absolute_path)
+    keyword = str(error.validator)
+    value: Any = error.validator_value
+    instance: Any = error.instance
+    schema: Any = error.schema
+    if keyword in ("additionalProperties", "unevaluatedProperties") and isinstance(instance, dict):
+        allowed = sorted(schema.get("properties", {})) if isinstance(schema, dict) else []
+        patterns = list(schema.get("patternProperties", {})) if isinstance(schema, dict) else []
+        for key in instance:
+            if key in allowed or any(re.search(p, key) for p in patterns):
+                continue
+            hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
+            suffix = f" (did you mean '{hint[0]}'?)" if hint else ""
+            yield (*path, key), f"unknown key '{key}'{suffix}", (*path, key)
+        return
+    if keyword == "required" and isinstance(instance, dict):
+        for key in value:
+            if key not in instance:
+                yield (*path, key), f"missing required key '{key}'", path
+        return
+    if "propertyNames" in error.relative_schema_path and isinstance(instance, str):
+        key_path = (*path, instance)
+        yield key_path, describe(keyword, value, instance, name=True), key_path
+        return
+    if error.context:
+        yield from _explain(best_match(error.context))
+        return
+    yield path, _message(keyword, value, instance, error.message), path
+
+
+def _message(keyword: str, value: Any, instance: Any, fallback: str) -> str:
+    if keyword == "type":
+        return f"{show(instance)} is not of type {type_names(value)}"
+    if keyword == "pattern" and is_id_pattern(value):
+        return id_pattern_message(instance)
+    text = describe(keyword, value, instance)
+    return text if text else (fallback if len(fallback) <= 160 else fallback[:157] + "...")

@@ -1,0 +1,1 @@
+"""Observe stage: one batched probe per target, parsed into typed observations."""

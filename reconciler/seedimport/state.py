@@ -1,0 +1,98 @@
+"""Rewrite the seed's ``dispatch/state.json`` in our canonical form, losing no fact.
+
+The seed's newest facts may sit in per-experiment sidecars (``dispatch/<EXP_ID>.status.json``)
+that its Lab had not merged yet; they are merged first with the seed's own rule (non-null sidecar
+values win). Values are then coerced to the types we model (``phase`` to a string, ``gpu`` lists to
+their first index, numeric strings to numbers); a status outside the vocabulary becomes
+``on_hold`` with a note, so that a person decides. Fields we do not model stay in
+``StatusEntry.extra``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from reconciler.model.status import StateFile, Status, StatusEntry
+from reconciler.seedimport.specs import as_float, as_int, group_of
+
+_INT_FIELDS = ("seed", "stage", "priority", "retry_count", "max_retries", "pid")
+_STR_FIELDS = ("command", "phase", "method", "dataset", "notes")
+
+
+def merge_sidecars(entries: list[dict[str, Any]], dispatch_dir: Path) -> list[str]:
+    """Fold ``<EXP_ID>.status.json`` files into ``entries`` in place; returns the files used."""
+    by_id = {str(e.get("id")): e for e in entries}
+    used = []
+    for path in sorted(dispatch_dir.glob("*.status.json")):
+        try:
+            side = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(side, dict):
+            continue
+        entry = by_id.get(str(side.get("id") or side.get("exp_id") or path.name[: -len(".status.json")]))
+        if entry is None:
+            continue
+        entry.update({k: v for k, v in side.items() if k not in ("id", "exp_id") and v is not None})
+        used.append(path.name)
+    return used
+
+
+def _known_status(value: str) -> bool:
+    """Ours, or one of the seed's drifted names that the model maps onto ours (``dead``, ...)."""
+    try:
+        StatusEntry.from_dict({"id": "-", "status": value})
+    except ValueError:
+        return False
+    return True
+
+
+def _note(entry: dict[str, Any], text: str) -> None:
+    notes = str(entry.get("notes") or "")
+    entry["notes"] = f"{notes}; {text}" if notes else text
+
+
+def normalize(raw: Mapping[str, Any], targets: Mapping[str, str]) -> dict[str, Any]:
+    """One seed entry, with the types ``StatusEntry`` expects."""
+    entry = dict(raw)
+    status = str(entry.get("status") or "pending").strip().lower()
+    if not _known_status(status):
+        _note(entry, f"imported with unknown status {entry.get('status')!r}")
+        status = Status.ON_HOLD.value
+    entry["status"] = status
+    for key in _STR_FIELDS:
+        entry[key] = "" if entry.get(key) is None else str(entry[key])
+    if "group" in entry and group_of(entry["group"]) != entry["group"]:
+        _note(entry, f"imported group {entry['group']!r} as {group_of(entry['group'])!r}")
+        entry["group"] = group_of(entry["group"])
+    for key in _INT_FIELDS:
+        if key in entry:
+            value = as_int(entry[key])
+            if value is None and entry[key] is not None:
+                _note(entry, f"imported {key}={entry[key]!r} as null")
+            if value is None and key in ("stage", "priority", "retry_count", "max_retries"):
+                del entry[key]
+            else:
+                entry[key] = value
+    gpu = entry.get("gpu")
+    if isinstance(gpu, list):
+        entry["gpu"] = as_int(gpu[0]) if gpu else None
+    elif gpu is not None:
+        entry["gpu"] = as_int(gpu)
+    if "expected_duration_hours" in entry:
+        entry["expected_duration_hours"] = as_float(entry["expected_duration_hours"])
+    if entry.get("job_id") is not None:
+        entry["job_id"] = str(entry["job_id"])
+    host = entry.get("host")
+    if isinstance(host, str) and host in targets:
+        entry["target"] = targets[host]
+    return entry
+
+
+def convert_state(seed: Mapping[str, Any], project: str, targets: Mapping[str, str]) -> StateFile:
+    """The seed state document as our ``StateFile``."""
+    entries = [normalize(e, targets) for e in seed.get("experiments") or () if isinstance(e, Mapping)]
+    return StateFile.from_dict({"project": project, "updated": str(seed.get("updated") or ""), "experiments": entries})

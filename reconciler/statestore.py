@@ -1,0 +1,73 @@
+"""The status files on the project's disk: ``dispatch/state.json`` (read with restore-from-git),
+``progress/lab.log`` (append-only), and the in-flight journal ``.reconciler/inflight.json``.
+
+Called by the engine. The working-tree state is the newest truth (a pass may have written it and
+died before committing); when it is missing or corrupt, the committed one is restored, and the
+facts newer than it are re-observed from the targets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.atomic import append_line, atomic_write_text
+from reconciler.model.status import StateFile
+
+STATE = "dispatch/state.json"
+LAB_LOG = "progress/lab.log"
+INFLIGHT = ".reconciler/inflight.json"
+
+
+@dataclass(frozen=True)
+class LoadedState:
+    state: StateFile
+    restored: str | None = None
+    """Why the working-tree file was not used (missing, corrupt), when it was not."""
+
+
+def load_recorded(project_dir: Path, committed_text: str | None, project: str) -> LoadedState:
+    path = project_dir / STATE
+    problem: str | None = None
+    if path.exists():
+        try:
+            return LoadedState(StateFile.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            problem = f"{STATE} is corrupt ({type(exc).__name__}: {exc}); restored from the last commit"
+    else:
+        problem = f"{STATE} is missing; restored from the last commit" if committed_text else None
+    if committed_text:
+        try:
+            return LoadedState(StateFile.loads(committed_text), problem)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            problem = f"{STATE} is corrupt in the working tree and in the last commit; starting empty"
+    return LoadedState(StateFile(project=project), problem)
+
+
+def write_state(project_dir: Path, state: StateFile) -> None:
+    atomic_write_text(project_dir / STATE, state.dumps())
+
+
+def append_log(project_dir: Path, lines: Iterable[str]) -> None:
+    for line in lines:
+        append_line(project_dir / LAB_LOG, line)
+
+
+def read_inflight(project_dir: Path) -> list[tuple[str, int, str]]:
+    path = project_dir / INFLIGHT
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return [(str(e), int(n), str(t)) for e, n, t in raw]
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+def write_inflight(project_dir: Path, launches: Iterable[tuple[str, int, str]]) -> None:
+    items = sorted(launches)
+    path = project_dir / INFLIGHT
+    if not items:
+        path.unlink(missing_ok=True)
+        return
+    atomic_write_text(path, json.dumps(items) + "\n")

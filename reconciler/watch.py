@@ -1,0 +1,136 @@
+"""Watch mode: a pass every ``poll_interval`` for each project, and within about a second of a
+new commit that touches a project's desired state (watchdog on the repository's ``.git``).
+
+SIGINT/SIGTERM stop the loop after the current pass (which releases its lock as usual). Each
+project keeps its own lock; a project whose lock is held by another process is skipped for
+that round.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from reconciler.engine import reconcile_once
+from reconciler.errors import LockHeld, ReconcilerError, SchemaError
+from reconciler.gitstore.repo import ProjectRepo
+from reconciler.load import load_desired
+
+DESIRED_PREFIXES = ("config/", "dispatch/", "experiments/")
+
+
+class _Wake(FileSystemEventHandler):
+    def __init__(self, wake: threading.Event) -> None:
+        self.wake = wake
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        path = str(event.src_path)
+        if "/refs/" in path or path.endswith(("HEAD", "packed-refs")):
+            self.wake.set()
+
+
+def watch(
+    projects: Sequence[Path],
+    *,
+    log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
+    max_passes: int | None = None,
+) -> int:
+    """Run until signalled (or ``max_passes`` rounds, for tests). Returns an exit code."""
+    stop = threading.Event()
+    wake = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        del frame
+        log(f"signal {signum}: stopping after the current pass")
+        stop.set()
+        wake.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    observer = Observer()
+    repos: dict[Path, ProjectRepo] = {}
+    for project in projects:
+        repo = ProjectRepo(project)
+        repos[project] = repo
+        git_dir = Path(repo.git_dir)
+        if git_dir.is_dir():
+            observer.schedule(_Wake(wake), str(git_dir), recursive=True)
+    observer.start()
+    seen = {p: _head(r) for p, r in repos.items()}
+    due = dict.fromkeys(projects, 0.0)
+    rounds = 0
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            for project, repo in repos.items():
+                head = _head(repo)
+                changed = head != seen[project] and _touches_desired(repo, seen[project], head)
+                seen[project] = head
+                if now >= due[project] or changed:
+                    interval = _one(project, log)
+                    seen[project] = _head(repo)
+                    due[project] = time.monotonic() + interval
+                if stop.is_set():
+                    break
+            rounds += 1
+            if max_passes is not None and rounds >= max_passes:
+                break
+            wait = max(0.05, min(due.values()) - time.monotonic())
+            wake.wait(timeout=min(wait, 1.0))
+            wake.clear()
+    finally:
+        observer.stop()
+        observer.join(timeout=5)
+        for repo in repos.values():
+            repo.close()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _one(project: Path, log: Callable[[str], None]) -> float:
+    """One pass; returns the project's poll interval (60 s when the config cannot be read)."""
+    interval = 60.0
+    try:
+        with ProjectRepo(project) as repo:
+            interval = load_desired(repo.tree("HEAD")).config.policies.poll_interval
+        result = reconcile_once(project, log=log)
+        for line in result.events:
+            log(f"{project.name}: {line.line}")
+    except SchemaError as exc:
+        log(f"{project}: invalid desired state, pass skipped:\n{exc}")
+    except LockHeld as exc:
+        log(f"{project}: {exc}; skipped")
+    except ReconcilerError as exc:
+        log(f"{project}: pass failed: {exc}")
+    return interval
+
+
+def _head(repo: ProjectRepo) -> str | None:
+    try:
+        return repo.head_sha()
+    except ReconcilerError:
+        return None
+
+
+def _touches_desired(repo: ProjectRepo, old: str | None, new: str | None) -> bool:
+    """A new commit changed a desired-state file (not only the reconciler's own status files)."""
+    if old is None or new is None:
+        return True
+    try:
+        names = repo.run("diff", "--name-only", old, new, what="diff of new commits").splitlines()
+    except ReconcilerError:
+        return True
+    for name in names:
+        rel = repo.project_path(name)
+        if rel and rel.startswith(DESIRED_PREFIXES) and rel != "dispatch/state.json":
+            if not rel.startswith("experiments/results/"):
+                return True
+    return False

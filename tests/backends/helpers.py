@@ -1,0 +1,165 @@
+"""Fixtures and helpers for the ``ShellRunner`` tests: one ``backend`` per transport.
+
+``backend`` is parametrized over the transports a runner must work over unchanged: ``local``
+(``LocalTransport``, always) and ``ssh`` (``SshTransport`` against the real loopback sshd of
+``tests.fixtures.sshd``; skipped where that fixture skips). Add a transport by adding a param
+and a branch in ``backend``. Tests poll for states with a deadline; they never sleep a fixed time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from reconciler.backends.base import Transport
+from reconciler.backends.local import LocalTransport
+from reconciler.backends.shell import ShellRunner
+from reconciler.model.actions import Kill, Launch
+from reconciler.model.config import Target, TargetKind
+from reconciler.model.ids import launch_token
+
+T = TypeVar("T")
+PROJECT = "demo"
+DEADLINE = 60.0
+
+
+@dataclass
+class Backend:
+    """A transport kind plus a root on the target that the test process can also read."""
+
+    kind: str
+    root: Path
+    open_transport: Callable[[], Awaitable[Transport]]
+    opened: list[Transport] = field(default_factory=list)
+
+    def make_root(self) -> Path:
+        """Create the root from the test process, writable by the transport's user too."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.chmod(0o777)
+        return self.root
+
+    async def transport(self) -> Transport:
+        transport = await self.open_transport()
+        self.opened.append(transport)
+        return transport
+
+    def target(self, **overrides: Any) -> Target:
+        kind = TargetKind.LOCAL if self.kind == "local" else TargetKind.SSH
+        fields: dict[str, Any] = {"name": f"t-{self.kind}", "kind": kind, "root": str(self.root)}
+        fields.update(overrides)
+        return Target(**fields)
+
+    async def runner(self, transport: Transport | None = None, **overrides: Any) -> ShellRunner:
+        transport = transport or await self.transport()
+        return ShellRunner(self.target(**overrides), transport, self.root.parent, PROJECT, kill_grace=5.0)
+
+
+@pytest.fixture(params=["local", "ssh"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "local":
+        root = tmp_path / "root"
+
+        async def open_local() -> Transport:
+            return LocalTransport("local")
+
+        made = Backend("local", root, open_local)
+    else:
+        hosts = request.getfixturevalue("sshd_hosts")
+        base: Path = request.getfixturevalue("rctest_dir")
+        from reconciler.backends.ssh import SshTransport
+
+        async def open_ssh() -> Transport:
+            return await SshTransport.open(hosts[0].options(), name="ssh")
+
+        made = Backend("ssh", base / "root", open_ssh)
+    yield made
+
+
+def run(coro: Awaitable[T]) -> T:
+    """Run one test scenario in a fresh event loop."""
+
+    async def main() -> T:
+        return await coro
+
+    return asyncio.run(main())
+
+
+async def poll(check: Callable[[], Awaitable[T | None]], what: str, deadline: float = DEADLINE) -> T:
+    """Await ``check`` until it returns something truthy (or fail after ``deadline`` s)."""
+    end = time.monotonic() + deadline
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def wait_until(check: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
+    end = time.monotonic() + deadline
+    while not check():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def make_launch(root: Path, command: str, *, exp_id: str | None = None, attempt: int = 1, **kw: Any) -> Launch:
+    exp_id = exp_id or f"E{uuid.uuid4().hex[:8]}_s0"
+    commit = kw.pop("commit", "c0ffee")
+    code_dir = root / "code" / commit
+    code_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(PermissionError):
+        os.chmod(root, 0o777)  # the ssh user must be able to create dirs in a root-made tree
+        for p in (root / "code", code_dir):
+            os.chmod(p, 0o777)
+    fields: dict[str, Any] = {
+        "exp_id": exp_id,
+        "target": "t",
+        "attempt": attempt,
+        "command": command,
+        "run_dir": f"{root}/runs/{exp_id}/{attempt}",
+        "token": launch_token(PROJECT, exp_id, attempt),
+        "code_dir": str(code_dir),
+        "commit": commit,
+        "result_file": f"experiments/results/{exp_id}.csv",
+        "checkpoint_dir": f"{root}/checkpoints/{exp_id}",
+    }
+    fields.update(kw)
+    return Launch(**fields)
+
+
+def kill_for(action: Launch, pid: int | None, start_time: str | None) -> Kill:
+    return Kill(
+        exp_id=action.exp_id,
+        target=action.target,
+        attempt=action.attempt,
+        run_dir=action.run_dir,
+        pid=pid,
+        start_time=start_time,
+        reason="test",
+    )
+
+
+def proc_state(pid: int) -> tuple[str, str] | None:
+    """(state, start time) of ``pid`` from /proc, None when it does not exist."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    rest = data[data.rfind(b")") + 2 :].split()
+    return rest[0].decode(), rest[19].decode()
+
+
+def running(pid: int) -> bool:
+    state = proc_state(pid)
+    return state is not None and state[0] not in "ZX"

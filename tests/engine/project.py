@@ -1,0 +1,114 @@
+"""A tiny real project for engine tests: a git repo with a config (one local target), a dispatch
+file and a job script that writes the canonical result CSV and appends one line to a launch log
+(outside the project) each time it really starts — so tests can count launches."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+JOB = textwrap.dedent(
+    '''
+    import argparse, os, socket, sys, time
+    p = argparse.ArgumentParser()
+    p.add_argument("--exp"); p.add_argument("--seed", type=int, default=0); p.add_argument("--out")
+    p.add_argument("--sleep", type=float, default=0.0); p.add_argument("--fail", type=int, default=0)
+    a = p.parse_args()
+    with open(os.environ["LAUNCH_LOG"], "a") as f:
+        f.write(a.exp + "\\n")
+    deadline = time.monotonic() + a.sleep
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    if a.fail:
+        print("Traceback (most recent call last):\\nRuntimeError: boom", file=sys.stderr)
+        sys.exit(a.fail)
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    with open(a.out + ".tmp", "w") as f:
+        f.write("exp_id,method,dataset,group,metric,seed,value,host,gpu,finished_at\\n")
+        f.write(f"{a.exp},m,d,main,accuracy,{a.seed},0.9,{socket.gethostname()},,2026-11-26T00:00:00Z\\n")
+    os.replace(a.out + ".tmp", a.out)
+    '''
+)
+
+CONFIG = textwrap.dedent(
+    """\
+    version: 1
+    project: enginetest
+    targets:
+      local:
+        kind: local
+        root: .reconciler/runs-local
+        max_runs: 8
+    policies:
+      poll_interval: 1
+      backoff: {base_seconds: 0, factor: 1, max_seconds: 0}
+    """
+)
+
+
+def dispatch(seeds: int = 3, sleep: float = 0.0, fail: int = 0, extra: str = "") -> str:
+    return textwrap.dedent(
+        f"""\
+        version: 1
+        defaults:
+          expected_duration_hours: 0.01
+          targets: [local]
+          max_retries: 1
+        experiments:
+          - id: job
+            command: python3 job.py --exp {{exp_id}} --seed {{seed}} --out {{result_file}} --sleep {sleep} --fail {fail}
+            seeds: {list(range(seeds))}
+            group: main
+            method: m
+            dataset: d
+        """
+    ) + extra
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_project(root: Path, *, seeds: int = 3, sleep: float = 0.0, fail: int = 0) -> Path:
+    project = root / "project"
+    (project / "config").mkdir(parents=True)
+    (project / "dispatch").mkdir()
+    (project / "config" / "reconciler.yaml").write_text(CONFIG)
+    (project / "dispatch" / "experiments.yaml").write_text(dispatch(seeds, sleep, fail))
+    (project / "job.py").write_text(JOB)
+    (project / ".gitignore").write_text(".reconciler/\n")
+    git(project, "init", "-q", "-b", "main")
+    git(project, "-c", "user.name=t", "-c", "user.email=t@localhost", "add", "-A")
+    git(project, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "desired state")
+    return project
+
+
+def reconcile(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = {**os.environ, "LAUNCH_LOG": str(project.parent / "launches.log"), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", *args, "-C", str(project)] if args and args[0] == "--once"
+        else [sys.executable, "-m", "reconciler", *args],
+        cwd=project, env=full, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def launches(project: Path) -> list[str]:
+    path = project.parent / "launches.log"
+    return path.read_text().split() if path.exists() else []
+
+
+def until(predicate: Callable[[], bool], deadline: float = 60.0, step: Callable[[], object] | None = None) -> None:
+    """Call ``step`` (a pass) until ``predicate`` holds; fail after ``deadline`` seconds."""
+    end = time.monotonic() + deadline
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError("state not reached before the deadline")
+        if step is not None:
+            step()
+        else:
+            time.sleep(0.05)

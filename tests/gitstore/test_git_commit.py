@@ -1,0 +1,213 @@
+"""commit_status: only the reconciler's paths, only on change, a person's work untouched."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from reconciler.errors import GitStoreError
+from reconciler.gitstore import ProjectRepo, commit_message, commit_status, tag
+from reconciler.model.config import GitSettings
+from tests.gitstore.gitcmd import commit_files, git, init_repo, porcelain, write
+
+BOT = GitSettings(author_name="reconciler-bot", author_email="bot@example.org")
+
+
+def _count(root: Path) -> int:
+    return int(git(root, "rev-list", "--count", "HEAD"))
+
+
+def test_commits_only_on_change(tmp_path: Path) -> None:
+    root = init_repo(tmp_path / "repo", {"dispatch/main.yaml": "version: 1\n"})
+    with ProjectRepo(root) as repo:
+        write(root, "dispatch/state.json", '{"v": 1}\n')
+        sha = commit_status(repo, ["dispatch/state.json"], "reconcile: 1 change", settings=BOT)
+        assert sha is not None and sha == git(root, "rev-parse", "HEAD")
+        assert _count(root) == 2
+        # An identical write: no commit, HEAD stays.
+        write(root, "dispatch/state.json", '{"v": 1}\n')
+        assert commit_status(repo, ["dispatch/state.json"], "reconcile: again", settings=BOT) is None
+        assert git(root, "rev-parse", "HEAD") == sha
+        assert commit_status(repo, [], "nothing") is None
+    assert porcelain(root) == ""  # our path is clean in the person's index too
+
+
+def test_author_committer_and_trailers(tmp_path: Path) -> None:
+    root = init_repo(tmp_path / "repo", {"a": "1"})
+    write(root, "progress/lab.log", "line\n")
+    with ProjectRepo(root) as repo:
+        commit_status(
+            repo,
+            ["progress/lab.log"],
+            "reconcile: launch logreg_blobs_s0",
+            "logreg_blobs_s0: pending -> running on local gpu 0",
+            {"Desired-State": "abc123", "Reconciler-Pass": "20260101T000000Z-1"},
+            settings=BOT,
+        )
+    fmt = "%an <%ae>|%cn <%ce>|%s"
+    assert git(root, "log", "-1", f"--format={fmt}") == (
+        "reconciler-bot <bot@example.org>|reconciler-bot <bot@example.org>|reconcile: launch logreg_blobs_s0"
+    )
+    trailers = git(root, "log", "-1", "--format=%(trailers:only,unfold)")
+    assert trailers.splitlines() == ["Desired-State: abc123", "Reconciler-Pass: 20260101T000000Z-1"]
+    assert "pending -> running" in git(root, "log", "-1", "--format=%b")
+
+
+def test_commit_message_format_and_validation() -> None:
+    assert commit_message("s") == "s"
+    assert commit_message("s", "b\n", {"K": "v"}) == "s\n\nb\n\nK: v"
+    with pytest.raises(GitStoreError):
+        commit_message("two\nlines")
+    with pytest.raises(GitStoreError):
+        commit_message("s", trailers={"bad key": "v"})
+    with pytest.raises(GitStoreError):
+        commit_message("s", trailers={"K": "multi\nline"})
+
+
+def test_person_edits_are_never_committed_overwritten_or_lost(tmp_path: Path) -> None:
+    root = init_repo(
+        tmp_path / "repo",
+        {"dispatch/main.yaml": "v1\n", "notes.md": "n1\n", "both.txt": "b1\n", "dispatch/state.json": "{}\n"},
+    )
+    base = git(root, "rev-parse", "HEAD")
+    # Staged change, unstaged change, staged-then-edited-again, a staged new file, an untracked file.
+    write(root, "dispatch/main.yaml", "v2 staged\n")
+    git(root, "add", "dispatch/main.yaml")
+    write(root, "notes.md", "n2 unstaged\n")
+    write(root, "both.txt", "b2 staged\n")
+    git(root, "add", "both.txt")
+    write(root, "both.txt", "b3 unstaged\n")
+    write(root, "new_staged.txt", "ns\n")
+    git(root, "add", "new_staged.txt")
+    write(root, "scratch.txt", "untracked\n")
+    before = porcelain(root)
+
+    write(root, "dispatch/state.json", '{"changed": true}\n')
+    with ProjectRepo(root) as repo:
+        sha = commit_status(repo, ["dispatch/state.json"], "reconcile: status", settings=BOT)
+    assert sha is not None
+    # The commit holds our path and nothing else.
+    assert git(root, "diff-tree", "--no-commit-id", "--name-only", "-r", base, sha) == "dispatch/state.json"
+    assert git(root, "show", f"{sha}:dispatch/main.yaml") == "v1"
+    # The person's index and work tree are exactly as they were.
+    assert porcelain(root) == before
+    assert git(root, "show", ":dispatch/main.yaml") == "v2 staged"
+    assert git(root, "show", ":both.txt") == "b2 staged"
+    assert (root / "both.txt").read_text() == "b3 unstaged\n"
+    assert (root / "notes.md").read_text() == "n2 unstaged\n"
+    assert git(root, "show", ":new_staged.txt") == "ns"
+    assert (root / "scratch.txt").read_text() == "untracked\n"
+    assert git(root, "diff", "--cached", "--name-only") == "both.txt\ndispatch/main.yaml\nnew_staged.txt"
+    # The person's next commit holds their staged work and no revert of ours.
+    git(root, "commit", "--quiet", "-m", "person")
+    assert git(root, "show", "HEAD:dispatch/state.json") == '{"changed": true}'
+    assert git(root, "show", "HEAD:both.txt") == "b2 staged"
+
+
+def test_deletion_directories_ignored_files_and_modes(tmp_path: Path) -> None:
+    root = init_repo(
+        tmp_path / "repo",
+        {".gitignore": "experiments/results/\n", "progress/escalate_x.md": "help\n", "keep.txt": "k"},
+    )
+    (root / "progress/escalate_x.md").unlink()
+    write(root, "experiments/results/x_s0.csv", "exp_id,value\nx_s0,1\n")  # ignored by the person
+    write(root, "progress/env_local.json", "{}\n")
+    with ProjectRepo(root) as repo:
+        sha = commit_status(repo, ["progress/escalate_x.md", "experiments/results", "progress/env_local.json"], "s")
+    assert sha is not None
+    files = git(root, "ls-tree", "-r", "--name-only", "HEAD").splitlines()
+    assert "progress/escalate_x.md" not in files
+    assert "experiments/results/x_s0.csv" in files
+    assert "progress/env_local.json" in files
+    assert git(root, "log", "-1", "--format=%an") == "reconciler"  # default identity
+    assert porcelain(root) == ""
+
+
+def test_first_commit_of_an_empty_repository(tmp_path: Path) -> None:
+    root = init_repo(tmp_path / "repo")
+    write(root, "dispatch/state.json", "{}\n")
+    with ProjectRepo(root) as repo:
+        sha = commit_status(repo, ["dispatch/state.json"], "first")
+        assert sha is not None and repo.head_sha() == sha
+    assert git(root, "rev-list", "--count", "HEAD") == "1"
+
+
+def test_project_in_a_subdirectory(tmp_path: Path) -> None:
+    root = init_repo(tmp_path / "repo", {"README.md": "r", "examples/project/dispatch/main.yaml": "m"})
+    write(root, "README.md", "person edit")
+    write(root, "examples/project/dispatch/state.json", "{}\n")
+    with ProjectRepo(root / "examples" / "project") as repo:
+        sha = commit_status(repo, ["dispatch/state.json"], "s")
+        with pytest.raises(GitStoreError):
+            commit_status(repo, ["../../README.md"], "escape")
+    assert sha is not None
+    assert git(root, "diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD~1", "HEAD") == (
+        "examples/project/dispatch/state.json"
+    )
+    assert porcelain(root) == " M README.md"
+
+
+def test_project_hooks_do_not_run(tmp_path: Path) -> None:
+    root = init_repo(tmp_path / "repo", {"a": "1"})
+    hook = root / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho refused >&2\nexit 1\n")
+    hook.chmod(hook.stat().st_mode | stat.S_IXUSR)
+    write(root, "dispatch/state.json", "{}\n")
+    with ProjectRepo(root) as repo:
+        assert commit_status(repo, ["dispatch/state.json"], "s") is not None
+
+
+def test_head_moved_by_someone_else_is_not_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = init_repo(tmp_path / "repo", {"a": "1"})
+    write(root, "dispatch/state.json", "{}\n")
+    with ProjectRepo(root) as repo:
+        real = repo.resolve_or_none
+        stale = real("HEAD")
+
+        def racing(rev: str) -> str | None:
+            # The person commits between our read of HEAD and our ref update.
+            commit_files(root, {"b": "person"}, "person races")
+            return stale
+
+        monkeypatch.setattr(repo, "resolve_or_none", racing)
+        with pytest.raises(GitStoreError):
+            commit_status(repo, ["dispatch/state.json"], "s")
+    assert git(root, "log", "-1", "--format=%s") == "person races"
+
+
+def test_tag_is_idempotent(tmp_path: Path) -> None:
+    root = init_repo(tmp_path / "repo", {"a": "1"})
+    first = git(root, "rev-parse", "HEAD")
+    second = commit_files(root, {"a": "2"})
+    with ProjectRepo(root) as repo:
+        assert tag(repo, "phase/pilot-done", first, "pilot done", settings=BOT) is True
+        assert tag(repo, "phase/pilot-done", second, "again") is False
+        with pytest.raises(GitStoreError):
+            tag(repo, "bad name", first, "m")
+    assert git(root, "rev-parse", "phase/pilot-done^{commit}") == first
+    assert git(root, "for-each-ref", "--format=%(taggername)", "refs/tags/phase/pilot-done") == "reconciler-bot"
+
+
+def test_a_stale_index_from_a_crash_is_healed(tmp_path: Path) -> None:
+    """A pass that died between the commit and the index update leaves a staged revert behind."""
+    root = init_repo(tmp_path / "repo", {"dispatch/state.json": "{}\n"})
+    old_blob = git(root, "rev-parse", "HEAD:dispatch/state.json")
+    write(root, "dispatch/state.json", '{"v": 2}\n')
+    with ProjectRepo(root) as repo:
+        assert commit_status(repo, ["dispatch/state.json"], "s") is not None
+        git(root, "update-index", "--cacheinfo", f"100644,{old_blob},dispatch/state.json")  # the crash
+        assert porcelain(root) == "MM dispatch/state.json"
+        assert commit_status(repo, ["dispatch/state.json"], "again") is None
+    assert porcelain(root) == ""
+
+
+def test_paths_are_literal_not_patterns(tmp_path: Path) -> None:
+    root = init_repo(tmp_path / "repo", {"results/a.csv": "1", "results/b.csv": "1"})
+    write(root, "results/a.csv", "2")
+    write(root, "results/b.csv", "2")
+    write(root, "results/*.csv", "star")
+    with ProjectRepo(root) as repo:
+        assert commit_status(repo, ["results/*.csv"], "s") is not None
+    assert git(root, "diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD~1", "HEAD") == "results/*.csv"
