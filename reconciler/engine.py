@@ -58,6 +58,8 @@ class PassResult:
     results: list[ActionResult] = field(default_factory=list)
     commit: str | None = None
     warnings: list[str] = field(default_factory=list)
+    restored: bool = False
+    """The working-tree state file was missing or corrupt and was rewritten from the last commit."""
     unreachable: dict[str, str] = field(default_factory=dict)
     """Targets that did not answer, with their error."""
 
@@ -113,12 +115,12 @@ def _pass_in(
 ) -> PassResult:
     warnings: list[str] = []
     tree = repo.tree("HEAD")
-    desired = load_desired(tree)
+    desired = load_desired(tree, revision=tree.sha)
     settings = desired.config.git
     if pull if pull is not None else settings.pull:
         pull_ff(repo, settings.remote, settings.branch)
         tree = repo.tree("HEAD")
-        desired = load_desired(tree)
+        desired = load_desired(tree, revision=tree.sha)
     crash_point("after_load")
     dirty = repo.dirty_paths(["config", "dispatch", "experiments"])
     dirty = [p for p in dirty if p != STATE and not p.startswith("experiments/results/")]
@@ -138,6 +140,7 @@ def _pass_in(
         result = asyncio.run(
             _observe_apply(project_dir, repo, desired, recorded, inflight, Path(scratch), dry_run, clock, warnings)
         )
+    result.restored = loaded.restored is not None
     if dry_run:
         return result
     return _finish(
@@ -229,7 +232,7 @@ def _finish(
 ) -> PassResult:
     state = result.state
     now = clock()
-    if not state.same_content(recorded):
+    if not state.same_content(recorded) or result.restored:
         state = StateFile(
             project=state.project,
             entries=state.entries,
@@ -251,7 +254,6 @@ def _finish(
     result.commit = commit_status(repo, paths, title, body, trailers, settings=desired.config.git)
     crash_point("after_commit")
     if result.commit:
-        log(f"{title} ({result.commit[:10]})")
         _tag_phases(repo, desired, recorded, state, result.commit)
         if push_changes:
             push(repo, desired.config.git.remote, desired.config.git.branch)

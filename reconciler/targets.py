@@ -42,13 +42,17 @@ def open_runners(config: Config, project_dir: Path) -> Runners:
     runners = Runners()
     for target in config.targets:
         if target.kind is TargetKind.LOCAL:
-            transport = LocalTransport(name=target.name, command_timeout=config.policies.command_timeout)
-            runners.by_name[target.name] = ShellRunner(target, transport, project_dir, config.project)
+            transport = LocalTransport(name=target.name)
+            runners.by_name[target.name] = ShellRunner(
+                target, transport, project_dir, config.project, command_timeout=config.policies.command_timeout
+            )
         elif target.kind is TargetKind.SSH and target.ssh is not None:
             if runners.pool is None:
                 runners.pool = SshPool.from_policies(config.policies)
             ssh = runners.pool.transport(target.ssh, name=target.name)
-            runners.by_name[target.name] = ShellRunner(target, ssh, project_dir, config.project)
+            runners.by_name[target.name] = ShellRunner(
+                target, ssh, project_dir, config.project, command_timeout=config.policies.command_timeout
+            )
         else:
             runners.by_name[target.name] = Unsupported(target)
     return runners

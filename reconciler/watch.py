@@ -104,6 +104,8 @@ def _one(project: Path, log: Callable[[str], None]) -> float:
         result = reconcile_once(project, log=log)
         for line in result.events:
             log(f"{project.name}: {line.line}")
+        if result.commit:
+            log(f"{project.name}: committed {result.commit[:10]}")
     except SchemaError as exc:
         log(f"{project}: invalid desired state, pass skipped:\n{exc}")
     except LockHeld as exc:

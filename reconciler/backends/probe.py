@@ -34,9 +34,9 @@ from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from reconciler.backends.gpus import APPS_QUERY, GPU_QUERY, build_gpus
 from reconciler.errors import TransportError
 from reconciler.model.observed import GpuObservation, RunObservation, TargetObservation
-from reconciler.observe.gpus import APPS_QUERY, GPU_QUERY, build_gpus
 
 PROBE_VERSION = 1
 

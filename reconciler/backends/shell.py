@@ -72,6 +72,12 @@ class ShellRunner:
         self.last_probe: dict[str, object] = {}
         """The raw document of the last probe (``probe.own_gpu_pids`` reads it)."""
 
+    @property
+    def own_gpu_pids(self) -> frozenset[int]:
+        """GPU processes of this project's live runs at the last probe (the rest are foreign:
+        ``reconciler.backends.gpus.foreign_process_counts``)."""
+        return probe_mod.own_gpu_pids(self.last_probe)
+
     async def _run(self, script: str, *, stdin: bytes | None = None, timeout: float | None = None) -> Completed:
         return await self.transport.run(script, stdin=stdin, timeout=timeout or self.command_timeout)
 
@@ -93,7 +99,10 @@ class ShellRunner:
         python = self.target.python
         done = await self._run(scripts.probe_command(self.root, name, python), stdin=request)
         if done.returncode == scripts.PROBE_MISSING_EXIT:
-            reconciler_dir = done.stdout.strip().splitlines()[-1]
+            printed = done.stdout.strip().splitlines()
+            if not printed:
+                raise self._fail("probe install", done)
+            reconciler_dir = printed[-1]
             tmp = f".{name}.{secrets.token_hex(4)}.tmp"
             with probe_mod.probe_file() as local:
                 await self.transport.put(local, posixpath.join(reconciler_dir, tmp))

@@ -121,7 +121,7 @@ date +%s > heartbeat
   done
 ) </dev/null >/dev/null 2>&1 &
 hb=$!
-trap 'terminated=1' TERM INT
+trap ': job signalled, record its exit code' TERM INT
 (
 {job}
 ) </dev/null > stdout.log 2>&1

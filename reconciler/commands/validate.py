@@ -80,7 +80,7 @@ def validate(path: Path, rev: str | None, as_json: bool) -> None:
         try:
             report, sha = _inspect_rev(project, rev)
         except GitStoreError as exc:
-            report = Report((Problem(".", 1, 1, "", f"cannot read revision {rev!r}: {exc}"),), (), None)
+            report = Report((Problem(".", 1, 1, "", f"git: {exc}"),), (), None)
             sha = rev
         name = f"{name}@{sha[:12]}"
     _print(report, name, as_json)

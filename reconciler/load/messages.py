@@ -1,4 +1,8 @@
-"""Short, human wording for values and schema keywords, shared by the schema and cross-file checks."""
+"""Short, human wording for values and schema keywords.
+
+Used by ``schema_check`` (turning jsonschema errors into messages) and by the cross-file checks, so
+that every message of a pass quotes values the same way (``'abc'``, ``12``, ``null``).
+"""
 
 from __future__ import annotations
 

@@ -31,7 +31,8 @@ def _is_integer(_checker: object, value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-_StrictValidator = validators.extend(
+_extend: Any = validators.extend  # untyped in types-jsonschema
+_StrictValidator: Any = _extend(
     Draft202012Validator,
     type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
 )

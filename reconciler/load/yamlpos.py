@@ -116,11 +116,13 @@ class _Converter:
         return value if isinstance(value, _JSON_SCALARS) else str(node.value)
 
 
-def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Problem]]:
-    """Parse ``text``; the document is ``None`` when the text is not YAML at all."""
-    loader: yaml.SafeLoader | None = None
+_FAST_LOADER: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)
+"""libyaml's loader, when PyYAML was built with it (several times faster on large dispatch files)."""
+
+
+def _parse(loader_class: type[yaml.SafeLoader], text: str, file: str) -> tuple[Document | None, list[Problem]]:
+    loader = loader_class(text)
     try:
-        loader = yaml.SafeLoader(text)
         root = loader.get_single_node()
         if root is None:
             return Document(file, None, {(): (1, 1)}), []
@@ -128,6 +130,26 @@ def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Problem]]:
         conv.positions[()] = _pos(root)
         data = conv.convert(root, ())
         return Document(file, data, conv.positions), conv.problems
+    finally:
+        loader.dispose()
+
+
+def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Problem]]:
+    """Parse ``text``; the document is ``None`` when the text is not YAML at all.
+
+    libyaml parses first when present; on any error the pure-Python parser runs again, so that
+    messages and positions are the same on every machine (and libyaml's extra strictness on a few
+    constructs never rejects a file PyYAML accepts).
+    """
+    if _FAST_LOADER is not None:
+        try:
+            return _parse(_FAST_LOADER, text, file)
+        except _Abort as exc:
+            return None, [file_problem(file, f"invalid YAML: {exc.message}", *exc.position)]
+        except (yaml.YAMLError, RecursionError):
+            pass
+    try:
+        return _parse(yaml.SafeLoader, text, file)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -144,9 +166,6 @@ def parse_yaml(text: str, file: str) -> tuple[Document | None, list[Problem]]:
         return None, [file_problem(file, f"invalid YAML: {exc.message}", *exc.position)]
     except RecursionError:
         return None, [file_problem(file, "invalid YAML: nested too deeply")]
-    finally:
-        if loader is not None:
-            loader.dispose()
 
 
 def _char(character: object) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -26,6 +27,7 @@ from reconciler.backends.shell import ShellRunner
 from reconciler.model.actions import Kill, Launch
 from reconciler.model.config import Target, TargetKind
 from reconciler.model.ids import launch_token
+from reconciler.model.observed import RunObservation
 
 T = TypeVar("T")
 PROJECT = "demo"
@@ -163,3 +165,69 @@ def proc_state(pid: int) -> tuple[str, str] | None:
 def running(pid: int) -> bool:
     state = proc_state(pid)
     return state is not None and state[0] not in "ZX"
+
+
+# Runs until the test creates ``go`` (bounded: 3000 polls, so a failed test leaves nothing behind).
+WAIT_FOR_GO = (
+    'i=0; while [ ! -f "$RECONCILER_RUN_DIR/go" ] && [ $i -lt 3000 ]; do sleep 0.05; i=$((i+1)); done; echo finished'
+)
+SPAWN_CHILD = 'sleep 120 & echo $! > "$RECONCILER_RUN_DIR/child.pid"; sleep 121'
+
+
+async def observe(runner: ShellRunner, exp_id: str, attempt: int = 1) -> RunObservation | None:
+    obs = await runner.probe(want=[(exp_id, attempt)])
+    return obs.run(exp_id, attempt)
+
+
+async def finished(runner: ShellRunner, exp_id: str, attempt: int = 1) -> RunObservation | None:
+    """The run's observation once it has an exit code, else None (for ``poll``)."""
+    run_obs = await observe(runner, exp_id, attempt)
+    return run_obs if run_obs is not None and run_obs.exit_code is not None else None
+
+
+async def exists(path: Path) -> bool:
+    return path.exists()
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                data = (entry / "stat").read_bytes()
+            except OSError:
+                continue
+            rest = data[data.rfind(b")") + 2 :].split()
+            if int(rest[2]) == pgid and rest[0] not in (b"Z", b"X"):
+                members.append(int(entry.name))
+    return members
+
+
+def fake_run_dir(root: Path, exp_id: str, pid: int, start_time: str) -> Path:
+    run_dir = root / "runs" / exp_id / "1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "token").write_text(launch_token("demo", exp_id, 1) + "\n")
+    (run_dir / "launch.lock").mkdir()
+    (run_dir / "pid").write_text(f"{pid}\n")
+    (run_dir / "start_time").write_text(f"{start_time}\n")
+    return run_dir
+
+
+def orphaned_group(env: dict[str, str] | None = None) -> tuple[int, str, int]:
+    """A process group whose leader is dead and reaped, with one member left: (pgid, leader's
+    start time, the member's pid)."""
+    leader = subprocess.Popen(
+        ["sh", "-c", "sleep 300 & echo $!; exec sleep 299"],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    assert leader.stdout is not None
+    orphan = int(leader.stdout.readline())
+    leader.stdout.close()
+    state = proc_state(leader.pid)
+    assert state is not None
+    leader.kill()
+    leader.wait()  # reaped: /proc/<leader> is gone, its group lives on in the orphan
+    return leader.pid, state[1], orphan

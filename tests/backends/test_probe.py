@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 from reconciler.backends import probe as probe_mod
+from reconciler.backends.gpus import foreign_process_counts
 from reconciler.backends.local import LocalTransport
 from reconciler.backends.shell import ShellRunner
 from reconciler.errors import TransportError
 from reconciler.model.actions import Collect
 from reconciler.model.config import Target, TargetKind
 from reconciler.model.observed import TargetObservation
-from reconciler.observe.gpus import foreign_process_counts
-from tests.backends.helpers import PROJECT, Backend, make_launch, poll, run
+from tests.backends.helpers import PROJECT, Backend, kill_for, make_launch, poll, run
 
 DATA = Path(__file__).parent.parent / "data" / "nvidia-smi"
 
@@ -130,8 +130,6 @@ def test_gpus_from_a_fake_nvidia_smi_with_our_process_and_a_foreign_one(tmp_path
         (tmp_path / "smi" / "apps.txt").write_text(f"{job_pid}, {uuid}, 30968\n4123, {uuid}, 8192\n")
         busy = await runner.probe()
         own = probe_mod.own_gpu_pids(runner.last_probe)
-        from tests.backends.helpers import kill_for
-
         await runner.kill(kill_for(action, None, None))
         return idle, busy, own, job_pid
 

@@ -1,14 +1,11 @@
-"""``ShellRunner`` with real processes, over every transport of ``helpers.backend``.
-
-Launch, observe, adopt, refuse, survive, kill: the exactly-once and never-kill-a-stranger
-properties of the design are checked against real ``setsid`` process groups.
-"""
+"""``ShellRunner`` launches with real processes, over every transport of ``helpers.backend``:
+run to completion, observe while running, adopt instead of relaunching, refuse a foreign run
+dir, survive the transport and the reconciler going away."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -16,16 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.backends.shell import ShellRunner
 from reconciler.crashpoints import CRASH_EXIT_CODE
 from reconciler.errors import PermanentError
 from reconciler.model.observed import RunObservation
 from tests.backends.helpers import (
+    WAIT_FOR_GO,
     Backend,
-    kill_for,
+    finished,
+    group_members,
     make_launch,
+    observe,
     poll,
-    proc_state,
     run,
     running,
     wait_until,
@@ -36,20 +34,6 @@ WRITE_CSV = (
     "{result}; echo line-1; echo line-2 >&2; "
     """printf '{{"wandb_run_id": "w1"}}' > "$RECONCILER_RUN_DIR/status.json"; exit 0"""
 )
-# Runs until the test creates ``go`` (bounded: 3000 polls, so a failed test leaves nothing behind).
-WAIT_FOR_GO = (
-    'i=0; while [ ! -f "$RECONCILER_RUN_DIR/go" ] && [ $i -lt 3000 ]; do sleep 0.05; i=$((i+1)); done; echo finished'
-)
-
-
-async def observe(runner: ShellRunner, exp_id: str, attempt: int = 1) -> RunObservation | None:
-    obs = await runner.probe(want=[(exp_id, attempt)])
-    return obs.run(exp_id, attempt)
-
-
-async def finished(runner: ShellRunner, exp_id: str) -> RunObservation | None:
-    run_obs = await observe(runner, exp_id)
-    return run_obs if run_obs is not None and run_obs.exit_code is not None else None
 
 
 def test_launch_runs_to_completion_and_probe_reports_it(backend: Backend) -> None:
@@ -72,6 +56,9 @@ def test_launch_runs_to_completion_and_probe_reports_it(backend: Backend) -> Non
     assert done.log_tail == ("line-1", "line-2")
     assert done.heartbeat_age is not None and done.age is not None
     assert Path(run_dir, "wrapper.sh").is_file() and Path(run_dir, "launch.lock").is_dir()
+    pid = started["pid"]
+    assert isinstance(pid, int)
+    wait_until(lambda: not group_members(pid), "the wrapper's group (heartbeat loop included) to end")
 
 
 def test_running_job_is_alive_with_heartbeat_and_env(backend: Backend) -> None:
@@ -88,7 +75,7 @@ def test_running_job_is_alive_with_heartbeat_and_env(backend: Backend) -> None:
 
         live = await poll(alive_with_log, "the run to be alive with output")
         Path(action.run_dir, "go").touch()
-        done = await poll(lambda: _finished(runner, action.exp_id, 2), "the run to finish")
+        done = await poll(lambda: finished(runner, action.exp_id, 2), "the run to finish")
         return live, done, action.code_dir
 
     live, done, code_dir = run(scenario())
@@ -96,11 +83,6 @@ def test_running_job_is_alive_with_heartbeat_and_env(backend: Backend) -> None:
     assert live.log_tail[0].startswith("gpu=1,3 id=E") and f"pwd={code_dir}" in live.log_tail[0]
     assert "attempt=2 x=a b'c" in live.log_tail[0]
     assert done.exit_code == 0 and not done.alive and done.log_tail[-1] == "finished"
-
-
-async def _finished(runner: ShellRunner, exp_id: str, attempt: int) -> RunObservation | None:
-    obs = await observe(runner, exp_id, attempt)
-    return obs if obs is not None and obs.exit_code is not None else None
 
 
 def test_second_launch_of_the_same_attempt_adopts_the_first(backend: Backend) -> None:
@@ -184,147 +166,3 @@ def test_job_survives_the_reconciler_process_dying(tmp_path: Path) -> None:
     Path(action.run_dir, "go").touch()
     wait_until(lambda: Path(action.run_dir, "exit_code").exists(), "the job to finish")
     assert Path(action.run_dir, "exit_code").read_text().strip() == "0"
-
-
-SPAWN_CHILD = 'sleep 120 & echo $! > "$RECONCILER_RUN_DIR/child.pid"; sleep 121'
-
-
-def test_kill_stops_the_whole_process_group(backend: Backend) -> None:
-    async def scenario() -> tuple[bool, int, int, RunObservation]:
-        runner = await backend.runner()
-        action = make_launch(backend.root, SPAWN_CHILD)
-        started = await runner.launch(action)
-        child = Path(action.run_dir, "child.pid")
-        await poll(lambda: _exists(child), "the child pid")
-        child_pid = int(child.read_text())
-        assert running(child_pid)
-        pid, start = started["pid"], started["start_time"]
-        assert isinstance(pid, int) and isinstance(start, str)
-        gone = await runner.kill(kill_for(action, pid, start))
-        done = await poll(lambda: finished(runner, action.exp_id), "the exit code")
-        return gone, pid, child_pid, done
-
-    gone, pid, child_pid, done = run(scenario())
-    assert gone is True
-    assert not running(pid) and not running(child_pid)
-    assert done.exit_code == 143 and not done.alive
-
-
-def test_kill_without_pid_reads_the_run_dir_and_is_idempotent(backend: Backend) -> None:
-    async def scenario() -> tuple[bool, bool, int]:
-        runner = await backend.runner()
-        action = make_launch(backend.root, SPAWN_CHILD)
-        started = await runner.launch(action)
-        first = await runner.kill(kill_for(action, None, None))
-        second = await runner.kill(kill_for(action, None, None))
-        pid = started["pid"]
-        assert isinstance(pid, int)
-        return first, second, pid
-
-    first, second, pid = run(scenario())
-    assert first is True and second is True and not running(pid)
-
-
-def test_kill_finds_children_that_outlived_the_wrapper(backend: Backend) -> None:
-    async def scenario() -> tuple[bool, int]:
-        runner = await backend.runner()
-        action = make_launch(backend.root, SPAWN_CHILD)
-        started = await runner.launch(action)
-        child = Path(action.run_dir, "child.pid")
-        await poll(lambda: _exists(child), "the child pid")
-        pid, start = started["pid"], started["start_time"]
-        assert isinstance(pid, int) and isinstance(start, str)
-        os.kill(pid, signal.SIGKILL)  # the wrapper dies; the job's processes stay in its group
-        wait_until(lambda: not running(pid), "the wrapper to die")
-        gone = await runner.kill(kill_for(action, pid, start))
-        return gone, int(child.read_text())
-
-    gone, child_pid = run(scenario())
-    assert gone is True and not running(child_pid)
-
-
-async def _exists(path: Path) -> bool:
-    return path.exists()
-
-
-def fake_run_dir(root: Path, exp_id: str, pid: int, start_time: str) -> Path:
-    from reconciler.model.ids import launch_token
-
-    run_dir = root / "runs" / exp_id / "1"
-    run_dir.mkdir(parents=True)
-    (run_dir / "token").write_text(launch_token("demo", exp_id, 1) + "\n")
-    (run_dir / "launch.lock").mkdir()
-    (run_dir / "pid").write_text(f"{pid}\n")
-    (run_dir / "start_time").write_text(f"{start_time}\n")
-    return run_dir
-
-
-def test_reused_pid_is_never_alive_and_never_killed(backend: Backend) -> None:
-    stranger = subprocess.Popen(["sleep", "300"], start_new_session=True)
-    try:
-        state = proc_state(stranger.pid)
-        assert state is not None
-        wrong = str(int(state[1]) + 7)
-        backend.make_root()
-        run_dir = fake_run_dir(backend.root, "F_s0", stranger.pid, wrong)
-
-        async def scenario() -> tuple[RunObservation | None, bool]:
-            runner = await backend.runner()
-            seen = await observe(runner, "F_s0")
-            action = make_launch(backend.root, "true", exp_id="F_s0")
-            return seen, await runner.kill(kill_for(action, stranger.pid, wrong))
-
-        seen, gone = run(scenario())
-        assert seen is not None and seen.launched and seen.pid == stranger.pid
-        assert seen.alive is False
-        assert gone is True  # ours is gone: the pid belongs to someone else now
-        assert stranger.poll() is None and running(stranger.pid)
-        assert run_dir.is_dir()
-    finally:
-        stranger.kill()
-        stranger.wait()
-
-
-def test_orphan_group_that_is_not_ours_is_left_alone(backend: Backend) -> None:
-    """The recorded pid is gone but its group id lives on in processes without our run dir in
-    their environment: ownership cannot be shown, so nothing is killed and kill says False."""
-    leader = subprocess.Popen(
-        ["sh", "-c", "sleep 300 & echo $!; exec sleep 299"], start_new_session=True, stdout=subprocess.PIPE
-    )
-    assert leader.stdout is not None
-    orphan = int(leader.stdout.readline())
-    state = proc_state(leader.pid)
-    assert state is not None
-    leader.kill()
-    leader.wait()  # reaped: /proc/<leader> is gone, its group lives on in the orphan
-    try:
-        backend.make_root()
-        fake_run_dir(backend.root, "O_s0", leader.pid, state[1])
-
-        async def scenario() -> bool:
-            runner = await backend.runner()
-            action = make_launch(backend.root, "true", exp_id="O_s0")
-            return await runner.kill(kill_for(action, leader.pid, state[1]))
-
-        assert run(scenario()) is False
-        assert running(orphan)
-    finally:
-        os.kill(orphan, signal.SIGKILL)
-
-
-def test_zombie_is_not_alive(backend: Backend) -> None:
-    zombie = subprocess.Popen(["true"])
-    try:
-        wait_until(lambda: (proc_state(zombie.pid) or ("?",))[0] == "Z", "the child to become a zombie")
-        state = proc_state(zombie.pid)
-        assert state is not None
-        backend.make_root()
-        fake_run_dir(backend.root, "Z_s0", zombie.pid, state[1])
-
-        async def scenario() -> RunObservation | None:
-            return await observe(await backend.runner(), "Z_s0")
-
-        seen = run(scenario())
-        assert seen is not None and seen.pid == zombie.pid and seen.alive is False
-    finally:
-        zombie.wait()

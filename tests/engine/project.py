@@ -18,12 +18,16 @@ JOB = textwrap.dedent(
     p = argparse.ArgumentParser()
     p.add_argument("--exp"); p.add_argument("--seed", type=int, default=0); p.add_argument("--out")
     p.add_argument("--sleep", type=float, default=0.0); p.add_argument("--fail", type=int, default=0)
-    a = p.parse_args()
+    p.add_argument("--oom", action="store_true")
+    a, _ = p.parse_known_args()
     with open(os.environ["LAUNCH_LOG"], "a") as f:
         f.write(a.exp + "\\n")
     deadline = time.monotonic() + a.sleep
     while time.monotonic() < deadline:
         time.sleep(0.05)
+    if a.oom:
+        print("torch.cuda.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", file=sys.stderr)
+        sys.exit(1)
     if a.fail:
         print("Traceback (most recent call last):\\nRuntimeError: boom", file=sys.stderr)
         sys.exit(a.fail)
@@ -51,7 +55,7 @@ CONFIG = textwrap.dedent(
 )
 
 
-def dispatch(seeds: int = 3, sleep: float = 0.0, fail: int = 0, extra: str = "") -> str:
+def dispatch(seeds: int = 3, sleep: float = 0.0, fail: int = 0, extra: str = "", flags: str = "") -> str:
     return textwrap.dedent(
         f"""\
         version: 1
@@ -61,7 +65,7 @@ def dispatch(seeds: int = 3, sleep: float = 0.0, fail: int = 0, extra: str = "")
           max_retries: 1
         experiments:
           - id: job
-            command: python3 job.py --exp {{exp_id}} --seed {{seed}} --out {{result_file}} --sleep {sleep} --fail {fail}
+            command: python3 job.py --exp {{exp_id}} --seed {{seed}} --out {{result_file}} --sleep {sleep} --fail {fail}{flags}
             seeds: {list(range(seeds))}
             group: main
             method: m
@@ -74,12 +78,12 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def make_project(root: Path, *, seeds: int = 3, sleep: float = 0.0, fail: int = 0) -> Path:
+def make_project(root: Path, *, seeds: int = 3, sleep: float = 0.0, fail: int = 0, flags: str = "") -> Path:
     project = root / "project"
     (project / "config").mkdir(parents=True)
     (project / "dispatch").mkdir()
     (project / "config" / "reconciler.yaml").write_text(CONFIG)
-    (project / "dispatch" / "experiments.yaml").write_text(dispatch(seeds, sleep, fail))
+    (project / "dispatch" / "experiments.yaml").write_text(dispatch(seeds, sleep, fail, flags=flags))
     (project / "job.py").write_text(JOB)
     (project / ".gitignore").write_text(".reconciler/\n")
     git(project, "init", "-q", "-b", "main")

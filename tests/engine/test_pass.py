@@ -44,7 +44,8 @@ def test_runs_to_done_and_commits_each_transition(tmp_path: Path) -> None:
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "nothing to do" in plan.stdout
     log = (project / "progress" / "lab.log").read_text().splitlines()
-    assert any("job_s0: pending -> running" in line for line in log)
+    assert any("job_s0: new, running (attempt 1 on local" in line for line in log)
+    assert any("job_s0: running -> done" in line for line in log)
     assert all(line[:4].isdigit() and "+00:00" in line.split()[0] for line in log)
 
 
@@ -81,12 +82,26 @@ def test_second_reconcile_exits_75_naming_the_holder(tmp_path: Path) -> None:
     assert f"pid {os.getpid()}" in out.stderr
 
 
-def test_failed_job_is_retried_then_failed(tmp_path: Path) -> None:
+def test_unknown_failure_is_not_retried(tmp_path: Path) -> None:
     project = make_project(tmp_path, seeds=1, fail=3)
     until(lambda: statuses(project).get("job_s0") == "failed", step=lambda: reconcile(project, "--once"))
     state = json.loads((project / "dispatch" / "state.json").read_text())["experiments"][0]
+    assert (state["retry_count"], state["failure_class"]) == (0, "unknown")
+    assert state["attempts"][0]["exit_code"] == 3
+    assert "RuntimeError: boom" in state["attempts"][0]["evidence"][-1]
+    assert launches(project) == ["job_s0"]
+    assert reconcile(project, "--once").returncode == 1  # something needs a person
+
+
+def test_oom_is_retried_with_remediation_then_failed(tmp_path: Path) -> None:
+    project = make_project(tmp_path, seeds=1, flags=" --oom --batch-size 64")
+    until(lambda: statuses(project).get("job_s0") == "failed", step=lambda: reconcile(project, "--once"))
+    state = json.loads((project / "dispatch" / "state.json").read_text())["experiments"][0]
     assert state["retry_count"] == 1
-    assert [a["exit_code"] for a in state["attempts"]] == [3, 3]
+    assert [a["failure_class"] for a in state["attempts"]] == ["cuda_oom", "cuda_oom"]
+    first, second = (a["command"] for a in state["attempts"])
+    assert "--batch-size 64" in first and "--accumulate-grad-batches" not in first
+    assert "--batch-size 32" in second and "--accumulate-grad-batches 2" in second
     assert launches(project) == ["job_s0", "job_s0"]
-    out = reconcile(project, "--once")
-    assert out.returncode == 1  # something needs a person
+    log = reconcile(project, "log", "-C", str(project), "job_s0").stdout
+    assert "command changed" in log

@@ -99,7 +99,7 @@ def test_rev_validates_the_committed_files_not_the_working_tree(
     missing = CliRunner().invoke(validate, ["sub/proj", "--rev", "no-such-rev", "--json"])
     assert missing.exit_code == 2
     (problem,) = json.loads(missing.output)["problems"]
-    assert problem["message"].startswith("cannot read revision 'no-such-rev'")
+    assert problem["message"].startswith("git: unknown revision 'no-such-rev'")
 
 
 def test_as_a_process_exit_code_2(project: Path) -> None:
