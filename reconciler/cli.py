@@ -7,6 +7,7 @@ runs one pass, for cron. Exit codes: 0 converged or progressing, 1 something sta
 
 from __future__ import annotations
 
+import functools
 import glob
 import sys
 from pathlib import Path
@@ -27,19 +28,26 @@ from reconciler.commands.common import EXIT_OK, EXIT_STALLED, run_guarded
     multiple=True,
     help="Project directory (repeatable; a glob serves several projects). Default: the current directory.",
 )
+@click.option(
+    "--until-done",
+    is_flag=True,
+    help="Watch until nothing is left in flight; exit 0 when every experiment is done, 1 otherwise.",
+)
 @click.option("--pull/--no-pull", default=None, help="Fast-forward from the remote first (default: config git.pull).")
 @click.option("--push/--no-push", default=None, help="Push status commits (default: config git.push).")
 @click.pass_context
-def main(ctx: click.Context, once: bool, projects: tuple[str, ...], pull: bool | None, push: bool | None) -> None:
+def main(
+    ctx: click.Context, once: bool, until_done: bool, projects: tuple[str, ...], pull: bool | None, push: bool | None
+) -> None:
     """Reconcile ML experiments from a git repository's committed files."""
     if ctx.invoked_subcommand is not None:
         return
     dirs = _expand(projects)
     if once:
-        sys.exit(max(run_guarded(lambda d=d: _once(d, pull, push)) for d in dirs))
+        sys.exit(max(run_guarded(functools.partial(_once, d, pull, push)) for d in dirs))
     from reconciler.watch import watch
 
-    sys.exit(run_guarded(lambda: watch(dirs)))
+    sys.exit(run_guarded(lambda: watch(dirs, until_settled=until_done)))
 
 
 def _once(project: Path, pull: bool | None, push: bool | None) -> int:

@@ -126,7 +126,9 @@ def _pass_in(
     dirty = [p for p in dirty if p != STATE and not p.startswith("experiments/results/")]
     if dirty:
         warnings.append(
-            "uncommitted changes will not run until committed: " + ", ".join(dirty[:5]) + ("…" if len(dirty) > 5 else "")
+            "uncommitted changes will not run until committed: "
+            + ", ".join(dirty[:5])
+            + ("…" if len(dirty) > 5 else "")
         )
     loaded = load_recorded(project_dir, tree.read_text(STATE), desired.config.project)
     if loaded.restored:
@@ -215,9 +217,7 @@ async def _observe_apply_with(
     results = await execute(plan.actions, runners.by_name, archive_for, project_dir)
     crash_point("after_apply")
     state = fold(plan, results, desired, clock())
-    return PassResult(
-        plan, state, events(recorded, state), results, warnings=warnings, unreachable=unreachable
-    )
+    return PassResult(plan, state, events(recorded, state), results, warnings=warnings, unreachable=unreachable)
 
 
 def _finish(
@@ -277,13 +277,14 @@ def _wanted(recorded: StateFile, desired: DesiredState) -> dict[str, set[tuple[s
     """Which runs each probe must detail: the live attempts, and every pending entry's next one."""
     want: dict[str, set[tuple[str, int]]] = {t.name: set() for t in desired.config.targets}
     pending_ids = {e.id: e.attempt for e in recorded.entries if e.status is Status.PENDING}
+    known = recorded.by_id()
     for spec in desired.experiments:
-        pending_ids.setdefault(spec.id, recorded.get(spec.id).attempt if recorded.get(spec.id) else 0)
+        if spec.id not in known:
+            pending_ids[spec.id] = 0
     for entry in recorded.entries:
         a = entry.current
         if a is not None and a.target in want and (entry.status.active or entry.status is Status.ON_HOLD):
             want[a.target].add((entry.id, a.n))
-    for exp_id, attempt in pending_ids.items():
-        for name in want:
-            want[name].add((exp_id, attempt + 1))
+    for runs in want.values():
+        runs.update((exp_id, attempt + 1) for exp_id, attempt in pending_ids.items())
     return want

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.backends.base import Runner
+from reconciler.backends.base import Runner, Transport
 from reconciler.backends.local import LocalTransport
 from reconciler.backends.shell import ShellRunner
 from reconciler.backends.ssh import SshPool
@@ -64,7 +64,7 @@ class Unsupported:
     def __init__(self, target: Target) -> None:
         self.name = target.name
         self.target = target
-        self.transport = LocalTransport(name=target.name)
+        self.transport: Transport = LocalTransport(name=target.name)
 
     async def probe(self, want: Collection[tuple[str, int]] = ()) -> TargetObservation:
         return TargetObservation(self.name, reachable=False, error=self._why)

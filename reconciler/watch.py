@@ -23,6 +23,7 @@ from reconciler.engine import reconcile_once
 from reconciler.errors import LockHeld, ReconcilerError, SchemaError
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.load import load_desired
+from reconciler.model.status import Status
 
 DESIRED_PREFIXES = ("config/", "dispatch/", "experiments/")
 
@@ -42,8 +43,13 @@ def watch(
     *,
     log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
     max_passes: int | None = None,
+    until_settled: bool = False,
 ) -> int:
-    """Run until signalled (or ``max_passes`` rounds, for tests). Returns an exit code."""
+    """Run until signalled (or ``max_passes`` rounds, for tests). Returns an exit code.
+
+    ``until_settled``: stop once every project has nothing left in flight (every experiment
+    done, failed, cancelled or on hold); exit 0 when all are done or cancelled, else 1.
+    """
     stop = threading.Event()
     wake = threading.Event()
 
@@ -65,6 +71,7 @@ def watch(
     observer.start()
     seen = {p: _head(r) for p, r in repos.items()}
     due = dict.fromkeys(projects, 0.0)
+    settled: dict[Path, bool | None] = dict.fromkeys(projects)
     rounds = 0
     try:
         while not stop.is_set():
@@ -74,7 +81,7 @@ def watch(
                 changed = head != seen[project] and _touches_desired(repo, seen[project], head)
                 seen[project] = head
                 if now >= due[project] or changed:
-                    interval = _one(project, log)
+                    interval, settled[project] = _one(project, log)
                     seen[project] = _head(repo)
                     due[project] = time.monotonic() + interval
                 if stop.is_set():
@@ -82,6 +89,8 @@ def watch(
             rounds += 1
             if max_passes is not None and rounds >= max_passes:
                 break
+            if until_settled and all(v is not None for v in settled.values()):
+                return 0 if all(settled.values()) else 1
             wait = max(0.05, min(due.values()) - time.monotonic())
             wake.wait(timeout=min(wait, 1.0))
             wake.clear()
@@ -95,9 +104,11 @@ def watch(
     return 0
 
 
-def _one(project: Path, log: Callable[[str], None]) -> float:
-    """One pass; returns the project's poll interval (60 s when the config cannot be read)."""
+def _one(project: Path, log: Callable[[str], None]) -> tuple[float, bool | None]:
+    """One pass; returns the project's poll interval (60 s when the config cannot be read) and
+    whether it has settled (``None``: still in flight; True: all done; False: needs a person)."""
     interval = 60.0
+    settled: bool | None = None
     try:
         with ProjectRepo(project) as repo:
             interval = load_desired(repo.tree("HEAD")).config.policies.poll_interval
@@ -106,13 +117,17 @@ def _one(project: Path, log: Callable[[str], None]) -> float:
             log(f"{project.name}: {line.line}")
         if result.commit:
             log(f"{project.name}: committed {result.commit[:10]}")
+        statuses = {e.status for e in result.state.entries}
+        if statuses <= {Status.DONE, Status.CANCELLED, Status.FAILED, Status.ON_HOLD}:
+            settled = statuses <= {Status.DONE, Status.CANCELLED}
     except SchemaError as exc:
         log(f"{project}: invalid desired state, pass skipped:\n{exc}")
+        settled = False
     except LockHeld as exc:
         log(f"{project}: {exc}; skipped")
     except ReconcilerError as exc:
         log(f"{project}: pass failed: {exc}")
-    return interval
+    return interval, settled
 
 
 def _head(repo: ProjectRepo) -> str | None:
@@ -132,7 +147,7 @@ def _touches_desired(repo: ProjectRepo, old: str | None, new: str | None) -> boo
         return True
     for name in names:
         rel = repo.project_path(name)
-        if rel and rel.startswith(DESIRED_PREFIXES) and rel != "dispatch/state.json":
-            if not rel.startswith("experiments/results/"):
-                return True
+        ours = rel == "dispatch/state.json" or (rel or "").startswith("experiments/results/")
+        if rel and rel.startswith(DESIRED_PREFIXES) and not ours:
+            return True
     return False

@@ -32,4 +32,3 @@ def plan(project_dir: Path) -> int:
         click.echo("nothing to do")
         return EXIT_OK
     return EXIT_STALLED
-

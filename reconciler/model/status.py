@@ -261,9 +261,7 @@ class StateFile:
     def from_dict(cls, d: Mapping[str, Any]) -> StateFile:
         return cls(
             project=str(d.get("project", "")),
-            entries=tuple(
-                sorted((StatusEntry.from_dict(e) for e in d.get("experiments") or ()), key=lambda e: e.id)
-            ),
+            entries=tuple(sorted((StatusEntry.from_dict(e) for e in d.get("experiments") or ()), key=lambda e: e.id)),
             updated=str(d.get("updated") or ""),
             decisions_applied=tuple(sorted(str(x) for x in d.get("decisions_applied") or ())),
             stages_approved=tuple(sorted(int(x) for x in d.get("stages_approved") or ())),

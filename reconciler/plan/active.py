@@ -40,8 +40,8 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
     if attempt.pid is None and run.pid is not None:
         entry = outcomes.update_current(entry, pid=run.pid, start_time=run.start_time)
         entry = entry.replace(pid=run.pid)
-    wants_cancel = (
-        (spec is None and ctx.policies.prune) or (spec is not None and spec.state is DesiredRunState.CANCELLED)
+    wants_cancel = (spec is None and ctx.policies.prune) or (
+        spec is not None and spec.state is DesiredRunState.CANCELLED
     )
     if run.exit_code is not None:
         if wants_cancel:
@@ -83,9 +83,7 @@ def _merge_sidecar(entry: StatusEntry, run: RunObservation) -> StatusEntry:
     return entry.replace(**changes) if changes else entry
 
 
-_CONTROLLER_FIELDS = frozenset(
-    {"id", "status", "host", "gpu", "pid", "job_id", "retry_count", "started", "finished"}
-)
+_CONTROLLER_FIELDS = frozenset({"id", "status", "host", "gpu", "pid", "job_id", "retry_count", "started", "finished"})
 
 
 def _collect(entry: StatusEntry, run: RunObservation, target: str) -> Collect:

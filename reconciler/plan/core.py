@@ -145,10 +145,10 @@ def _adopt(entry: StatusEntry, ctx: Context) -> StatusEntry:
             git_commit=ctx.desired.revision,
         )
         return outcomes.started(entry, attempt, ctx.now)
-    for exp_id, attempt_n, target in sorted(ctx.inflight):
-        seen = ctx.observed.target(target)
+    for exp_id, attempt_n, where in sorted(ctx.inflight):
+        seen = ctx.observed.target(where)
         if exp_id == entry.id and attempt_n == n and (seen is None or not seen.reachable):
-            attempt = Attempt(n=n, target=target, command=entry.command, run_dir="", token=token)
+            attempt = Attempt(n=n, target=where, command=entry.command, run_dir="", token=token)
             entry = outcomes.started(entry, attempt, ctx.now, status=Status.UNREACHABLE)
             return entry.replace(started=None)
     return entry
@@ -189,8 +189,7 @@ class _Gates:
             failed = [e for e in members if e.status in (Status.FAILED, Status.ON_HOLD)]
             if failed:
                 return (
-                    f"stage {stage} has {len(failed)} failed or held experiment(s); "
-                    f"approve stage {spec.stage} to go on"
+                    f"stage {stage} has {len(failed)} failed or held experiment(s); approve stage {spec.stage} to go on"
                 )
             done = sum(1 for e in members if e.status in (Status.DONE, Status.CANCELLED))
             if done < len(members):

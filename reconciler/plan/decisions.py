@@ -13,9 +13,7 @@ from reconciler.plan import outcomes
 from reconciler.plan.context import Context
 
 
-def apply_decisions(
-    entries: dict[str, StatusEntry], ctx: Context
-) -> tuple[list[str], list[int], list[Action]]:
+def apply_decisions(entries: dict[str, StatusEntry], ctx: Context) -> tuple[list[str], list[int], list[Action]]:
     """Carry out the decisions not yet applied; returns (applied ids, approved stages, kills)."""
     applied = list(ctx.recorded.decisions_applied)
     stages = list(ctx.recorded.stages_approved)
@@ -39,9 +37,7 @@ def apply_decisions(
 
 
 def _decide(entry: StatusEntry, decision: Decision, ctx: Context) -> tuple[StatusEntry, Kill | None]:
-    note = f"decision {decision.id}: {decision.action.value}" + (
-        f" ({decision.reason})" if decision.reason else ""
-    )
+    note = f"decision {decision.id}: {decision.action.value}" + (f" ({decision.reason})" if decision.reason else "")
     entry = entry.replace(notes="\n".join(x for x in (entry.notes, note) if x))
     live = entry.current is not None and entry.current.finished is None and entry.status in _LIVE
     action = decision.action

@@ -74,9 +74,7 @@ def _set_condition(entry: StatusEntry, cond: Condition) -> tuple[Condition, ...]
 
 
 def set_condition(entry: StatusEntry, type_: str, reason: str, message: str, ctx: Context) -> StatusEntry:
-    return entry.replace(
-        conditions=_set_condition(entry, Condition(type_, True, reason, message, iso(ctx.now)))
-    )
+    return entry.replace(conditions=_set_condition(entry, Condition(type_, True, reason, message, iso(ctx.now))))
 
 
 def clear_condition(entry: StatusEntry, type_: str) -> StatusEntry:

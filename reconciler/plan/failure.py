@@ -48,9 +48,7 @@ _SCHEDULER_CLASSES = {
 }
 
 DEFAULT_RULES: dict[str, RemediationRule] = {
-    CUDA_OOM: RemediationRule(
-        CUDA_OOM, halve_args=("--batch-size",), set_args=(("--accumulate-grad-batches", "2"),)
-    ),
+    CUDA_OOM: RemediationRule(CUDA_OOM, halve_args=("--batch-size",), set_args=(("--accumulate-grad-batches", "2"),)),
     KERNEL_OOM: RemediationRule(KERNEL_OOM, halve_args=("--batch-size",)),
     NAN_LOSS: RemediationRule(NAN_LOSS, set_args=(("--grad-clip", "1.0"),), drop_flags=("--fp16",)),
     WANDB_CONNECTION: RemediationRule(WANDB_CONNECTION, env=(("WANDB_MODE", "offline"),)),

@@ -82,13 +82,9 @@ def _launched(entry: StatusEntry, action: Launch, res: ActionResult, now: dateti
     )
 
 
-def _killed(
-    entry: StatusEntry, action: Kill, res: ActionResult, desired: DesiredState, now: datetime
-) -> StatusEntry:
+def _killed(entry: StatusEntry, action: Kill, res: ActionResult, desired: DesiredState, now: datetime) -> StatusEntry:
     if not res.ok:
-        return entry.replace(
-            notes=_note(entry.notes, f"kill of attempt {action.attempt} failed: {res.message}")
-        )
+        return entry.replace(notes=_note(entry.notes, f"kill of attempt {action.attempt} failed: {res.message}"))
     reason = action.reason
     spec = desired.by_id().get(entry.id)
     if reason.startswith("fatal:"):

@@ -27,9 +27,7 @@ def update_current(entry: StatusEntry, **changes: object) -> StatusEntry:
     return with_attempt(entry, dataclasses.replace(current, **changes))  # type: ignore[arg-type]
 
 
-def started(
-    entry: StatusEntry, attempt: Attempt, now: datetime, status: Status = Status.RUNNING
-) -> StatusEntry:
+def started(entry: StatusEntry, attempt: Attempt, now: datetime, status: Status = Status.RUNNING) -> StatusEntry:
     """The attempt runs (launched by us, or adopted after a crash)."""
     entry = with_attempt(entry.replace(attempt=attempt.n), attempt)
     return entry.replace(
@@ -51,9 +49,7 @@ def started(
 
 def done(entry: StatusEntry, now: datetime, exit_code: int = 0) -> StatusEntry:
     entry = update_current(entry, finished=iso(now), exit_code=exit_code)
-    return entry.replace(
-        status=Status.DONE, finished=iso(now), pid=None, waiting_reason=None, failure_class=None
-    )
+    return entry.replace(status=Status.DONE, finished=iso(now), pid=None, waiting_reason=None, failure_class=None)
 
 
 def failed_attempt(

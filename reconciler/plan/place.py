@@ -45,9 +45,7 @@ def place(spec: ExperimentSpec, ctx: Context) -> Placement | str:
     return "; ".join(reasons) if reasons else "no eligible target"
 
 
-def _pick_gpus(
-    spec: ExperimentSpec, target: Target, tobs: TargetObservation, ctx: Context
-) -> tuple[int, ...] | str:
+def _pick_gpus(spec: ExperimentSpec, target: Target, tobs: TargetObservation, ctx: Context) -> tuple[int, ...] | str:
     if tobs.gpus is None:
         if spec.gpus:
             return f"{target.name} has no GPU (needs {spec.gpus})"

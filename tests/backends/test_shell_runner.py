@@ -90,9 +90,12 @@ def test_second_launch_of_the_same_attempt_adopts_the_first(backend: Backend) ->
         runner_a = await backend.runner()
         runner_b = await backend.runner()
         action = make_launch(backend.root, WAIT_FOR_GO)
-        racing = await asyncio.gather(runner_a.launch(action), runner_b.launch(action))
-        again = await runner_a.launch(action)
-        Path(action.run_dir, "go").touch()
+        try:
+            racing = await asyncio.gather(runner_a.launch(action), runner_b.launch(action))
+            again = await runner_a.launch(action)
+        finally:
+            Path(action.run_dir, "go").touch()
+        await poll(lambda: finished(runner_a, action.exp_id), "the run to finish")  # leave nothing running
         return racing, again
 
     racing, again = run(scenario())

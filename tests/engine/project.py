@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 JOB = textwrap.dedent(
-    '''
+    """
     import argparse, os, socket, sys, time
     p = argparse.ArgumentParser()
     p.add_argument("--exp"); p.add_argument("--seed", type=int, default=0); p.add_argument("--out")
@@ -36,7 +36,7 @@ JOB = textwrap.dedent(
         f.write("exp_id,method,dataset,group,metric,seed,value,host,gpu,finished_at\\n")
         f.write(f"{a.exp},m,d,main,accuracy,{a.seed},0.9,{socket.gethostname()},,2026-11-26T00:00:00Z\\n")
     os.replace(a.out + ".tmp", a.out)
-    '''
+    """
 )
 
 CONFIG = textwrap.dedent(
@@ -56,8 +56,9 @@ CONFIG = textwrap.dedent(
 
 
 def dispatch(seeds: int = 3, sleep: float = 0.0, fail: int = 0, extra: str = "", flags: str = "") -> str:
-    return textwrap.dedent(
-        f"""\
+    return (
+        textwrap.dedent(
+            f"""\
         version: 1
         defaults:
           expected_duration_hours: 0.01
@@ -65,13 +66,17 @@ def dispatch(seeds: int = 3, sleep: float = 0.0, fail: int = 0, extra: str = "",
           max_retries: 1
         experiments:
           - id: job
-            command: python3 job.py --exp {{exp_id}} --seed {{seed}} --out {{result_file}} --sleep {sleep} --fail {fail}{flags}
+            command: >-
+              python3 job.py --exp {{exp_id}} --seed {{seed}} --out {{result_file}}
+              --sleep {sleep} --fail {fail}{flags}
             seeds: {list(range(seeds))}
             group: main
             method: m
             dataset: d
         """
-    ) + extra
+        )
+        + extra
+    )
 
 
 def git(cwd: Path, *args: str) -> str:

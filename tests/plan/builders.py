@@ -61,9 +61,7 @@ def spec(d: dict[str, Any]) -> ExperimentSpec:
 
 
 def desired(case: dict[str, Any]) -> DesiredState:
-    decisions = tuple(
-        Decision(**{**x, "action": DecisionAction(x["action"])}) for x in case.get("decisions", [])
-    )
+    decisions = tuple(Decision(**{**x, "action": DecisionAction(x["action"])}) for x in case.get("decisions", []))
     return DesiredState(
         config=config(case.get("config", {})),
         experiments=tuple(sorted((spec(e) for e in case.get("experiments", [])), key=lambda s: s.id)),
@@ -90,7 +88,9 @@ def observed(case: dict[str, Any], project: str) -> ObservedState:
             runs[(run.exp_id, run.attempt)] = run
         gpus = None
         if "gpus" in t:
-            gpus = tuple(GpuObservation(**{"uuid": f"GPU-{g['index']}", "utilization_pct": 0.0, **g}) for g in t["gpus"])
+            gpus = tuple(
+                GpuObservation(**{"uuid": f"GPU-{g['index']}", "utilization_pct": 0.0, **g}) for g in t["gpus"]
+            )
         out[name] = TargetObservation(
             target=name,
             reachable=t.get("reachable", True),
