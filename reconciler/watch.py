@@ -82,7 +82,9 @@ def watch(
                 seen[project] = head
                 if now >= due[project] or changed:
                     interval, settled[project] = _one(project, log)
-                    seen[project] = _head(repo)
+                    # ``seen`` stays at the head from before the pass: the next round diffs
+                    # across the pass's own status commit (ignored: reconciler-owned paths) and
+                    # any desired-state commit that landed while the pass ran (not ignored).
                     due[project] = time.monotonic() + interval
                 if stop.is_set():
                     break

@@ -217,7 +217,7 @@ def _launch(entry: StatusEntry, spec: ExperimentSpec, placed: Placement, ctx: Co
         result_file=result,
         checkpoint_dir=checkpoint,
         gpus=placed.gpus,
-        env=spec.env,
+        env=_env(spec, placed),
         expected_duration_hours=spec.expected_duration_hours,
         vram_gb=spec.vram_gb,
     )
@@ -229,6 +229,13 @@ def render_command(entry: StatusEntry, spec: ExperimentSpec, target: Target, roo
     result = entry.result_file or spec.result_path
     checkpoint = checkpoint_path(target, root, entry.id)
     return spec.render(entry.command, checkpoint, result_file=f"{run_dir(root, entry.id, n)}/{result}")
+
+
+def _env(spec: ExperimentSpec, placed: Placement) -> tuple[tuple[str, str], ...]:
+    """The spec's variables; a run given no GPU on a GPU host sees none (not GPU 0 by default)."""
+    if placed.gpu_host and not placed.gpus and all(k != "CUDA_VISIBLE_DEVICES" for k, _ in spec.env):
+        return (*spec.env, ("CUDA_VISIBLE_DEVICES", ""))
+    return spec.env
 
 
 def _ship(actions: list[Action], revision: str | None) -> list[Action]:

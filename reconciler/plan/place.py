@@ -20,6 +20,8 @@ class Placement:
     target: Target
     root: str
     gpus: tuple[int, ...]
+    gpu_host: bool = False
+    """The target has GPUs (so a run given none must be hidden from them)."""
 
 
 def place(spec: ExperimentSpec, ctx: Context) -> Placement | str:
@@ -41,7 +43,7 @@ def place(spec: ExperimentSpec, ctx: Context) -> Placement | str:
             reasons.append(gpus)
             continue
         _reserve(spec, target, gpus, ctx)
-        return Placement(target, tobs.root or target.root, gpus)
+        return Placement(target, tobs.root or target.root, gpus, gpu_host=tobs.gpus is not None)
     return "; ".join(reasons) if reasons else "no eligible target"
 
 

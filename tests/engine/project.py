@@ -61,6 +61,7 @@ def dispatch(seeds: int = 3, sleep: float = 0.0, fail: int = 0, extra: str = "",
             f"""\
         version: 1
         defaults:
+          phase: pilot
           expected_duration_hours: 0.01
           targets: [local]
           max_retries: 1

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.crashpoints import CRASH_EXIT_CODE, POINTS
-from tests.engine.project import launches, make_project, reconcile, until
+from tests.engine.project import git, launches, make_project, reconcile, until
 
 
 def _state(project: Path) -> dict[str, dict[str, object]]:
@@ -20,14 +20,23 @@ def _state(project: Path) -> dict[str, dict[str, object]]:
     return {e["id"]: e for e in json.loads(path.read_text())["experiments"]}
 
 
-@pytest.mark.parametrize("point", POINTS)
+def _crash_once(project: Path, point: str, passes: int = 40) -> None:
+    """Run passes with the crash armed until one dies at ``point`` (the point must be reached)."""
+    for _ in range(passes):
+        out = reconcile(project, "--once", env={"RECONCILER_CRASH_AT": point})
+        if out.returncode == CRASH_EXIT_CODE:
+            return
+        assert out.returncode == 0, out.stderr
+    raise AssertionError(f"no pass reached the crash point {point}")
+
+
+RUN_POINTS = [p for p in POINTS if p != "after_kill"]
+
+
+@pytest.mark.parametrize("point", RUN_POINTS)
 def test_crash_at_every_point_launches_exactly_once(tmp_path: Path, point: str) -> None:
     project = make_project(tmp_path, seeds=2, sleep=0.3)
-    crashed = reconcile(project, "--once", env={"RECONCILER_CRASH_AT": point})
-    assert crashed.returncode in (CRASH_EXIT_CODE, 0), crashed.stderr
-    # The first pass launches; the crash may hit in the first pass or (collect points) a later one.
-    if crashed.returncode == 0:
-        crashed = reconcile(project, "--once", env={"RECONCILER_CRASH_AT": point})
+    _crash_once(project, point)
 
     def done() -> bool:
         s = _state(project)
@@ -39,8 +48,30 @@ def test_crash_at_every_point_launches_exactly_once(tmp_path: Path, point: str) 
     for entry in _state(project).values():
         assert entry["attempt"] == 1
         assert [a["n"] for a in entry["attempts"]] == [1]
+        assert (project / entry["result_file"]).exists()
     runs = project / ".reconciler" / "runs-local" / "runs"
     assert sorted(p.name for p in (runs / "job_s0").iterdir()) == ["1"]
+    # Every transition reached git: the last commit's state equals the working tree's.
+    assert git(project, "show", "HEAD:dispatch/state.json") == (project / "dispatch/state.json").read_text().strip()
+
+
+def test_crash_after_kill_still_cancels_exactly_once(tmp_path: Path) -> None:
+    project = make_project(tmp_path, seeds=2, sleep=60)
+    assert reconcile(project, "--once").returncode == 0
+    spec = project / "dispatch" / "experiments.yaml"
+    spec.write_text(spec.read_text().replace("group: main", "group: main\n    state: cancelled"))
+    git(project, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qam", "cancel the job")
+    _crash_once(project, "after_kill")
+
+    def cancelled() -> bool:
+        s = _state(project)
+        return len(s) == 2 and all(e["status"] == "cancelled" for e in s.values())
+
+    until(cancelled, step=lambda: reconcile(project, "--once"))
+    assert Counter(launches(project)) == Counter({"job_s0": 1, "job_s1": 1})
+    for entry in _state(project).values():
+        pid = entry["attempts"][0]["pid"]
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3]
 
 
 def test_state_deleted_is_restored_and_running_jobs_adopted(tmp_path: Path) -> None:

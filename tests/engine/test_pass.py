@@ -26,6 +26,11 @@ def test_runs_to_done_and_commits_each_transition(tmp_path: Path) -> None:
     first = reconcile(project, "--once")
     assert first.returncode == 0, first.stderr
     assert "3 launched" in git(project, "log", "-1", "--format=%s")
+    first_dispatch = git(project, "rev-parse", "HEAD")
+    assert git(project, "rev-parse", "dispatch/pilot^{commit}") == first_dispatch
+    body = git(project, "log", "-1", "--format=%b")
+    assert "job_s0: new, running (attempt 1 on local pid" in body
+    assert "Desired-State: " in body
     until(lambda: all_done(project), step=lambda: reconcile(project, "--once"))
     assert sorted(launches(project)) == ["job_s0", "job_s1", "job_s2"]
     for seed in range(3):
@@ -35,6 +40,7 @@ def test_runs_to_done_and_commits_each_transition(tmp_path: Path) -> None:
     subjects = git(project, "log", "--format=%s", "--", "dispatch/state.json").splitlines()
     assert subjects[-1].startswith("reconcile: 3 launched")
     assert any("done" in s for s in subjects)
+    assert git(project, "rev-parse", "dispatch/pilot^{commit}") == first_dispatch  # only the first dispatch
     # A further pass over an unchanged world plans nothing and commits nothing.
     head = git(project, "rev-parse", "HEAD")
     again = reconcile(project, "--once")

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from reconciler.model.actions import Launch
 from reconciler.plan import make_plan
 from tests.plan import builders
 
@@ -38,9 +39,12 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     waiting = {e.id: e.waiting_reason for e in plan.state.entries if e.waiting_reason}
     if waiting:
         out["waiting"] = waiting
-    commands = {a.exp_id: a.command for a in plan.io_actions if a.kind == "launch"}  # type: ignore[union-attr]
-    if commands:
-        out["commands"] = commands
+    launches = [a for a in plan.io_actions if isinstance(a, Launch)]
+    if launches:
+        out["commands"] = {a.exp_id: a.command for a in launches}
+    envs = {a.exp_id: dict(a.env) for a in launches if a.env}
+    if envs:
+        out["env"] = envs
     extra = case.get("show", [])
     for field in extra:
         out.setdefault("fields", {})[field] = {e.id: _plain(getattr(e, field)) for e in plan.state.entries}
