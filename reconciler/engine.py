@@ -28,6 +28,7 @@ from reconciler.load import load_desired
 from reconciler.lockfile import ProjectLock
 from reconciler.model.actions import ActionResult, Collect, Launch
 from reconciler.model.desired import DesiredState
+from reconciler.model.env import EnvVerdict
 from reconciler.model.status import StateFile, Status
 from reconciler.observe.observer import observe
 from reconciler.plan import Event, Plan, events, fold, make_plan, subject
@@ -37,7 +38,9 @@ from reconciler.statestore import (
     STATE,
     append_log,
     load_recorded,
+    read_env_verdicts,
     read_inflight,
+    write_env_verdict,
     write_inflight,
     write_state,
 )
@@ -83,11 +86,21 @@ def reconcile_once(
 ) -> PassResult:
     """One pass over the project in ``project_dir``. ``dry_run`` plans and changes nothing."""
     project_dir = project_dir.resolve()
+    _ignore_scratch(project_dir)
     if dry_run:
         return _pass(project_dir, dry_run=True, pull=False, push_changes=False, clock=clock, log=log)
     with ProjectLock(project_dir):
         crash_point("after_lock")
         return _pass(project_dir, dry_run=False, pull=pull, push_changes=push_changes, clock=clock, log=log)
+
+
+def _ignore_scratch(project_dir: Path) -> None:
+    """``.reconciler/`` (lock, in-flight journal, local runs) ignores itself, so it never shows up
+    in ``git status`` or in a person's ``git add -A``, whatever the project's ``.gitignore`` says."""
+    marker = project_dir / ".reconciler" / ".gitignore"
+    if not marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("*\n", encoding="utf-8")
 
 
 def _pass(
@@ -199,7 +212,8 @@ async def _observe_apply_with(
     )
     crash_point("after_observe")
     now = clock()
-    plan = make_plan(desired, recorded, observed, now, inflight)
+    verdicts = read_env_verdicts(project_dir, desired.config.target_names)
+    plan = make_plan(desired, recorded, observed, now, inflight, env=verdicts)
     unreachable = {n: t.error or "no answer" for n, t in sorted(observed.targets.items()) if not t.reachable}
     if dry_run:
         return PassResult(plan, plan.state, events(recorded, plan.state), warnings=warnings, unreachable=unreachable)
@@ -214,7 +228,9 @@ async def _observe_apply_with(
             repo.archive(commit, archives[commit])
         return archives[commit]
 
-    results = await execute(plan.actions, runners.by_name, archive_for, project_dir)
+    results = await execute(
+        plan.actions, runners.by_name, archive_for, project_dir, env_timeout=policies.env_check_timeout
+    )
     crash_point("after_apply")
     state = fold(plan, results, desired, clock())
     return PassResult(plan, state, events(recorded, state), results, warnings=warnings, unreachable=unreachable)
@@ -245,12 +261,20 @@ def _finish(
     crash_point("after_state_write")
     write_inflight(project_dir, [])
     result.state = state
+    verdicts = [r.data["verdict"] for r in result.results if isinstance(r.data.get("verdict"), EnvVerdict)]
+    env_paths = [write_env_verdict(project_dir, v) for v in verdicts]
+    env_lines = [f"{v.target}: {v.status}" + (f" ({v.evidence[-1]})" if v.evidence else "") for v in verdicts]
+    if env_lines:
+        append_log(project_dir, [f"{iso(now)} env {line}" for line in env_lines])
     crash_point("before_commit")
     collected = [a.local_path for a in result.plan.actions if isinstance(a, Collect)]
-    paths = [STATE, LAB_LOG, *collected]
-    body = "\n".join(e.line for e in result.events)
+    paths = [STATE, LAB_LOG, *collected, *env_paths]
+    body = "\n".join([*(e.line for e in result.events), *(f"env {line}" for line in env_lines)])
     trailers = {"Desired-State": desired.revision or "working-tree"}
     title = subject(result.events) if result.events else "reconcile: record status"
+    if verdicts:
+        env_part = "env " + ", ".join(f"{v.target} {'ready' if v.ready else 'failed'}" for v in verdicts)
+        title = f"{title}; {env_part}" if result.events else f"reconcile: {env_part}"
     result.commit = commit_status(repo, paths, title, body, trailers, settings=desired.config.git)
     crash_point("after_commit")
     if result.commit:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.atomic import append_line, atomic_write_text
+from reconciler.model.env import EnvVerdict
 from reconciler.model.status import StateFile
 
 STATE = "dispatch/state.json"
@@ -71,3 +72,24 @@ def write_inflight(project_dir: Path, launches: Iterable[tuple[str, int, str]]) 
         path.unlink(missing_ok=True)
         return
     atomic_write_text(path, json.dumps(items) + "\n")
+
+
+def env_path(target: str) -> str:
+    return f"progress/env_{target}.json"
+
+
+def read_env_verdicts(project_dir: Path, targets: Iterable[str]) -> dict[str, EnvVerdict]:
+    """The last verdict of each target; an unreadable file counts as no verdict (checked again)."""
+    out: dict[str, EnvVerdict] = {}
+    for name in targets:
+        try:
+            out[name] = EnvVerdict.from_dict(json.loads((project_dir / env_path(name)).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue
+    return out
+
+
+def write_env_verdict(project_dir: Path, verdict: EnvVerdict) -> str:
+    path = env_path(verdict.target)
+    atomic_write_text(project_dir / path, verdict.dumps())
+    return path

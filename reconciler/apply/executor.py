@@ -16,7 +16,7 @@ from reconciler.atomic import atomic_write_text
 from reconciler.backends.base import Runner
 from reconciler.crashpoints import crash_point
 from reconciler.errors import PermanentError, ReconcilerError, TemporaryError
-from reconciler.model.actions import Action, ActionResult, Collect, Kill, Launch, Record, ShipCode
+from reconciler.model.actions import Action, ActionResult, CheckEnv, Collect, Kill, Launch, Record, ShipCode
 from reconciler.results import check_result
 
 ArchiveFor = Callable[[str], Path]
@@ -28,38 +28,53 @@ async def execute(
     runners: Mapping[str, Runner],
     archive_for: ArchiveFor,
     project_dir: Path,
+    env_timeout: float = 300.0,
 ) -> list[ActionResult]:
     by_target: dict[str, list[Action]] = {}
     for action in actions:
         if not isinstance(action, Record):
             by_target.setdefault(action.target, []).append(action)
     chunks = await asyncio.gather(
-        *(_target(runners.get(t), acts, archive_for, project_dir) for t, acts in sorted(by_target.items()))
+        *(
+            _target(runners.get(t), acts, archive_for, project_dir, env_timeout)
+            for t, acts in sorted(by_target.items())
+        )
     )
     return [r for chunk in chunks for r in chunk]
 
 
 async def _target(
-    runner: Runner | None, actions: list[Action], archive_for: ArchiveFor, project_dir: Path
+    runner: Runner | None, actions: list[Action], archive_for: ArchiveFor, project_dir: Path, env_timeout: float
 ) -> list[ActionResult]:
     results: list[ActionResult] = []
-    unshipped: str | None = None
+    blocked: str | None = None
     for action in actions:
         if runner is None:
             results.append(ActionResult(action, ok=False, message="target not configured", temporary=False))
             continue
-        if isinstance(action, Launch) and unshipped is not None:
-            results.append(ActionResult(action, False, unshipped, temporary=True, data={"skipped": True}))
+        if isinstance(action, Launch) and blocked is not None:
+            results.append(ActionResult(action, False, blocked, temporary=True, data={"skipped": True}))
             continue
-        result = await _one(runner, action, archive_for, project_dir)
+        if isinstance(action, CheckEnv) and blocked is not None:
+            results.append(ActionResult(action, False, blocked, temporary=True))
+            continue
+        result = await _one(runner, action, archive_for, project_dir, env_timeout)
         if isinstance(action, ShipCode) and not result.ok:
-            unshipped = f"code {action.commit[:10]} not shipped: {result.message}"
+            blocked = f"code {action.commit[:10]} not shipped: {result.message}"
+        if isinstance(action, CheckEnv) and not result.ok:
+            blocked = f"{action.target} env failed: {result.message}" if not result.temporary else result.message
         results.append(result)
     return results
 
 
-async def _one(runner: Runner, action: Action, archive_for: ArchiveFor, project_dir: Path) -> ActionResult:
+async def _one(
+    runner: Runner, action: Action, archive_for: ArchiveFor, project_dir: Path, env_timeout: float
+) -> ActionResult:
     try:
+        if isinstance(action, CheckEnv):
+            verdict = await runner.env_check(action, env_timeout)
+            why = verdict.evidence[-1] if verdict.evidence else verdict.notes
+            return ActionResult(action, verdict.ready, verdict.status + (f": {why}" if why else ""), data={"verdict": verdict})
         if isinstance(action, ShipCode):
             await runner.ship_code(action.commit, archive_for(action.commit))
             return ActionResult(action, True, "code present")

@@ -103,7 +103,15 @@ def build_policies(d: Mapping[str, Any]) -> Policies:
     unreachable = d.get("unreachable") or {}
     timeouts = d.get("timeouts") or {}
     return Policies(
-        **_floats(d, "poll_interval", "connect_timeout", "command_timeout", "lost_grace_seconds"),
+        **_floats(
+            d,
+            "poll_interval",
+            "connect_timeout",
+            "command_timeout",
+            "lost_grace_seconds",
+            "env_ttl_hours",
+            "env_check_timeout",
+        ),
         **_pick(d, "probe_concurrency", "max_retries", "prune", "restart_on_spec_change"),
         backoff=BackoffPolicy(**_floats(backoff, "base_seconds", "factor", "max_seconds")),
         unreachable=UnreachablePolicy(

@@ -30,6 +30,25 @@ class ShipCode:
 
 
 @dataclass(frozen=True)
+class CheckEnv:
+    """Check that ``target`` can run the project's code at ``commit``: the code is there, the
+    environment activates, the project's imports work, and ``command`` (one representative
+    command, run with ``--dry-run``) succeeds within the time limit. Runs before any launch there."""
+
+    target: str
+    commit: str
+    code_dir: str
+    command: str
+    env_hash: str
+    exp_id: str = ""
+
+    kind = "env"
+
+    def describe(self) -> str:
+        return f"check the environment on {self.target} (dry run of {self.exp_id})"
+
+
+@dataclass(frozen=True)
 class Launch:
     """Create the attempt's run dir with its token, then start the wrapper (at most once)."""
 
@@ -48,6 +67,7 @@ class Launch:
     gpus: tuple[int, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     expected_duration_hours: float | None = None
+    duration_basis: str | None = None
     vram_gb: float | None = None
 
     kind = "launch"
@@ -108,13 +128,13 @@ class Record:
         return f"{self.exp_id}: {self.event}"
 
 
-Action = ShipCode | Launch | Collect | Kill | Record
+Action = ShipCode | CheckEnv | Launch | Collect | Kill | Record
 
-KIND_ORDER = {"record": 0, "kill": 1, "ship": 2, "launch": 3, "collect": 4}
+KIND_ORDER = {"record": 0, "kill": 1, "ship": 2, "env": 3, "launch": 4, "collect": 5}
 
 
 def sort_key(action: Action) -> tuple[str, int, str, int]:
-    """Plans sort by target, then kind (records, kills, ships, launches, collects), then id."""
+    """Plans sort by target, then kind (records, kills, ships, env checks, launches, collects), then id."""
     attempt = getattr(action, "attempt", 0)
     return (action.target, KIND_ORDER[action.kind], action.exp_id, attempt)
 

@@ -150,6 +150,10 @@ class Policies:
     """Restart a running experiment whose spec changed (else it shows as out of sync)."""
     lost_grace_seconds: float = 300.0
     """How long a launched run may show neither a live process nor an exit code before it is lost."""
+    env_ttl_hours: float = 24.0
+    """An environment verdict older than this is checked again before the next launch there."""
+    env_check_timeout: float = 300.0
+    """Seconds the environment check (imports, one ``--dry-run``) may take; longer is ENV_FAILED."""
 
 
 @dataclass(frozen=True)

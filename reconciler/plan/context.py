@@ -4,11 +4,14 @@ placements made so far in this pass (so later experiments see the earlier reserv
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from reconciler.model.actions import CheckEnv
 from reconciler.model.config import Policies
 from reconciler.model.desired import DesiredState
+from reconciler.model.env import EnvVerdict
 from reconciler.model.observed import ObservedState
 from reconciler.model.spec import ExperimentSpec
 from reconciler.model.status import StateFile
@@ -22,11 +25,14 @@ class Context:
     now: datetime
     inflight: frozenset[tuple[str, int, str]] = frozenset()
     """(exp_id, attempt, target) launches a crashed pass may have started."""
+    env: Mapping[str, EnvVerdict] = field(default_factory=dict)
+    """The last environment verdict of each target (``progress/env_<TARGET>.json``)."""
     specs: dict[str, ExperimentSpec] = field(default_factory=dict)
     runs_on_target: Counter[str] = field(default_factory=Counter)
     runs_on_gpu: Counter[tuple[str, int]] = field(default_factory=Counter)
     reserved_mb: defaultdict[tuple[str, int], float] = field(default_factory=lambda: defaultdict(float))
-    shipped: set[str] = field(default_factory=set)
+    env_checks: dict[str, CheckEnv] = field(default_factory=dict)
+    """Targets that need an environment check before this pass's launches there (target -> CheckEnv)."""
 
     def __post_init__(self) -> None:
         self.specs = self.desired.by_id()

@@ -8,13 +8,14 @@ that get launches. The plan sorts by (target, kind, id); the same inputs give th
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from reconciler.model.actions import Action, Launch, Record, ShipCode, sort_key
+from reconciler.model.actions import Action, CheckEnv, Launch, Record, ShipCode, sort_key
 from reconciler.model.config import Target
 from reconciler.model.desired import DesiredState
+from reconciler.model.env import EnvVerdict, env_hash
 from reconciler.model.ids import code_dir, launch_token, run_dir
 from reconciler.model.observed import ObservedState
 from reconciler.model.spec import DesiredRunState, ExperimentSpec
@@ -25,7 +26,8 @@ from reconciler.plan.context import Context, parse_iso
 from reconciler.plan.decisions import apply_decisions
 from reconciler.plan.entries import new_entry, sync
 from reconciler.plan.events import describe
-from reconciler.plan.place import Placement, count_active, place
+from reconciler.plan.duration import estimate
+from reconciler.plan.place import Placement, count_active, env_state, place
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,9 @@ def make_plan(
     observed: ObservedState,
     now: datetime,
     inflight: Iterable[tuple[str, int, str]] = (),
+    env: Mapping[str, EnvVerdict] | None = None,
 ) -> Plan:
-    ctx = Context(desired, recorded, observed, now, frozenset(inflight))
+    ctx = Context(desired, recorded, observed, now, frozenset(inflight), dict(env or {}))
     entries = dict(recorded.by_id())
     for spec in desired.experiments:
         entry = entries.get(spec.id) or new_entry(spec, ctx.policies)
@@ -92,9 +95,13 @@ def make_plan(
             entries[spec.id] = entry.replace(waiting_reason=placed)
             continue
         entries[spec.id] = entry.replace(waiting_reason=None)
-        actions.append(_launch(entries[spec.id], spec, placed, ctx))
+        launch = _launch(entries[spec.id], spec, placed, ctx, entries.values())
+        actions.append(launch)
+        if env_state(placed.target, ctx) is None and placed.target.name not in ctx.env_checks:
+            ctx.env_checks[placed.target.name] = _check_env(launch, placed)
 
     actions.extend(_ship(actions, desired.revision))
+    actions.extend(ctx.env_checks.values())
     state = StateFile(
         project=desired.config.project,
         entries=tuple(sorted(entries.values(), key=lambda e: e.id)),
@@ -197,7 +204,9 @@ class _Gates:
         return None
 
 
-def _launch(entry: StatusEntry, spec: ExperimentSpec, placed: Placement, ctx: Context) -> Launch:
+def _launch(
+    entry: StatusEntry, spec: ExperimentSpec, placed: Placement, ctx: Context, entries: Iterable[StatusEntry]
+) -> Launch:
     n = entry.attempt + 1
     root = placed.root
     commit = ctx.desired.revision or ""
@@ -205,6 +214,7 @@ def _launch(entry: StatusEntry, spec: ExperimentSpec, placed: Placement, ctx: Co
     result = entry.result_file or spec.result_path
     checkpoint = checkpoint_path(placed.target, root, entry.id)
     command = render_command(entry, spec, placed.target, root, n)
+    duration = estimate(spec, entries, placed.target, ctx.desired.config)
     return Launch(
         exp_id=entry.id,
         target=placed.target.name,
@@ -218,8 +228,21 @@ def _launch(entry: StatusEntry, spec: ExperimentSpec, placed: Placement, ctx: Co
         checkpoint_dir=checkpoint,
         gpus=placed.gpus,
         env=_env(spec, placed),
-        expected_duration_hours=spec.expected_duration_hours,
+        expected_duration_hours=duration[0] if duration else None,
+        duration_basis=duration[1] if duration else None,
         vram_gb=spec.vram_gb,
+    )
+
+
+def _check_env(launch: Launch, placed: Placement) -> CheckEnv:
+    """The first launch on a target this pass is its representative command for the dry run."""
+    return CheckEnv(
+        target=launch.target,
+        commit=launch.commit,
+        code_dir=launch.code_dir,
+        command=launch.command,
+        env_hash=env_hash(placed.target),
+        exp_id=launch.exp_id,
     )
 
 

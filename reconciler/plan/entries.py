@@ -27,13 +27,16 @@ def sync(entry: StatusEntry, spec: ExperimentSpec, policies: Policies, now_iso: 
         "seed": spec.seed,
         "stage": spec.stage,
         "priority": spec.priority,
-        "expected_duration_hours": spec.expected_duration_hours,
         "result_file": spec.result_path,
         "max_retries": spec.max_retries if spec.max_retries is not None else policies.max_retries,
         "experiment_id": spec.base_id,
     }
-    if spec.expected_duration_hours is not None and entry.duration_basis is None:
+    if spec.expected_duration_hours is not None:
+        changes["expected_duration_hours"] = spec.expected_duration_hours
         changes["duration_basis"] = "spec"
+    elif entry.duration_basis == "spec":
+        changes["expected_duration_hours"] = None
+        changes["duration_basis"] = None
     spec_changed = entry.spec_hash != spec.spec_hash
     if spec_changed:
         if entry.status.active:

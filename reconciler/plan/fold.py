@@ -31,7 +31,9 @@ def fold(plan: Plan, results: Sequence[ActionResult], desired: DesiredState, now
         if entry is None:
             continue
         spec = specs.get(entry.id)
-        if isinstance(action, Launch):
+        if isinstance(action, Launch) and res.data.get("skipped"):
+            entry = entry.replace(waiting_reason=res.message)
+        elif isinstance(action, Launch):
             entry = _launched(entry, action, res, now)
             if not res.ok and not res.temporary:
                 failure = Failure(LAUNCH_ERROR, (res.message,), f"launch failed: {res.message}")
@@ -72,6 +74,10 @@ def _launched(entry: StatusEntry, action: Launch, res: ActionResult, now: dateti
         git_commit=action.commit or None,
         env=action.env,
     )
+    if entry.expected_duration_hours is None and action.expected_duration_hours is not None:
+        entry = entry.replace(
+            expected_duration_hours=action.expected_duration_hours, duration_basis=action.duration_basis
+        )
     if res.ok:
         status = Status.QUEUED if attempt.job_id and data.get("queued") else Status.RUNNING
         return outcomes.started(entry, attempt, now, status=status)

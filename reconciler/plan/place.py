@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.model.config import Target
+from reconciler.model.env import EnvVerdict, env_hash
 from reconciler.model.observed import GpuObservation, TargetObservation
 from reconciler.model.spec import ExperimentSpec
 from reconciler.plan.context import Context
@@ -35,6 +36,11 @@ def place(spec: ExperimentSpec, ctx: Context) -> Placement | str:
         if tobs is None or not tobs.reachable:
             reasons.append(f"{name} unreachable")
             continue
+        verdict = env_state(target, ctx)
+        if verdict is not None and not verdict.ready:
+            why = verdict.evidence[-1] if verdict.evidence else verdict.notes
+            reasons.append(f"{name} env failed" + (f" ({why})" if why else ""))
+            continue
         if target.max_runs is not None and ctx.runs_on_target[name] >= target.max_runs:
             reasons.append(f"{name} at max_runs ({target.max_runs})")
             continue
@@ -45,6 +51,16 @@ def place(spec: ExperimentSpec, ctx: Context) -> Placement | str:
         _reserve(spec, target, gpus, ctx)
         return Placement(target, tobs.root or target.root, gpus, gpu_host=tobs.gpus is not None)
     return "; ".join(reasons) if reasons else "no eligible target"
+
+
+def env_state(target: Target, ctx: Context) -> EnvVerdict | None:
+    """The target's verdict if it still holds for this commit, env settings and age; else ``None``
+    (a check is due before launching there)."""
+    verdict = ctx.env.get(target.name)
+    commit = ctx.desired.revision or ""
+    if verdict is None or not verdict.fresh(commit, env_hash(target), ctx.now, ctx.policies.env_ttl_hours):
+        return None
+    return verdict
 
 
 def _pick_gpus(spec: ExperimentSpec, target: Target, tobs: TargetObservation, ctx: Context) -> tuple[int, ...] | str:

@@ -18,8 +18,10 @@ JOB = textwrap.dedent(
     p = argparse.ArgumentParser()
     p.add_argument("--exp"); p.add_argument("--seed", type=int, default=0); p.add_argument("--out")
     p.add_argument("--sleep", type=float, default=0.0); p.add_argument("--fail", type=int, default=0)
-    p.add_argument("--oom", action="store_true")
+    p.add_argument("--oom", action="store_true"); p.add_argument("--dry-run", action="store_true")
     a, _ = p.parse_known_args()
+    if a.dry_run:
+        sys.exit(0)
     with open(os.environ["LAUNCH_LOG"], "a") as f:
         f.write(a.exp + "\\n")
     deadline = time.monotonic() + a.sleep

@@ -17,6 +17,7 @@ from reconciler.model.config import (
 )
 from reconciler.model.decisions import Decision, DecisionAction
 from reconciler.model.desired import DesiredState
+from reconciler.model.env import EnvVerdict, env_hash
 from reconciler.model.ids import launch_token
 from reconciler.model.observed import GpuObservation, ObservedState, RunObservation, TargetObservation
 from reconciler.model.spec import DesiredRunState, ExperimentSpec, Group, RemediationRule
@@ -105,3 +106,19 @@ def observed(case: dict[str, Any], project: str) -> ObservedState:
 
 def now(case: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(str(case.get("now", "2026-11-26T12:00:00+00:00")))
+
+
+def env(case: dict[str, Any], desired_state: DesiredState) -> dict[str, EnvVerdict]:
+    """Verdicts per target; ``fresh: true`` makes one match the case's commit and env settings."""
+    out: dict[str, EnvVerdict] = {}
+    for name, v in (case.get("env") or {}).items():
+        target = desired_state.config.target(name)
+        out[name] = EnvVerdict(
+            target=name,
+            status=v["status"],
+            checked_commit=v.get("commit", desired_state.revision or ""),
+            checked_at=v.get("checked_at", str(case.get("now", "2026-11-26T12:00:00+00:00"))),
+            env_hash=v.get("env_hash", env_hash(target)),
+            evidence=tuple(v.get("evidence", ())),
+        )
+    return out

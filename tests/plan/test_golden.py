@@ -30,6 +30,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         builders.observed(case, project),
         builders.now(case),
         inflight=[tuple(x) for x in case.get("inflight", [])],
+        env=builders.env(case, desired),
     )
     out: dict[str, Any] = {
         "actions": [a.describe() for a in plan.io_actions],
@@ -42,6 +43,9 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     launches = [a for a in plan.io_actions if isinstance(a, Launch)]
     if launches:
         out["commands"] = {a.exp_id: a.command for a in launches}
+    durations = {a.exp_id: [a.expected_duration_hours, a.duration_basis] for a in launches if a.duration_basis}
+    if durations:
+        out["durations"] = durations
     envs = {a.exp_id: dict(a.env) for a in launches if a.env}
     if envs:
         out["env"] = envs
