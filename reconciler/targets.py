@@ -17,8 +17,9 @@ from reconciler.backends.local import LocalTransport
 from reconciler.backends.shell import ShellRunner
 from reconciler.backends.ssh import SshPool
 from reconciler.errors import InvalidTarget
-from reconciler.model.actions import Collect, Kill, Launch
+from reconciler.model.actions import CheckEnv, Collect, Kill, Launch
 from reconciler.model.config import Config, Target, TargetKind
+from reconciler.model.env import EnvVerdict
 from reconciler.model.observed import TargetObservation
 
 
@@ -74,6 +75,9 @@ class Unsupported:
         return f"target kind {self.target.kind.value!r} is not supported by this version"
 
     async def ship_code(self, commit: str, archive: Path) -> None:
+        raise InvalidTarget(self._why, reason="UnsupportedKind")
+
+    async def env_check(self, action: CheckEnv, timeout: float) -> EnvVerdict:
         raise InvalidTarget(self._why, reason="UnsupportedKind")
 
     async def launch(self, action: Launch) -> dict[str, object]:

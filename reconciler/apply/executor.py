@@ -35,10 +35,7 @@ async def execute(
         if not isinstance(action, Record):
             by_target.setdefault(action.target, []).append(action)
     chunks = await asyncio.gather(
-        *(
-            _target(runners.get(t), acts, archive_for, project_dir, env_timeout)
-            for t, acts in sorted(by_target.items())
-        )
+        *(_target(runners.get(t), acts, archive_for, project_dir, env_timeout) for t, acts in sorted(by_target.items()))
     )
     return [r for chunk in chunks for r in chunk]
 
@@ -74,7 +71,9 @@ async def _one(
         if isinstance(action, CheckEnv):
             verdict = await runner.env_check(action, env_timeout)
             why = verdict.evidence[-1] if verdict.evidence else verdict.notes
-            return ActionResult(action, verdict.ready, verdict.status + (f": {why}" if why else ""), data={"verdict": verdict})
+            return ActionResult(
+                action, verdict.ready, verdict.status + (f": {why}" if why else ""), data={"verdict": verdict}
+            )
         if isinstance(action, ShipCode):
             await runner.ship_code(action.commit, archive_for(action.commit))
             return ActionResult(action, True, "code present")

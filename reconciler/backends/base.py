@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from reconciler.model.actions import Collect, Kill, Launch
+from reconciler.model.actions import CheckEnv, Collect, Kill, Launch
+from reconciler.model.env import EnvVerdict
 from reconciler.model.observed import TargetObservation
 
 
@@ -57,6 +58,11 @@ class Runner(Protocol):
 
     async def ship_code(self, commit: str, archive: Path) -> None:
         """Unpack ``archive`` (a tar of the commit's tree) into ``<root>/code/<commit>/`` unless present."""
+        ...
+
+    async def env_check(self, action: CheckEnv, timeout: float) -> EnvVerdict:
+        """Check the target's environment for ``action.commit`` (see ``CheckEnv``); never raises
+        for a failing check (that is an ``ENV_FAILED`` verdict with evidence), only for transport errors."""
         ...
 
     async def launch(self, action: Launch) -> dict[str, object]:

@@ -2,8 +2,8 @@
 
 It serves ``local`` targets (over ``LocalTransport``) and ``ssh`` targets (over the SSH
 transport) unchanged: it uses only ``transport.run``, ``put`` and ``get``. The observe stage
-calls ``probe``; the apply stage calls ``ship_code``, ``launch``, ``collect`` and ``kill``.
-The scripts come from the pure builders in ``wrapper`` and ``scripts``; the probe's request
+calls ``probe``; the apply stage calls ``ship_code``, ``env_check``, ``launch``, ``collect`` and ``kill``.
+The scripts come from the pure builders in ``wrapper``, ``scripts`` and ``envcheck``; the probe's request
 and parse live in ``probe``. The remote layout under the target's root ``R``::
 
     R/.reconciler/probe-<hash>.py     the installed probe
@@ -19,15 +19,17 @@ import os
 import posixpath
 import secrets
 from collections.abc import Collection
+from datetime import datetime, timezone
 from pathlib import Path
 
+from reconciler.backends import envcheck, scripts, wrapper
 from reconciler.backends import probe as probe_mod
-from reconciler.backends import scripts, wrapper
 from reconciler.backends.base import Completed, Transport
 from reconciler.crashpoints import crash_point
 from reconciler.errors import InvalidTarget, PermanentError, TemporaryError, TransportError
-from reconciler.model.actions import Collect, Kill, Launch
+from reconciler.model.actions import CheckEnv, Collect, Kill, Launch
 from reconciler.model.config import Target, TargetKind
+from reconciler.model.env import EnvVerdict
 from reconciler.model.observed import TargetObservation
 
 
@@ -131,6 +133,16 @@ class ShellRunner:
         done = await self._run(script)
         if done.returncode != 0:
             raise self._fail(f"unpacking {commit[:10]}", done)
+
+    async def env_check(self, action: CheckEnv, timeout: float) -> EnvVerdict:
+        """One remote command (``envcheck``): code present, environment activates, Python and GPUs,
+        then the dry run under ``timeout`` seconds. A failing check is an ``ENV_FAILED`` verdict;
+        only a transport failure raises (the command is bounded by ``timeout`` + the command timeout)."""
+        nonce = secrets.token_hex(6)
+        script = envcheck.env_check_script(action, self.target, self.project, timeout, nonce)
+        done = await self._run(script, timeout=timeout + self.command_timeout)
+        checked_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return envcheck.parse_env_check(done.stdout, nonce, action, self.target, checked_at, timeout, done.stderr)
 
     async def launch(self, action: Launch) -> dict[str, object]:
         """Two commands: claim the run dir and write the wrapper, then start it once.

@@ -71,10 +71,7 @@ def job_lines(action: Launch, env: EnvActivation, project: str) -> list[str]:
     """
     q = shlex.quote
     lines = [f"cd {q(action.code_dir)} || exit 112"]
-    lines += list(env.setup)
-    lines += _exports(env.variables)
-    if env.venv:
-        lines.append(f". {q(posixpath.join(env.venv, 'bin', 'activate'))} || exit 113")
+    lines += activation_lines(env)
     lines += _exports(action.env)
     ours = [
         ("EXP_ID", action.exp_id),
@@ -89,9 +86,26 @@ def job_lines(action: Launch, env: EnvActivation, project: str) -> list[str]:
     if action.checkpoint_dir:
         dirs.append(action.checkpoint_dir)
     lines.append(f"mkdir -p {' '.join(q(d) for d in dirs)} || exit 114")
-    runner = f'"${{CONDA_EXE:-conda}}" run -n {q(env.conda)} --no-capture-output ' if env.conda else ""
-    lines.append(f"exec {runner}sh -c {q(action.command)}")
+    lines.append(f"exec {conda_prefix(env)}sh -c {q(action.command)}")
     return lines
+
+
+def activation_lines(env: EnvActivation) -> list[str]:
+    """The target's environment activation, run in the code dir before the command: setup
+    lines, variables, then the venv (a venv that cannot be sourced exits 113). The launch's
+    wrapper and the environment check (``envcheck``) both use it, so they cannot drift."""
+    lines = list(env.setup)
+    lines += _exports(env.variables)
+    if env.venv:
+        lines.append(f". {shlex.quote(posixpath.join(env.venv, 'bin', 'activate'))} || exit 113")
+    return lines
+
+
+def conda_prefix(env: EnvActivation) -> str:
+    """What goes before a command to run it in the target's conda env (empty without conda)."""
+    if not env.conda:
+        return ""
+    return f'"${{CONDA_EXE:-conda}}" run -n {shlex.quote(env.conda)} --no-capture-output '
 
 
 def wrapper_script(action: Launch, env: EnvActivation, project: str) -> str:

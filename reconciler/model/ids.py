@@ -21,3 +21,9 @@ def run_dir(root: str, exp_id: str, attempt: int) -> str:
 
 def code_dir(root: str, commit: str) -> str:
     return f"{root.rstrip('/')}/code/{commit}"
+
+
+def dry_run_dir(root: str, exp_id: str) -> str:
+    """Scratch dir for an environment check's dry run: a script that ignores ``--dry-run`` writes
+    there, never into a real run dir or checkpoint dir (a later run would resume from it)."""
+    return f"{root.rstrip('/')}/.reconciler/dry-run/{exp_id}"

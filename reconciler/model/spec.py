@@ -3,6 +3,7 @@ are expanded (one ``ExperimentSpec`` per ``<id>_s<seed>``)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -105,7 +106,7 @@ class ExperimentSpec:
             "env": sorted(self.env),
         }
 
-    @property
+    @functools.cached_property
     def spec_hash(self) -> str:
         blob = json.dumps(self.essence, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

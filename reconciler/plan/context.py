@@ -32,10 +32,12 @@ class Context:
     runs_on_gpu: Counter[tuple[str, int]] = field(default_factory=Counter)
     reserved_mb: defaultdict[tuple[str, int], float] = field(default_factory=lambda: defaultdict(float))
     env_checks: dict[str, CheckEnv] = field(default_factory=dict)
+    now_iso: str = ""
     """Targets that need an environment check before this pass's launches there (target -> CheckEnv)."""
 
     def __post_init__(self) -> None:
         self.specs = self.desired.by_id()
+        self.now_iso = iso(self.now)
 
     @property
     def policies(self) -> Policies:
@@ -44,10 +46,6 @@ class Context:
     @property
     def project(self) -> str:
         return self.desired.config.project
-
-    @property
-    def now_iso(self) -> str:
-        return iso(self.now)
 
 
 def iso(moment: datetime) -> str:

@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from reconciler.model.actions import Action, CheckEnv, Launch, Record, ShipCode, sort_key
+from reconciler.model.actions import Action, Launch, Record, ShipCode, sort_key
 from reconciler.model.config import Target
 from reconciler.model.desired import DesiredState
-from reconciler.model.env import EnvVerdict, env_hash
+from reconciler.model.env import EnvVerdict
 from reconciler.model.ids import code_dir, launch_token, run_dir
 from reconciler.model.observed import ObservedState
 from reconciler.model.spec import DesiredRunState, ExperimentSpec
@@ -24,9 +24,10 @@ from reconciler.plan import outcomes
 from reconciler.plan.active import checkpoint_path, decide_active
 from reconciler.plan.context import Context, parse_iso
 from reconciler.plan.decisions import apply_decisions
-from reconciler.plan.entries import new_entry, sync
-from reconciler.plan.events import describe
 from reconciler.plan.duration import estimate
+from reconciler.plan.entries import new_entry, sync
+from reconciler.plan.envcheck import check_env_action
+from reconciler.plan.events import describe
 from reconciler.plan.place import Placement, count_active, env_state, place
 
 
@@ -98,7 +99,8 @@ def make_plan(
         launch = _launch(entries[spec.id], spec, placed, ctx, entries.values())
         actions.append(launch)
         if env_state(placed.target, ctx) is None and placed.target.name not in ctx.env_checks:
-            ctx.env_checks[placed.target.name] = _check_env(launch, placed)
+            commit = desired.revision or ""
+            ctx.env_checks[placed.target.name] = check_env_action(entry, spec, placed.target, placed.root, commit)
 
     actions.extend(_ship(actions, desired.revision))
     actions.extend(ctx.env_checks.values())
@@ -112,7 +114,7 @@ def make_plan(
     old = recorded.by_id()
     for entry in state.entries:
         before = old.get(entry.id)
-        if before != entry:
+        if before is not entry and before != entry:
             actions.append(Record(entry.id, entry, describe(before, entry), entry.target or ""))
     return Plan(tuple(sorted(actions, key=sort_key)), state, recorded)
 
@@ -231,18 +233,6 @@ def _launch(
         expected_duration_hours=duration[0] if duration else None,
         duration_basis=duration[1] if duration else None,
         vram_gb=spec.vram_gb,
-    )
-
-
-def _check_env(launch: Launch, placed: Placement) -> CheckEnv:
-    """The first launch on a target this pass is its representative command for the dry run."""
-    return CheckEnv(
-        target=launch.target,
-        commit=launch.commit,
-        code_dir=launch.code_dir,
-        command=launch.command,
-        env_hash=env_hash(placed.target),
-        exp_id=launch.exp_id,
     )
 
 

@@ -54,7 +54,8 @@ def sync(entry: StatusEntry, spec: ExperimentSpec, policies: Policies, now_iso: 
             changes["command"] = spec.command
             changes["spec_hash"] = spec.spec_hash
             changes["conditions"] = tuple(c for c in entry.conditions if c.type != "OutOfSync")
-    return entry.replace(**changes)
+    changed = {k: v for k, v in changes.items() if getattr(entry, k) != v}
+    return entry.replace(**changed) if changed else entry
 
 
 def resync_after_attempt(entry: StatusEntry, spec: ExperimentSpec | None) -> StatusEntry:

@@ -1,0 +1,152 @@
+"""``reconcile env-check [TARGET]``: check now that targets can run this project's committed code.
+
+Outside the pass, on demand: under the project lock it loads the committed desired state, opens
+the runners in one event loop, and for each selected target probes it (for the resolved root),
+ships the code, picks the representative command (the first experiment eligible there, in
+(stage, priority, id) order, rendered as a launch would render it but with its checkpoint and
+result paths in a scratch dir under the root) and runs
+``Runner.env_check`` (one remote command: see ``reconciler.backends.envcheck``). Each verdict
+goes to ``progress/env_<TARGET>.json`` and is committed. Exit 0 every checked target is ready,
+1 one failed or could not be checked, 2 invalid input, 75 the lock is held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from reconciler.backends.base import Runner
+from reconciler.commands.common import EXIT_OK, EXIT_STALLED, exit_codes, project_option
+from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.gitstore.repo import ProjectRepo
+from reconciler.gitstore.writer import commit_status
+from reconciler.load import load_desired
+from reconciler.lockfile import ProjectLock
+from reconciler.model.actions import CheckEnv
+from reconciler.model.config import Target
+from reconciler.model.desired import DesiredState
+from reconciler.model.env import EnvVerdict
+from reconciler.model.spec import DesiredRunState, ExperimentSpec
+from reconciler.plan.entries import new_entry
+from reconciler.plan.envcheck import check_env_action
+from reconciler.statestore import write_env_verdict
+from reconciler.targets import open_runners
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One target's answer: a verdict, or why there is none (``skipped``: nothing to check)."""
+
+    target: str
+    verdict: EnvVerdict | None = None
+    error: str | None = None
+    skipped: str | None = None
+
+    @property
+    def line(self) -> str:
+        if self.skipped:
+            return f"{self.target}: skipped ({self.skipped})"
+        if self.verdict is None:
+            return f"{self.target}: not checked: {self.error}"
+        v = self.verdict
+        if v.ready:
+            gpus = ", ".join(str(g) for g in v.available_gpus) or "none"
+            return f"{self.target}: {v.status} (python {v.python or '?'}, gpus: {gpus})"
+        why = v.evidence[-1] if v.evidence else v.notes
+        return f"{self.target}: {v.status}: {why}"
+
+
+def representative(desired: DesiredState, target: str) -> ExperimentSpec | None:
+    """The experiment whose command stands for the target's dry run: the first, in (stage,
+    priority, id) order, that may run there and is not cancelled."""
+    eligible = [
+        s
+        for s in desired.experiments
+        if s.state is not DesiredRunState.CANCELLED and (not s.targets or target in s.targets)
+    ]
+    return min(eligible, key=lambda s: (s.stage, s.priority, s.id), default=None)
+
+
+def check_action(desired: DesiredState, target: Target, spec: ExperimentSpec, root: str, commit: str) -> CheckEnv:
+    """The ``CheckEnv`` for ``spec`` on ``target`` whose root resolved to ``root`` (the planner's)."""
+    return check_env_action(new_entry(spec, desired.config.policies), spec, target, root, commit)
+
+
+async def _one(desired: DesiredState, runner: Runner, target: Target, commit: str, archive: Path) -> Outcome:
+    spec = representative(desired, target.name)
+    if spec is None:
+        return Outcome(target.name, skipped="no experiment may run there")
+    try:
+        observed = await runner.probe()
+        if not observed.reachable:
+            return Outcome(target.name, error=observed.error or "unreachable")
+        await runner.ship_code(commit, archive)
+        action = check_action(desired, target, spec, observed.root or target.root, commit)
+        verdict = await runner.env_check(action, desired.config.policies.env_check_timeout)
+    except ReconcilerError as exc:
+        return Outcome(target.name, error=str(exc))
+    return Outcome(target.name, verdict=verdict)
+
+
+async def check_targets(
+    project_dir: Path, repo: ProjectRepo, desired: DesiredState, names: Sequence[str], scratch: Path
+) -> list[Outcome]:
+    """Check ``names`` concurrently (one runner each, one event loop)."""
+    commit = desired.revision or repo.head_sha()
+    archive = scratch / f"{commit}.tar"
+    repo.archive(commit, archive)
+    runners = open_runners(desired.config, project_dir)
+    try:
+        jobs = [_one(desired, runners.by_name[n], desired.config.target(n), commit, archive) for n in names]
+        return list(await asyncio.gather(*jobs))
+    finally:
+        await runners.close()
+
+
+def run_env_check(project_dir: Path, target: str | None = None) -> tuple[list[Outcome], str | None]:
+    """Check, write and commit; returns the outcomes and the new commit (``None``: nothing new)."""
+    project_dir = project_dir.resolve()
+    with ProjectLock(project_dir), ProjectRepo(project_dir) as repo:
+        tree = repo.tree("HEAD")
+        desired = load_desired(tree, revision=tree.sha)
+        names = list(desired.config.target_names)
+        if target is not None:
+            if target not in names:
+                raise ConfigError(f"no target {target!r} in config/reconciler.yaml (targets: {', '.join(names)})")
+            names = [target]
+        with tempfile.TemporaryDirectory(prefix="reconciler-env-") as scratch:
+            outcomes = asyncio.run(check_targets(project_dir, repo, desired, names, Path(scratch)))
+        verdicts = [o.verdict for o in outcomes if o.verdict is not None]
+        paths = [write_env_verdict(project_dir, v) for v in verdicts]
+        summary = ", ".join(f"{v.target} {'ready' if v.ready else 'failed'}" for v in verdicts)
+        sha = commit_status(
+            repo,
+            paths,
+            subject=f"reconcile: env check {summary}",
+            body="\n".join(o.line for o in outcomes if o.verdict is not None),
+            trailers={"Desired-State": desired.revision or tree.sha},
+            settings=desired.config.git,
+        )
+    return outcomes, sha
+
+
+@click.command("env-check")
+@click.argument("target", required=False)
+@project_option
+@exit_codes
+def env_check(target: str | None, project_dir: Path) -> int:
+    """Check a target's environment (all targets without TARGET): code there, environment
+    activates, imports work, a --dry-run of one experiment passes. Writes and commits
+    progress/env_<TARGET>.json. Exit 0 all ready, 1 any failed, 2 invalid input."""
+    outcomes, sha = run_env_check(project_dir, target)
+    for outcome in outcomes:
+        click.echo(outcome.line)
+    if sha:
+        click.echo(f"committed {sha[:10]}")
+    checked = [o for o in outcomes if not o.skipped]
+    return EXIT_OK if all(o.verdict is not None and o.verdict.ready for o in checked) else EXIT_STALLED
