@@ -35,6 +35,7 @@ from reconciler.plan import Event, Plan, events, fold, make_plan, subject
 from reconciler.plan.context import iso
 from reconciler.statestore import (
     LAB_LOG,
+    OWNED,
     STATE,
     append_log,
     load_recorded,
@@ -128,12 +129,12 @@ def _pass_in(
 ) -> PassResult:
     warnings: list[str] = []
     tree = repo.tree("HEAD")
-    desired = load_desired(tree, revision=tree.sha)
+    desired = load_desired(tree, revision=repo.last_change("HEAD", exclude=OWNED))
     settings = desired.config.git
     if pull if pull is not None else settings.pull:
         pull_ff(repo, settings.remote, settings.branch)
         tree = repo.tree("HEAD")
-        desired = load_desired(tree, revision=tree.sha)
+        desired = load_desired(tree, revision=repo.last_change("HEAD", exclude=OWNED))
     crash_point("after_load")
     dirty = repo.dirty_paths(["config", "dispatch", "experiments"])
     dirty = [p for p in dirty if p != STATE and not p.startswith("experiments/results/")]

@@ -19,6 +19,8 @@ from reconciler.model.status import StateFile
 
 STATE = "dispatch/state.json"
 LAB_LOG = "progress/lab.log"
+OWNED = (STATE, "progress", "experiments/results")
+"""What the reconciler writes: commits touching only these are not a change of desired state."""
 INFLIGHT = ".reconciler/inflight.json"
 
 

@@ -34,7 +34,7 @@ from reconciler.model.env import EnvVerdict
 from reconciler.model.spec import DesiredRunState, ExperimentSpec
 from reconciler.plan.entries import new_entry
 from reconciler.plan.envcheck import check_env_action
-from reconciler.statestore import write_env_verdict
+from reconciler.statestore import OWNED, write_env_verdict
 from reconciler.targets import open_runners
 
 
@@ -113,7 +113,7 @@ def run_env_check(project_dir: Path, target: str | None = None) -> tuple[list[Ou
     project_dir = project_dir.resolve()
     with ProjectLock(project_dir), ProjectRepo(project_dir) as repo:
         tree = repo.tree("HEAD")
-        desired = load_desired(tree, revision=tree.sha)
+        desired = load_desired(tree, revision=repo.last_change("HEAD", exclude=OWNED))
         names = list(desired.config.target_names)
         if target is not None:
             if target not in names:

@@ -118,6 +118,18 @@ class ProjectRepo:
         """The project's files as committed at ``rev`` (what ``load`` reads)."""
         return GitTree(self.handle, rev, prefix=self.prefix)
 
+    def last_change(self, rev: str = "HEAD", exclude: Sequence[str] = ()) -> str:
+        """The newest commit at or before ``rev`` that changed the project outside ``exclude``
+        (project-relative paths): the revision of the desired state and code, ignoring the
+        reconciler's own status commits. ``rev`` itself when nothing else ever changed."""
+        specs = [f":(literal){self.prefix or '.'}", *(f":(exclude,literal){self.repo_path(p)}" for p in exclude)]
+        # Pathspec magic is switched off by default (BASE_ENV); these specs spell ``literal`` out.
+        sha = self.run(
+            "log", "-1", "--format=%H", rev, "--", *specs,
+            what="git log of the desired state", env={"GIT_LITERAL_PATHSPECS": "0"},
+        )  # fmt: skip
+        return sha or self.resolve(rev)
+
     def dirty_paths(self, under: Sequence[str] = ()) -> list[str]:
         """Project-relative paths with uncommitted changes (staged, unstaged or untracked, not
         ignored) under ``under`` (project-relative files or directories; empty = the project)."""

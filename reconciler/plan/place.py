@@ -64,11 +64,10 @@ def env_state(target: Target, ctx: Context) -> EnvVerdict | None:
 
 
 def _pick_gpus(spec: ExperimentSpec, target: Target, tobs: TargetObservation, ctx: Context) -> tuple[int, ...] | str:
+    # A VRAM estimate without a GPU count means one GPU: such a run never goes to a CPU target.
+    need = spec.gpus if spec.gpus is not None else (1 if spec.vram_gb or tobs.gpus is not None else 0)
     if tobs.gpus is None:
-        if spec.gpus:
-            return f"{target.name} has no GPU (needs {spec.gpus})"
-        return ()
-    need = 1 if spec.gpus is None else spec.gpus
+        return f"{target.name} has no GPU (needs {need})" if need else ()
     if need == 0:
         return ()
     factor = target.gpus.vram_factor

@@ -106,3 +106,14 @@ def test_archive_ships_the_committed_project_subtree(tmp_path: Path) -> None:
         assert "code/experiments/train.py" in tar.getnames()
     assert not (tmp_path / "bad.tar").exists()
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["code.tar"]  # no temp file left
+
+
+def test_last_change_skips_commits_that_touch_only_excluded_paths(tmp_path: Path) -> None:
+    root = init_repo(tmp_path / "repo", {"lab/config/reconciler.yaml": "v1", "other/x": "1"})
+    desired = commit_files(root, {"lab/dispatch/a.yaml": "a"}, "person: dispatch")
+    commit_files(root, {"lab/dispatch/state.json": "{}", "lab/progress/lab.log": "x"}, "reconciler status")
+    commit_files(root, {"other/x": "2"}, "elsewhere in the repo")
+    repo = ProjectRepo(root / "lab")
+    assert repo.last_change("HEAD", exclude=("dispatch/state.json", "progress")) == desired
+    changed = commit_files(root, {"lab/experiments/run.py": "print()"}, "code change")
+    assert repo.last_change("HEAD", exclude=("dispatch/state.json", "progress")) == changed
