@@ -95,6 +95,7 @@ _COMMANDS = (
     ("init", "init"),
     ("import_seed", "import_seed"),
     ("guard", "guard"),
+    ("resolve", "resolve"),
     ("env_check", "env_check"),
 )
 

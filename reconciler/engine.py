@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from reconciler import escalations
 from reconciler.apply.executor import execute
+from reconciler.atomic import atomic_write_text
 from reconciler.crashpoints import crash_point
 from reconciler.gitstore.remote import pull_ff, push
 from reconciler.gitstore.repo import ProjectRepo
@@ -262,6 +264,7 @@ def _finish(
     crash_point("after_state_write")
     write_inflight(project_dir, [])
     result.state = state
+    escalated = _write_escalations(project_dir, recorded, state, now)
     verdicts = [r.data["verdict"] for r in result.results if isinstance(r.data.get("verdict"), EnvVerdict)]
     env_paths = [write_env_verdict(project_dir, v) for v in verdicts]
     env_lines = [f"{v.target}: {v.status}" + (f" ({v.evidence[-1]})" if v.evidence else "") for v in verdicts]
@@ -269,7 +272,7 @@ def _finish(
         append_log(project_dir, [f"{iso(now)} env {line}" for line in env_lines])
     crash_point("before_commit")
     collected = [a.local_path for a in result.plan.actions if isinstance(a, Collect)]
-    paths = [STATE, LAB_LOG, *collected, *env_paths]
+    paths = [STATE, LAB_LOG, *collected, *env_paths, *escalated]
     body = "\n".join([*(e.line for e in result.events), *(f"env {line}" for line in env_lines)])
     trailers = {"Desired-State": desired.revision or "working-tree"}
     title = subject(result.events) if result.events else "reconcile: record status"
@@ -283,6 +286,23 @@ def _finish(
         if push_changes:
             push(repo, desired.config.git.remote, desired.config.git.branch)
     return result
+
+
+def _write_escalations(project_dir: Path, before: StateFile, after: StateFile, now: datetime) -> list[str]:
+    """Write ``progress/escalate_<id>.md`` for each escalation opened or closed by this pass."""
+    old = before.by_id()
+    paths: list[str] = []
+    lines: list[str] = []
+    for entry in after.entries:
+        if entry.escalation is None or not escalations.changed(old.get(entry.id), entry):
+            continue
+        path = escalations.path_of(entry)
+        atomic_write_text(project_dir / path, escalations.render(entry, entry.escalation))
+        paths.append(path)
+        verb = "escalated" if entry.escalation.open else "escalation closed"
+        lines.append(f"{iso(now)} {entry.id}: {verb}: {entry.escalation.reason}")
+    append_log(project_dir, lines)
+    return paths
 
 
 def _tag_phases(repo: ProjectRepo, desired: DesiredState, before: StateFile, after: StateFile, sha: str) -> None:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from reconciler.model.escalation import Escalation
+
 STATE_VERSION = 1
 
 
@@ -155,8 +157,8 @@ class StatusEntry:
     """Why a pending experiment was not placed (shown by ``reconcile status``)."""
     conditions: tuple[Condition, ...] = ()
     unreachable: Unreachable = field(default_factory=Unreachable)
-    escalation: str | None = None
-    """Path of the open escalation file, if any."""
+    escalation: Escalation | None = None
+    """The newest escalation (open or closed); rendered as ``progress/escalate_<id>.md``."""
     sidecar: tuple[tuple[str, Any], ...] = ()
     """The job's own fields (final metrics, progress) from its ``status.json``."""
     extra: tuple[tuple[str, Any], ...] = ()
@@ -187,6 +189,7 @@ class StatusEntry:
         d["conditions"] = [c.to_dict() for c in sorted(self.conditions, key=lambda c: c.type)]
         d["unreachable"] = self.unreachable.to_dict()
         d["sidecar"] = dict(self.sidecar)
+        d["escalation"] = self.escalation.to_dict() if self.escalation else None
         return d
 
     @classmethod
@@ -197,6 +200,7 @@ class StatusEntry:
         kw["conditions"] = tuple(Condition.from_dict(c) for c in d.get("conditions") or ())
         kw["unreachable"] = Unreachable.from_dict(d.get("unreachable") or {})
         kw["sidecar"] = tuple(sorted((d.get("sidecar") or {}).items()))
+        kw["escalation"] = Escalation.from_value(d.get("escalation"))
         names = {f.name for f in dataclasses.fields(cls)}
         kw["extra"] = tuple(sorted((k, v) for k, v in d.items() if k not in names))
         return cls(**kw)

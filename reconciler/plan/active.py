@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from reconciler.model.actions import Action, Collect, Kill, Launch, Record
 from reconciler.model.config import Target
+from reconciler.model.escalation import Escalation
 from reconciler.model.ids import code_dir
 from reconciler.model.observed import RunObservation
 from reconciler.model.spec import DesiredRunState
 from reconciler.model.status import Status, StatusEntry
 from reconciler.plan import outcomes
-from reconciler.plan.context import Context
+from reconciler.plan.context import Context, parse_iso
 from reconciler.plan.failure import LOST, Failure, classify, fatal_signature
 
 SIDECAR_FIELDS = ("wandb_run_id", "hf_artifact_url")
@@ -56,8 +57,9 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
             return entry, [_kill(entry, run, attempt.target, why)]
         fatal = fatal_signature(run.log_tail)
         if fatal is not None:
+            entry = outcomes.update_current(entry, evidence=fatal.evidence)
             return entry, [_kill(entry, run, attempt.target, f"fatal:{fatal.klass}")]
-        return entry, []
+        return _duration_guard(entry, run, attempt.target, ctx)
     if not run.launched:
         if wants_cancel:
             return outcomes.cancelled(entry, ctx.now, "cancelled before it started"), []
@@ -66,6 +68,43 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
         return entry, []
     failure = Failure(LOST, tuple(run.log_tail[-5:]), "the process ended without an exit code")
     return outcomes.failed_attempt(entry, failure, spec, ctx.policies, ctx.now), []
+
+
+def _duration_guard(
+    entry: StatusEntry, run: RunObservation, target: str, ctx: Context
+) -> tuple[StatusEntry, list[Action]]:
+    """Past ``escalate_factor`` x the expected duration: an escalation (the run goes on); past
+    ``hold_factor`` x: ``on_hold`` (killed only when the policy says so). A ``continue`` decision
+    on this attempt turns the guard off."""
+    hours = entry.expected_duration_hours
+    started = parse_iso(entry.started)
+    if not hours or started is None or entry.condition("Continued") is not None:
+        return entry, []
+    elapsed = (ctx.now - started).total_seconds() / 3600.0
+    policy = ctx.policies.timeouts
+    if elapsed <= policy.escalate_factor * hours:
+        return entry, []
+    over = f"running {elapsed:.2f} h, over {{}}x the expected {hours:g} h"
+    if elapsed > policy.hold_factor * hours and entry.status is Status.RUNNING:
+        held = Escalation(
+            reason=over.format(f"{policy.hold_factor:g}") + ("; killed" if policy.kill_on_hold else "; still running"),
+            created=ctx.now_iso,
+            needed="continue (let it run), fail, or cancel",
+            kind="timeout",
+        )
+        entry = entry.replace(
+            status=Status.ON_HOLD, escalation=held, notes=outcomes.note(entry.notes, f"on_hold: {held.reason}")
+        )
+        if policy.kill_on_hold:
+            return entry, [_kill(entry, run, target, "fatal:timeout")]
+        return entry, []
+    warning = Escalation(
+        reason=over.format(f"{policy.escalate_factor:g}") + "; still running",
+        created=ctx.now_iso,
+        needed=f"nothing yet (at {policy.hold_factor:g}x it goes on hold); continue to let it run, or cancel",
+        kind="slow",
+    )
+    return entry.replace(escalation=outcomes.escalate(entry, warning)), []
 
 
 def _merge_sidecar(entry: StatusEntry, run: RunObservation) -> StatusEntry:

@@ -11,6 +11,7 @@ from reconciler.model.decisions import Decision, DecisionAction
 from reconciler.model.status import Status, StatusEntry, Unreachable
 from reconciler.plan import outcomes
 from reconciler.plan.context import Context
+from reconciler.plan.entries import set_condition
 
 
 def apply_decisions(entries: dict[str, StatusEntry], ctx: Context) -> tuple[list[str], list[int], list[Action]]:
@@ -38,13 +39,18 @@ def apply_decisions(entries: dict[str, StatusEntry], ctx: Context) -> tuple[list
 
 def _decide(entry: StatusEntry, decision: Decision, ctx: Context) -> tuple[StatusEntry, Kill | None]:
     note = f"decision {decision.id}: {decision.action.value}" + (f" ({decision.reason})" if decision.reason else "")
-    entry = entry.replace(notes="\n".join(x for x in (entry.notes, note) if x))
+    entry = entry.replace(
+        notes="\n".join(x for x in (entry.notes, note) if x),
+        escalation=outcomes.close_escalation(entry, note, ctx.now),
+    )
     live = entry.current is not None and entry.current.finished is None and entry.status in _LIVE
     action = decision.action
     if action is DecisionAction.CONTINUE:
         if live:
-            return entry.replace(status=Status.RUNNING, unreachable=Unreachable(), escalation=None), None
-        return entry.replace(status=Status.PENDING, next_retry_at=None, escalation=None), None
+            # A person said "let it run": the duration guards do not hold this attempt again.
+            entry = set_condition(entry, "Continued", "Decision", note, ctx)
+            return entry.replace(status=Status.RUNNING, unreachable=Unreachable()), None
+        return entry.replace(status=Status.PENDING, next_retry_at=None), None
     if live:
         return entry, _kill(entry, f"decision:{action.value}")
     if action is DecisionAction.RETRY:
@@ -52,11 +58,10 @@ def _decide(entry: StatusEntry, decision: Decision, ctx: Context) -> tuple[Statu
             status=Status.PENDING,
             next_retry_at=None,
             failure_class=None,
-            escalation=None,
             waiting_reason=None,
         ), None
     if action is DecisionAction.FAIL:
-        return entry.replace(status=Status.FAILED, escalation=None), None
+        return entry.replace(status=Status.FAILED), None
     return outcomes.cancelled(entry, ctx.now, "cancelled by decision"), None
 
 

@@ -100,10 +100,10 @@ def _killed(entry: StatusEntry, action: Kill, res: ActionResult, desired: Desire
         return outcomes.failed_attempt(entry, failure, spec, desired.config.policies, now)
     if reason == "decision:retry":
         entry = outcomes.update_current(entry, finished=iso(now), failure_class="killed")
-        return entry.replace(status=Status.PENDING, pid=None, next_retry_at=None, escalation=None)
+        return entry.replace(status=Status.PENDING, pid=None, next_retry_at=None)
     if reason == "decision:fail":
         entry = outcomes.update_current(entry, finished=iso(now), failure_class="killed")
-        return entry.replace(status=Status.FAILED, pid=None, finished=iso(now), escalation=None)
+        return entry.replace(status=Status.FAILED, pid=None, finished=iso(now))
     return outcomes.cancelled(entry, now, f"killed: {reason}")
 
 

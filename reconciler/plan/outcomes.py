@@ -7,6 +7,7 @@ import dataclasses
 from datetime import datetime, timedelta
 
 from reconciler.model.config import Policies
+from reconciler.model.escalation import Escalation
 from reconciler.model.spec import DesiredRunState, ExperimentSpec
 from reconciler.model.status import Attempt, Status, StatusEntry, Unreachable
 from reconciler.plan.context import iso, parse_iso
@@ -44,12 +45,36 @@ def started(entry: StatusEntry, attempt: Attempt, now: datetime, status: Status 
         waiting_reason=None,
         failure_class=None,
         unreachable=Unreachable(),
+        conditions=tuple(c for c in entry.conditions if c.type != "Continued"),
     )
 
 
 def done(entry: StatusEntry, now: datetime, exit_code: int = 0) -> StatusEntry:
     entry = update_current(entry, finished=iso(now), exit_code=exit_code)
-    return entry.replace(status=Status.DONE, finished=iso(now), pid=None, waiting_reason=None, failure_class=None)
+    return entry.replace(
+        status=Status.DONE,
+        finished=iso(now),
+        pid=None,
+        waiting_reason=None,
+        failure_class=None,
+        escalation=close_escalation(entry, "the run finished and its result was collected", now),
+    )
+
+
+def escalate(entry: StatusEntry, escalation: Escalation) -> Escalation:
+    """The entry's escalation after raising ``escalation``: an open one of the same kind stays
+    as it was (one file per open problem, not one per pass)."""
+    current = entry.escalation
+    if current is not None and current.open and current.kind == escalation.kind:
+        return current
+    return escalation
+
+
+def close_escalation(entry: StatusEntry, resolution: str, now: datetime) -> Escalation | None:
+    current = entry.escalation
+    if current is None or not current.open:
+        return current
+    return current.close(resolution, iso(now))
 
 
 def failed_attempt(
@@ -80,15 +105,24 @@ def failed_attempt(
             retry_count=retry,
             command=command,
             next_retry_at=iso(now + timedelta(seconds=delay)),
-            notes=_note(entry.notes, f"attempt {entry.attempt} failed: {failure.message}; retry {retry}"),
+            notes=note(entry.notes, f"attempt {entry.attempt} failed: {failure.message}; retry {retry}"),
             waiting_reason=None,
         )
     why = "no automatic retry for this class" if not rule.retry else f"{entry.retry_count} retries used"
     if spec is None:
         why = "experiment no longer in the spec"
+    escalation = Escalation(
+        reason=f"attempt {entry.attempt} failed: {failure.message}; {why}",
+        created=iso(now),
+        needed="retry (after a fix), fail, or cancel",
+        kind="failed",
+        failure_class=failure.klass,
+        evidence=failure.evidence,
+    )
     return entry.replace(
         status=Status.FAILED,
-        notes=_note(entry.notes, f"attempt {entry.attempt} failed: {failure.message}; {why}"),
+        notes=note(entry.notes, f"attempt {entry.attempt} failed: {failure.message}; {why}"),
+        escalation=escalate(entry, escalation),
     )
 
 
@@ -114,7 +148,7 @@ def cancelled(entry: StatusEntry, now: datetime, why: str) -> StatusEntry:
         pid=None,
         finished=entry.finished or iso(now),
         waiting_reason=None,
-        notes=_note(entry.notes, why),
+        notes=note(entry.notes, why),
     )
 
 
@@ -137,10 +171,19 @@ def silent(entry: StatusEntry, policies: Policies, now: datetime, error: str) ->
     status = Status.ON_HOLD if reason else Status.UNREACHABLE
     if entry.status is Status.ON_HOLD:
         status = Status.ON_HOLD
-    note = entry.notes
+    notes = entry.notes
+    escalation = entry.escalation
     if reason and entry.status is not Status.ON_HOLD:
-        note = _note(note, f"on_hold: {reason} ({error})")
-    return entry.replace(status=status, unreachable=u, notes=note)
+        notes = note(notes, f"on_hold: {reason} ({error})")
+        held = Escalation(
+            reason=f"on_hold: {reason} ({error}); the run may still be alive there",
+            created=iso(now),
+            needed="continue once the target answers, retry (after making sure no copy still runs), fail, or cancel",
+            kind="on_hold",
+            evidence=(error,),
+        )
+        escalation = escalate(entry, held)
+    return entry.replace(status=status, unreachable=u, notes=notes, escalation=escalation)
 
 
 def answered(entry: StatusEntry) -> StatusEntry:
@@ -150,7 +193,7 @@ def answered(entry: StatusEntry) -> StatusEntry:
     return entry.replace(unreachable=dataclasses.replace(entry.unreachable, consecutive=0))
 
 
-def _note(notes: str, line: str) -> str:
+def note(notes: str, line: str) -> str:
     lines = [x for x in notes.split("\n") if x]
     lines.append(line)
     return "\n".join(lines[-10:])

@@ -56,6 +56,8 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
     if hasattr(value, "to_dict"):
         return value.to_dict()
     if hasattr(value, "value"):
