@@ -12,6 +12,7 @@ Invalid input stops the pass before any network or git write (``SchemaError``, e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import tempfile
 from collections.abc import Callable
@@ -90,11 +91,14 @@ def reconcile_once(
     """One pass over the project in ``project_dir``. ``dry_run`` plans and changes nothing."""
     project_dir = project_dir.resolve()
     _ignore_scratch(project_dir)
-    if dry_run:
-        return _pass(project_dir, dry_run=True, pull=False, push_changes=False, clock=clock, log=log)
-    with ProjectLock(project_dir):
-        crash_point("after_lock")
-        return _pass(project_dir, dry_run=False, pull=pull, push_changes=push_changes, clock=clock, log=log)
+    with contextlib.ExitStack() as stack:
+        if dry_run:
+            pull = push_changes = False
+        else:  # a dry run takes no lock: it writes nothing
+            stack.enter_context(ProjectLock(project_dir))
+            crash_point("after_lock")
+        repo = stack.enter_context(ProjectRepo(project_dir))
+        return _pass(repo, project_dir, dry_run=dry_run, pull=pull, push_changes=push_changes, clock=clock, log=log)
 
 
 def _ignore_scratch(project_dir: Path) -> None:
@@ -107,19 +111,6 @@ def _ignore_scratch(project_dir: Path) -> None:
 
 
 def _pass(
-    project_dir: Path,
-    *,
-    dry_run: bool,
-    pull: bool | None,
-    push_changes: bool | None,
-    clock: Clock,
-    log: Callable[[str], None],
-) -> PassResult:
-    with ProjectRepo(project_dir) as repo:
-        return _pass_in(repo, project_dir, dry_run=dry_run, pull=pull, push_changes=push_changes, clock=clock, log=log)
-
-
-def _pass_in(
     repo: ProjectRepo,
     project_dir: Path,
     *,

@@ -3,7 +3,7 @@ hold with a process that may still live): adopt what the probe saw, collect, fai
 
 from __future__ import annotations
 
-from reconciler.model.actions import Action, Collect, Kill, Launch, Record
+from reconciler.model.actions import Action, Collect, Launch, Record
 from reconciler.model.config import Target
 from reconciler.model.escalation import Escalation
 from reconciler.model.ids import code_dir
@@ -54,11 +54,11 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
     if run.alive:
         if wants_cancel:
             why = "removed from the spec (prune)" if spec is None else "cancelled by the spec"
-            return entry, [_kill(entry, run, attempt.target, why)]
+            return entry, [outcomes.kill_action(entry, run=run, reason=why)]
         fatal = fatal_signature(run.log_tail)
         if fatal is not None:
             entry = outcomes.update_current(entry, evidence=fatal.evidence)
-            return entry, [_kill(entry, run, attempt.target, f"fatal:{fatal.klass}")]
+            return entry, [outcomes.kill_action(entry, run=run, reason=f"fatal:{fatal.klass}")]
         return _duration_guard(entry, run, attempt.target, ctx)
     if not run.launched:
         if wants_cancel:
@@ -96,7 +96,7 @@ def _duration_guard(
             status=Status.ON_HOLD, escalation=held, notes=outcomes.note(entry.notes, f"on_hold: {held.reason}")
         )
         if policy.kill_on_hold:
-            return entry, [_kill(entry, run, target, "fatal:timeout")]
+            return entry, [outcomes.kill_action(entry, run=run, reason="fatal:timeout")]
         return entry, []
     warning = Escalation(
         reason=over.format(f"{policy.escalate_factor:g}") + "; still running",
@@ -136,21 +136,6 @@ def _collect(entry: StatusEntry, run: RunObservation, target: str) -> Collect:
         remote_path=f"{attempt.run_dir}/{result}",
         local_path=result,
         sidecar=run.sidecar,
-    )
-
-
-def _kill(entry: StatusEntry, run: RunObservation, target: str, reason: str) -> Kill:
-    attempt = entry.current
-    assert attempt is not None
-    return Kill(
-        exp_id=entry.id,
-        target=target,
-        attempt=attempt.n,
-        run_dir=attempt.run_dir,
-        pid=run.pid if run.pid is not None else attempt.pid,
-        start_time=run.start_time or attempt.start_time,
-        job_id=attempt.job_id,
-        reason=reason,
     )
 
 

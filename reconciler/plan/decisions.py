@@ -52,7 +52,7 @@ def _decide(entry: StatusEntry, decision: Decision, ctx: Context) -> tuple[Statu
             return entry.replace(status=Status.RUNNING, unreachable=Unreachable()), None
         return entry.replace(status=Status.PENDING, next_retry_at=None), None
     if live:
-        return entry, _kill(entry, f"decision:{action.value}")
+        return entry, outcomes.kill_action(entry, f"decision:{action.value}")
     if action is DecisionAction.RETRY:
         return entry.replace(
             status=Status.PENDING,
@@ -66,18 +66,3 @@ def _decide(entry: StatusEntry, decision: Decision, ctx: Context) -> tuple[Statu
 
 
 _LIVE = (Status.RUNNING, Status.QUEUED, Status.UNREACHABLE, Status.ON_HOLD)
-
-
-def _kill(entry: StatusEntry, reason: str) -> Kill:
-    attempt = entry.current
-    assert attempt is not None
-    return Kill(
-        exp_id=entry.id,
-        target=attempt.target,
-        attempt=attempt.n,
-        run_dir=attempt.run_dir,
-        pid=attempt.pid,
-        start_time=attempt.start_time,
-        job_id=attempt.job_id,
-        reason=reason,
-    )

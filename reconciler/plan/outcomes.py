@@ -6,8 +6,10 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime, timedelta
 
+from reconciler.model.actions import Kill
 from reconciler.model.config import Policies
 from reconciler.model.escalation import Escalation
+from reconciler.model.observed import RunObservation
 from reconciler.model.spec import DesiredRunState, ExperimentSpec
 from reconciler.model.status import Attempt, Status, StatusEntry, Unreachable
 from reconciler.plan.context import iso, parse_iso
@@ -197,3 +199,19 @@ def note(notes: str, line: str) -> str:
     lines = [x for x in notes.split("\n") if x]
     lines.append(line)
     return "\n".join(lines[-10:])
+
+
+def kill_action(entry: StatusEntry, reason: str, run: RunObservation | None = None) -> Kill:
+    """Kill the entry's current attempt; the probe's pid and start time win over the recorded ones."""
+    attempt = entry.current
+    assert attempt is not None
+    return Kill(
+        exp_id=entry.id,
+        target=attempt.target,
+        attempt=attempt.n,
+        run_dir=attempt.run_dir,
+        pid=run.pid if run is not None and run.pid is not None else attempt.pid,
+        start_time=(run.start_time if run is not None else None) or attempt.start_time,
+        job_id=attempt.job_id,
+        reason=reason,
+    )
