@@ -97,6 +97,15 @@ def _key(entry: StatusEntry | None) -> tuple[object, ...] | None:
     return (entry.status, entry.attempt, entry.failure_class, entry.command)
 
 
+def _ended_class(before: StatusEntry | None, after: StatusEntry | None) -> str | None:
+    """The failure class of the attempt that ended in this commit, when the retry already started
+    in the same pass (the entry itself no longer carries the class then)."""
+    if before is None or after is None or after.attempt <= before.attempt:
+        return None
+    ended = [a for a in after.attempts if a.n == before.attempt]
+    return ended[0].failure_class if ended else None
+
+
 def _transition(
     sha: str, ctime: str, subject: str, before: StatusEntry | None, after: StatusEntry | None
 ) -> Transition:
@@ -112,7 +121,7 @@ def _transition(
         host=shown.host,
         gpu=shown.gpu,
         retry_count=shown.retry_count,
-        failure_class=shown.failure_class,
+        failure_class=shown.failure_class or _ended_class(before, after),
         command_changed=before is not None and after is not None and before.command != after.command,
         message_line=subject,
     )

@@ -39,8 +39,20 @@ def events(old: StateFile, new: StateFile) -> list[Event]:
         prev = before.get(entry.id)
         if prev is not None and prev.status == entry.status and prev.attempt == entry.attempt:
             continue
-        out.append(Event(entry.id, prev.status.value if prev else None, entry.status.value, _detail(entry)))
+        detail = _detail(entry)
+        retried = _retried_class(prev, entry)
+        if retried:
+            detail = f"{retried}, retry {entry.retry_count} of {entry.max_retries}: {detail}"
+        out.append(Event(entry.id, prev.status.value if prev else None, entry.status.value, detail))
     return out
+
+
+def _retried_class(prev: StatusEntry | None, entry: StatusEntry) -> str | None:
+    """An attempt failed and the next one started in the same pass (running -> running)."""
+    if prev is None or entry.attempt <= prev.attempt or prev.attempt == 0:
+        return None
+    ended = [a for a in entry.attempts if a.n == prev.attempt]
+    return (ended[0].failure_class or "failed") if ended else None
 
 
 def _detail(entry: StatusEntry) -> str:
@@ -77,7 +89,8 @@ _VERBS = {
 def subject(evts: Iterable[Event]) -> str:
     counts: Counter[str] = Counter()
     for e in evts:
-        if e.after == "pending" and e.before in ("running", "unreachable", "queued"):
+        retry_now = e.before == e.after == "running"
+        if retry_now or (e.after == "pending" and e.before in ("running", "unreachable", "queued")):
             counts["retrying"] += 1
         elif e.after == "running" and e.before in ("unreachable", "on_hold"):
             counts["back"] += 1

@@ -11,6 +11,8 @@
 A ``--dry-run`` ignores all of them.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 import time
@@ -19,14 +21,14 @@ from pathlib import Path
 args = sys.argv[1:]
 
 
-def take_flag(name):
+def take_flag(name: str) -> bool:
     global args
     found = name in args
     args = [a for a in args if a != name]
     return found
 
 
-def take_value(name):
+def take_value(name: str) -> str | None:
     global args
     if name in args:
         i = args.index(name)
@@ -36,7 +38,7 @@ def take_value(name):
     return None
 
 
-def value(name, default=None):
+def value(name: str, default: str = "") -> str:
     return args[args.index(name) + 1] if name in args else default
 
 
@@ -65,7 +67,7 @@ if not dry:
             time.sleep(0.1)
         sys.exit(1)
     if import_late:
-        import missing_pkg_for_failure_tests  # noqa: F401
+        import missing_pkg_for_failure_tests  # type: ignore[import-not-found]  # noqa: F401
     if fill:
         big = Path(value("--checkpoint-dir"), "filler.bin")
         big.parent.mkdir(parents=True, exist_ok=True)

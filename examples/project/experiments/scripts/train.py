@@ -42,6 +42,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=0.5)
     p.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm to this value")
+    p.add_argument(
+        "--accumulate-grad-batches", type=int, default=1, help="accepted for the OOM remediation (no effect on CPU)"
+    )
+    p.add_argument("--fp16", action="store_true", help="accepted for the NaN remediation (no effect on CPU)")
     p.add_argument("--exp-id", default=os.environ.get("EXP_ID"))
     p.add_argument("--group", default=os.environ.get("EXP_GROUP"))
     p.add_argument("--checkpoint-dir", default=None, help="write a checkpoint here after every epoch")
