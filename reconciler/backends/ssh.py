@@ -34,6 +34,7 @@ from reconciler.errors import CommandTimeout, TransportError
 from reconciler.model.config import Policies, SshOptions
 
 DEFAULT_MAX_SESSIONS = 8
+_OPEN_RETRIES = 5
 _TIMEOUTS = (asyncio.TimeoutError, TimeoutError)
 
 
@@ -200,19 +201,27 @@ class SshTransport:
     async def run(self, script: str, *, stdin: bytes | None = None, timeout: float | None = None) -> Completed:
         """Run ``script`` with ``sh -c`` (under the remote login shell); any exit code returns."""
         limit = timeout if timeout is not None else self._command_timeout
-        async with self._link.sessions:
-            conn = await self._link.connection()
-            self.commands += 1
-            try:
-                done, moved = await _execute(conn, script, stdin, limit)
-            except _TIMEOUTS as exc:
-                raise CommandTimeout(f"command on {self._where()} did not finish within {limit}s") from exc
-            except (asyncssh.Error, OSError) as exc:
-                if not isinstance(exc, asyncssh.ChannelOpenError):
+        self.commands += 1
+        for refused in range(_OPEN_RETRIES + 1):
+            async with self._link.sessions:
+                conn = await self._link.connection()
+                try:
+                    done, moved = await _execute(conn, script, stdin, limit)
+                except _TIMEOUTS as exc:
+                    raise CommandTimeout(f"command on {self._where()} did not finish within {limit}s") from exc
+                except asyncssh.ChannelOpenError as exc:
+                    # The server refused a session (sshd's MaxSessions counts channels it has not
+                    # finished closing yet): nothing ran, so waiting a moment and asking again is safe.
+                    if refused == _OPEN_RETRIES:
+                        raise TransportError(f"command on {self._where()} failed: {exc}") from exc
+                except (asyncssh.Error, OSError) as exc:
                     self._link.discard(conn)
-                raise TransportError(f"command on {self._where()} failed: {exc}") from exc
-        self.bytes_transferred += moved
-        return done
+                    raise TransportError(f"command on {self._where()} failed: {exc}") from exc
+                else:
+                    self.bytes_transferred += moved
+                    return done
+            await asyncio.sleep(0.05 * (refused + 1))
+        raise TransportError(f"command on {self._where()} failed: no session")  # not reached
 
     async def put(self, local: Path, remote: str) -> None:
         """Copy the local file ``local`` to ``remote`` (relative paths and ``~/`` from the home)."""
