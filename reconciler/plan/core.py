@@ -8,6 +8,7 @@ that get launches. The plan sorts by (target, kind, id); the same inputs give th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -90,6 +91,8 @@ def make_plan(
         blocked = gates.blocked(spec)
         if blocked:
             entries[spec.id] = entry.replace(waiting_reason=blocked)
+            for held_by in gates.holding(spec):
+                entries[held_by.id] = _note_held_stage(entries[held_by.id], spec.stage)
             continue
         placed = place(spec, ctx)
         if isinstance(placed, str):
@@ -204,6 +207,27 @@ class _Gates:
             if done < len(members):
                 return f"waiting for stage {stage} ({done} of {len(members)} done)"
         return None
+
+    def holding(self, spec: ExperimentSpec) -> list[StatusEntry]:
+        """The failed or held experiments of earlier stages that keep ``spec`` waiting."""
+        if spec.stage in self.approved:
+            return []
+        return [
+            e
+            for stage in sorted(s for s in self.by_stage if s < spec.stage)
+            for e in self.by_stage[stage]
+            if e.status in (Status.FAILED, Status.ON_HOLD)
+        ]
+
+
+def _note_held_stage(entry: StatusEntry, stage: int) -> StatusEntry:
+    """The open escalation of a failed experiment says which later stage it holds, and how to
+    release it (once: the text does not change pass after pass)."""
+    escalation = entry.escalation
+    line = f"stage {stage} waits for this stage: `reconcile resolve --approve-stage {stage}` releases it"
+    if escalation is None or not escalation.open or line in escalation.needed:
+        return entry
+    return entry.replace(escalation=dataclasses.replace(escalation, needed=f"{escalation.needed}; {line}"))
 
 
 def _launch(

@@ -96,6 +96,8 @@ def test_failed_stage_holds_the_next_until_approved(tmp_path: Path) -> None:
     assert launches(project) == ["first"]
     plan = reconcile(project, "plan", "-C", str(project))
     assert "second: waiting: stage 1 has 1 failed" in plan.stdout
+    escalation = (project / "progress" / "escalate_first.md").read_text()
+    assert "stage 2 waits for this stage: `reconcile resolve --approve-stage 2` releases it" in escalation
 
     (project / "dispatch" / "decisions.yaml").write_text(
         "version: 1\ndecisions:\n  - {id: go-on, action: approve_stage, stage: 2, reason: baseline known broken}\n"
