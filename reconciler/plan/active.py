@@ -55,6 +55,8 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
         if wants_cancel:
             why = "removed from the spec (prune)" if spec is None else "cancelled by the spec"
             return entry, [outcomes.kill_action(entry, run=run, reason=why)]
+        if spec is not None and ctx.policies.restart_on_spec_change and entry.spec_hash != spec.spec_hash:
+            return entry, [outcomes.kill_action(entry, run=run, reason="restart:spec changed")]
         fatal = fatal_signature(run.log_tail)
         if fatal is not None:
             entry = outcomes.update_current(entry, evidence=fatal.evidence)

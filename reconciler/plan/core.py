@@ -26,7 +26,7 @@ from reconciler.plan.active import checkpoint_path, decide_active
 from reconciler.plan.context import Context, parse_iso
 from reconciler.plan.decisions import apply_decisions
 from reconciler.plan.duration import estimate
-from reconciler.plan.entries import new_entry, sync
+from reconciler.plan.entries import mark_orphan, new_entry, sync
 from reconciler.plan.envcheck import check_env_action
 from reconciler.plan.events import describe
 from reconciler.plan.place import Placement, count_active, env_state, place
@@ -61,6 +61,10 @@ def make_plan(
     for spec in desired.experiments:
         entry = entries.get(spec.id) or new_entry(spec, ctx.policies)
         entries[spec.id] = sync(entry, spec, ctx.policies, ctx.now_iso)
+    phases = {spec.phase for spec in desired.experiments}
+    for exp_id, entry in entries.items():
+        if exp_id not in ctx.specs:
+            entries[exp_id] = mark_orphan(entry, phases, ctx)
     applied, stages, actions = apply_decisions(entries, ctx)
     killing = {a.exp_id for a in actions}
 

@@ -19,6 +19,8 @@ def new_entry(spec: ExperimentSpec, policies: Policies) -> StatusEntry:
 
 def sync(entry: StatusEntry, spec: ExperimentSpec, policies: Policies, now_iso: str) -> StatusEntry:
     """The entry with its descriptive fields taken from ``spec``."""
+    if entry.condition("Orphaned") or entry.condition("Archived"):  # back in the spec
+        entry = entry.replace(conditions=tuple(c for c in entry.conditions if c.type not in ("Archived", "Orphaned")))
     changes: dict[str, object] = {
         "phase": spec.phase,
         "group": spec.group.value,
@@ -85,3 +87,19 @@ def clear_condition(entry: StatusEntry, type_: str) -> StatusEntry:
     if entry.condition(type_) is None:
         return entry
     return entry.replace(conditions=tuple(c for c in entry.conditions if c.type != type_))
+
+
+def mark_orphan(entry: StatusEntry, phases: set[str], ctx: Context) -> StatusEntry:
+    """An entry whose experiment left the spec is kept, never deleted, and marked: ``Archived``
+    when its phase is over (no spec of that phase remains), else ``Orphaned``. A live run of it is
+    still observed to its end (and killed only when ``prune`` is on); it is never relaunched."""
+    if entry.phase and entry.phase not in phases:
+        mark = ("Archived", "PhaseEnded", f"phase {entry.phase!r} has no experiment in the spec any more")
+    else:
+        mark = ("Orphaned", "RemovedFromSpec", "the experiment is no longer in the spec")
+    existing = entry.condition(mark[0])
+    if existing is not None:
+        return entry
+    others = tuple(c for c in entry.conditions if c.type not in ("Archived", "Orphaned"))
+    cond = Condition(mark[0], True, mark[1], mark[2], ctx.now_iso)
+    return entry.replace(conditions=tuple(sorted((*others, cond), key=lambda c: c.type)))

@@ -16,6 +16,7 @@ from reconciler.model.status import Attempt, StateFile, Status, StatusEntry, Unr
 from reconciler.plan import outcomes
 from reconciler.plan.context import iso
 from reconciler.plan.core import Plan
+from reconciler.plan.entries import resync_after_attempt
 from reconciler.plan.failure import INVALID_RESULT, Failure
 
 LAUNCH_ERROR = "launch_error"
@@ -98,6 +99,10 @@ def _killed(entry: StatusEntry, action: Kill, res: ActionResult, desired: Desire
         evidence = entry.current.evidence if entry.current else ()
         failure = Failure(klass, evidence, f"{klass} seen in the log; process group killed")
         return outcomes.failed_attempt(entry, failure, spec, desired.config.policies, now)
+    if reason.startswith("restart:"):
+        entry = outcomes.update_current(entry, finished=iso(now), failure_class="restarted")
+        entry = resync_after_attempt(entry, spec).replace(status=Status.PENDING, pid=None, next_retry_at=None)
+        return entry.replace(notes=outcomes.note(entry.notes, f"attempt {action.attempt} stopped: {reason[8:]}"))
     if reason == "decision:retry":
         entry = outcomes.update_current(entry, finished=iso(now), failure_class="killed")
         return entry.replace(status=Status.PENDING, pid=None, next_retry_at=None)
