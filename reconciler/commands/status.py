@@ -90,6 +90,14 @@ def _age(e: StatusEntry, now: datetime) -> str:
 
 
 def _why(e: StatusEntry) -> str:
+    marks = [c.type.lower() for c in e.conditions if c.type in ("Archived", "Orphaned", "OutOfSync")]
+    why = _reason(e)
+    return "; ".join([*marks, why]) if why else "; ".join(marks)
+
+
+def _reason(e: StatusEntry) -> str:
+    if e.escalation is not None and e.escalation.open:
+        return f"escalated: {e.escalation.reason}"
     if e.waiting_reason:
         return e.waiting_reason
     if e.status in (Status.FAILED, Status.ON_HOLD) or (e.status is Status.PENDING and e.failure_class):
