@@ -44,6 +44,7 @@ from reconciler.statestore import (
     load_recorded,
     read_env_verdicts,
     read_inflight,
+    read_results,
     write_env_verdict,
     write_inflight,
     write_state,
@@ -207,7 +208,8 @@ async def _observe_apply_with(
     crash_point("after_observe")
     now = clock()
     verdicts = read_env_verdicts(project_dir, desired.config.target_names)
-    plan = make_plan(desired, recorded, observed, now, inflight, env=verdicts)
+    done_metrics = read_results(project_dir, recorded.entries)  # early stop's input
+    plan = make_plan(desired, recorded, observed, now, inflight, env=verdicts, results=done_metrics)
     unreachable = {n: t.error or "no answer" for n, t in sorted(observed.targets.items()) if not t.reachable}
     if dry_run:
         return PassResult(plan, plan.state, events(recorded, plan.state), warnings=warnings, unreachable=unreachable)

@@ -8,14 +8,17 @@ facts newer than it are re-observed from the targets.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.atomic import append_line, atomic_write_text
 from reconciler.model.env import EnvVerdict
-from reconciler.model.status import StateFile
+from reconciler.model.status import StateFile, Status, StatusEntry
 
 STATE = "dispatch/state.json"
 LAB_LOG = "progress/lab.log"
@@ -95,3 +98,37 @@ def write_env_verdict(project_dir: Path, verdict: EnvVerdict) -> str:
     path = env_path(verdict.target)
     atomic_write_text(project_dir / path, verdict.dumps())
     return path
+
+
+def read_results(project_dir: Path, entries: Iterable[StatusEntry]) -> dict[str, dict[str, float]]:
+    """Early stop's input: for each done entry, the mean ``value`` per ``metric`` of its result CSV
+    (``experiments/results/<exp_id>.csv`` unless its ``result_file`` says otherwise). A missing or
+    unreadable file, a path outside the project, or a row without a finite value is skipped."""
+    root = project_dir.resolve()
+    out: dict[str, dict[str, float]] = {}
+    for entry in entries:
+        if entry.status is not Status.DONE:
+            continue
+        path = (root / (entry.result_file or f"experiments/results/{entry.id}.csv")).resolve()
+        if not path.is_relative_to(root):
+            continue
+        try:
+            means = _metric_means(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, csv.Error):
+            continue
+        if means:
+            out[entry.id] = means
+    return out
+
+
+def _metric_means(text: str) -> dict[str, float]:
+    values: dict[str, list[float]] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        try:
+            value = float(row.get("value") or "")
+        except ValueError:
+            continue
+        metric = (row.get("metric") or "").strip()
+        if metric and math.isfinite(value):
+            values.setdefault(metric, []).append(value)
+    return {m: sum(v) / len(v) for m, v in sorted(values.items())}

@@ -26,6 +26,7 @@ from reconciler.plan.active import checkpoint_path, decide_active
 from reconciler.plan.context import Context, parse_iso
 from reconciler.plan.decisions import apply_decisions
 from reconciler.plan.duration import estimate
+from reconciler.plan.earlystop import Results, apply_early_stop
 from reconciler.plan.entries import mark_orphan, new_entry, sync
 from reconciler.plan.envcheck import check_env_action
 from reconciler.plan.events import describe
@@ -55,7 +56,9 @@ def make_plan(
     now: datetime,
     inflight: Iterable[tuple[str, int, str]] = (),
     env: Mapping[str, EnvVerdict] | None = None,
+    results: Results | None = None,
 ) -> Plan:
+    """``results`` (exp_id -> metric -> mean value of each done run) turns on early stop."""
     ctx = Context(desired, recorded, observed, now, frozenset(inflight), dict(env or {}))
     entries = dict(recorded.by_id())
     for spec in desired.experiments:
@@ -84,6 +87,9 @@ def make_plan(
             entries[exp_id] = entry
             if candidate is not None:
                 candidates.append(candidate)
+
+    # early stop (earlystop.py): a trailing method's pending runs are cancelled, not placed
+    candidates = apply_early_stop(candidates, entries, results, ctx.now)
 
     for entry in entries.values():
         if _has_live_attempt(entry) and entry.current is not None:

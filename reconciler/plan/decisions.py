@@ -22,6 +22,8 @@ def apply_decisions(entries: dict[str, StatusEntry], ctx: Context) -> tuple[list
     for decision in ctx.desired.decisions:
         if decision.id in applied:
             continue
+        if _waits_for_target(entries.get(decision.exp or ""), decision, ctx):
+            continue  # it must stop a run on a target that does not answer: try on a later pass
         applied.append(decision.id)
         if decision.action is DecisionAction.APPROVE_STAGE:
             if decision.stage is not None and decision.stage not in stages:
@@ -37,13 +39,25 @@ def apply_decisions(entries: dict[str, StatusEntry], ctx: Context) -> tuple[list
     return sorted(applied), sorted(stages), kills
 
 
+def _waits_for_target(entry: StatusEntry | None, decision: Decision, ctx: Context) -> bool:
+    if entry is None or not _live(entry) or decision.action in (DecisionAction.CONTINUE, DecisionAction.APPROVE_STAGE):
+        return False
+    assert entry.current is not None
+    seen = ctx.observed.target(entry.current.target)
+    return seen is None or not seen.reachable
+
+
+def _live(entry: StatusEntry) -> bool:
+    return entry.current is not None and entry.current.finished is None and entry.status in _LIVE
+
+
 def _decide(entry: StatusEntry, decision: Decision, ctx: Context) -> tuple[StatusEntry, Kill | None]:
     note = f"decision {decision.id}: {decision.action.value}" + (f" ({decision.reason})" if decision.reason else "")
     entry = entry.replace(
         notes="\n".join(x for x in (entry.notes, note) if x),
         escalation=outcomes.close_escalation(entry, note, ctx.now),
     )
-    live = entry.current is not None and entry.current.finished is None and entry.status in _LIVE
+    live = _live(entry)
     action = decision.action
     if action is DecisionAction.CONTINUE:
         if live:
@@ -52,7 +66,7 @@ def _decide(entry: StatusEntry, decision: Decision, ctx: Context) -> tuple[Statu
             return entry.replace(status=Status.RUNNING, unreachable=Unreachable()), None
         return entry.replace(status=Status.PENDING, next_retry_at=None), None
     if live:
-        return entry, outcomes.kill_action(entry, f"decision:{action.value}")
+        return entry, outcomes.kill_action(entry, f"decision:{action.value}:{decision.id}")
     if action is DecisionAction.RETRY:
         return entry.replace(
             status=Status.PENDING,

@@ -25,6 +25,7 @@ LAUNCH_ERROR = "launch_error"
 def fold(plan: Plan, results: Sequence[ActionResult], desired: DesiredState, now: datetime) -> StateFile:
     entries = plan.state.by_id()
     specs = desired.by_id()
+    undone: set[str] = set()
     policies = desired.config.policies
     for res in results:
         action = res.action
@@ -46,13 +47,18 @@ def fold(plan: Plan, results: Sequence[ActionResult], desired: DesiredState, now
                 failure = Failure(INVALID_RESULT, (res.message,), f"result rejected: {res.message}")
                 entry = outcomes.failed_attempt(entry, failure, spec, policies, now, exit_code=0)
         elif isinstance(action, Kill):
+            if not res.ok and action.reason.startswith("decision:"):
+                # The decision could not stop the run: it is not applied; a later pass tries again.
+                undone.add(action.reason.split(":", 2)[2])
+                before = plan.recorded.get(entry.id)
+                entry = entry.replace(escalation=before.escalation if before else entry.escalation)
             entry = _killed(entry, action, res, desired, now)
         entries[entry.id] = entry
     return StateFile(
         project=plan.state.project,
         entries=tuple(sorted(entries.values(), key=lambda e: e.id)),
         updated=plan.state.updated,
-        decisions_applied=plan.state.decisions_applied,
+        decisions_applied=tuple(d for d in plan.state.decisions_applied if d not in undone),
         stages_approved=plan.state.stages_approved,
     )
 
@@ -103,10 +109,10 @@ def _killed(entry: StatusEntry, action: Kill, res: ActionResult, desired: Desire
         entry = outcomes.update_current(entry, finished=iso(now), failure_class="restarted")
         entry = resync_after_attempt(entry, spec).replace(status=Status.PENDING, pid=None, next_retry_at=None)
         return entry.replace(notes=outcomes.note(entry.notes, f"attempt {action.attempt} stopped: {reason[8:]}"))
-    if reason == "decision:retry":
+    if reason.startswith("decision:retry:"):
         entry = outcomes.update_current(entry, finished=iso(now), failure_class="killed")
         return entry.replace(status=Status.PENDING, pid=None, next_retry_at=None)
-    if reason == "decision:fail":
+    if reason.startswith("decision:fail:"):
         entry = outcomes.update_current(entry, finished=iso(now), failure_class="killed")
         return entry.replace(status=Status.FAILED, pid=None, finished=iso(now))
     return outcomes.cancelled(entry, now, f"killed: {reason}")

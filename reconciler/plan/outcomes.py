@@ -168,7 +168,8 @@ def silent(entry: StatusEntry, policies: Policies, now: datetime, error: str) ->
         reason = f"target unreachable for {u.consecutive} consecutive probes"
     elif u.total >= pol.total:
         reason = f"target unreachable in {u.total} probes in all"
-    elif u.probes >= pol.min_probes and u.total / u.probes > pol.ratio:
+    elif u.total > u.consecutive and u.probes >= pol.min_probes and u.total / u.probes > pol.ratio:
+        # The ratio rule is for a target that comes and goes; a plain outage is the streak rule's.
         reason = f"target unreachable in {u.total} of {u.probes} probes"
     status = Status.ON_HOLD if reason else Status.UNREACHABLE
     if entry.status is Status.ON_HOLD:
