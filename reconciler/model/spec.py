@@ -37,9 +37,10 @@ class Direction(str, Enum):
 class EarlyStop:
     metric: str
     threshold_pct: float = 0.5
-    """Minimum improvement over the best baseline, in percentage points."""
+    """Pending runs are cancelled when the method trails the best baseline method by more than
+    this many percentage points (0.01 in the metric's units per point)."""
     check_after: int = 1
-    """Runs of the group and dataset that must be done before the check applies."""
+    """Done runs of the method on the dataset needed before the check applies."""
     direction: Direction = Direction.HIGHER
 
 

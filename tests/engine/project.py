@@ -19,6 +19,7 @@ JOB = textwrap.dedent(
     p.add_argument("--exp"); p.add_argument("--seed", type=int, default=0); p.add_argument("--out")
     p.add_argument("--sleep", type=float, default=0.0); p.add_argument("--fail", type=int, default=0)
     p.add_argument("--oom", action="store_true"); p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--value", type=float, default=0.9)
     a, _ = p.parse_known_args()
     if a.dry_run:
         sys.exit(0)
@@ -36,7 +37,7 @@ JOB = textwrap.dedent(
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out + ".tmp", "w") as f:
         f.write("exp_id,method,dataset,group,metric,seed,value,host,gpu,finished_at\\n")
-        f.write(f"{a.exp},m,d,main,accuracy,{a.seed},0.9,{socket.gethostname()},,2026-11-26T00:00:00Z\\n")
+        f.write(f"{a.exp},m,d,main,accuracy,{a.seed},{a.value},{socket.gethostname()},,2026-11-26T00:00:00Z\\n")
     os.replace(a.out + ".tmp", a.out)
     """
 )

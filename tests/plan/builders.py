@@ -20,7 +20,7 @@ from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict, env_hash
 from reconciler.model.ids import launch_token
 from reconciler.model.observed import GpuObservation, ObservedState, RunObservation, TargetObservation
-from reconciler.model.spec import DesiredRunState, ExperimentSpec, Group, RemediationRule
+from reconciler.model.spec import DesiredRunState, Direction, EarlyStop, ExperimentSpec, Group, RemediationRule
 from reconciler.model.status import StateFile
 
 
@@ -58,6 +58,10 @@ def spec(d: dict[str, Any]) -> ExperimentSpec:
         d["targets"] = tuple(d["targets"])
     if "remediation" in d:
         d["remediation"] = tuple(RemediationRule(**r) for r in d["remediation"])
+    if "early_stop" in d:
+        d["early_stop"] = EarlyStop(
+            **{**d["early_stop"], "direction": Direction(d["early_stop"].get("direction", "higher"))}
+        )
     return ExperimentSpec(**d)
 
 
@@ -122,3 +126,11 @@ def env(case: dict[str, Any], desired_state: DesiredState) -> dict[str, EnvVerdi
             evidence=tuple(v.get("evidence", ())),
         )
     return out
+
+
+def results(case: dict[str, Any]) -> dict[str, dict[str, float]] | None:
+    """``results: {exp_id: {metric: mean value}}`` of the done runs; absent means no early stop."""
+    raw = case.get("results")
+    if raw is None:
+        return None
+    return {str(k): {str(m): float(v) for m, v in (vals or {}).items()} for k, vals in raw.items()}

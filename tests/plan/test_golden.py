@@ -31,6 +31,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         builders.now(case),
         inflight=[tuple(x) for x in case.get("inflight", [])],
         env=builders.env(case, desired),
+        results=builders.results(case),
     )
     out: dict[str, Any] = {
         "actions": [a.describe() for a in plan.io_actions],
