@@ -12,6 +12,7 @@ OSError propagates unchanged: a disk that refuses a write is not something a pas
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
@@ -26,6 +27,7 @@ def atomic_write_bytes(path: StrPath, data: bytes) -> None:
     A new file gets the usual ``0o666 & ~umask`` mode; an existing file keeps its mode.
     """
     target = Path(path)
+    _injected_write_fault(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     # O_EXCL with a random name: never follow or clobber someone else's file; 0o666 lets the
@@ -60,6 +62,7 @@ def append_line(path: StrPath, line: str) -> None:
     if "\n" in line or "\r" in line:
         raise ValueError(f"append_line: a line must not contain a newline: {line!r}")
     target = Path(path)
+    _injected_write_fault(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
@@ -87,3 +90,17 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# --- fault injection (tests/chaos) ------------------------------------------------------------
+# ``RECONCILER_FAIL_WRITE=<suffix>[,<suffix>...]``: a write whose path ends with one of the
+# suffixes (e.g. ``dispatch/state.json``) fails as on a full disk. Unset in normal use.
+
+
+def _injected_write_fault(target: Path) -> None:
+    spec = os.environ.get("RECONCILER_FAIL_WRITE")
+    if spec and any(s and target.as_posix().endswith(s) for s in spec.split(",")):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+
+
+# --- end of fault injection --------------------------------------------------------------------

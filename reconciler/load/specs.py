@@ -114,6 +114,7 @@ def build_spec(merged: Mapping[str, Any], exp_id: str, seed: int | None, source:
         env=text_pairs(merged.get("env")),
         metrics=tuple(merged.get("metrics") or ()),
         description=merged.get("description", ""),
+        on_change=merged.get("on_change"),
     )
 
 

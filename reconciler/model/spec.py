@@ -94,6 +94,9 @@ class ExperimentSpec:
     env: tuple[tuple[str, str], ...] = ()
     metrics: tuple[str, ...] = ()
     description: str = ""
+    on_change: str | None = None
+    """``restart``: a changed command restarts a running attempt; ``keep``: it never does;
+    ``None``: the policy ``restart_on_spec_change`` decides."""
     extra: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property

@@ -12,7 +12,7 @@ from reconciler.model.spec import DesiredRunState
 from reconciler.model.status import Status, StatusEntry
 from reconciler.plan import outcomes
 from reconciler.plan.context import Context, parse_iso
-from reconciler.plan.failure import LOST, Failure, classify, fatal_signature
+from reconciler.plan.failure import DISK_FULL, LOST, MIN_FREE_GB, UNKNOWN, Failure, classify, fatal_signature
 
 SIDECAR_FIELDS = ("wandb_run_id", "hf_artifact_url")
 
@@ -50,12 +50,18 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
         if run.exit_code == 0:
             return entry, [_collect(entry, run, attempt.target)]
         failure = classify(run.exit_code, run.log_tail, run.job_state)
+        if failure.klass == UNKNOWN and tobs.free_disk_gb is not None and tobs.free_disk_gb < MIN_FREE_GB:
+            disk = f"{tobs.free_disk_gb:.2f} GB free under {tobs.root or 'the root'} on {attempt.target}"
+            failure = Failure(DISK_FULL, (*failure.evidence[-3:], disk), f"disk full ({disk})")
         return outcomes.failed_attempt(entry, failure, spec, ctx.policies, ctx.now, run.exit_code), []
     if run.alive:
         if wants_cancel:
             why = "removed from the spec (prune)" if spec is None else "cancelled by the spec"
             return entry, [outcomes.kill_action(entry, run=run, reason=why)]
-        if spec is not None and ctx.policies.restart_on_spec_change and entry.spec_hash != spec.spec_hash:
+        restart = spec is not None and (
+            spec.on_change or ("restart" if ctx.policies.restart_on_spec_change else "keep")
+        )
+        if spec is not None and restart == "restart" and entry.spec_hash != spec.spec_hash:
             return entry, [outcomes.kill_action(entry, run=run, reason="restart:spec changed")]
         fatal = fatal_signature(run.log_tail)
         if fatal is not None:

@@ -17,6 +17,7 @@ from reconciler.model.actions import Action, Launch, Record, ShipCode, sort_key
 from reconciler.model.config import Target
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
+from reconciler.model.escalation import Escalation
 from reconciler.model.ids import code_dir, launch_token, run_dir
 from reconciler.model.observed import ObservedState
 from reconciler.model.spec import DesiredRunState, ExperimentSpec
@@ -91,6 +92,7 @@ def make_plan(
     # early stop (earlystop.py): a trailing method's pending runs are cancelled, not placed
     candidates = apply_early_stop(candidates, entries, results, ctx.now)
 
+    _phase_guard(entries, ctx)
     for entry in entries.values():
         if _has_live_attempt(entry) and entry.current is not None:
             count_active(entry.current.target, entry.current.gpus, None, ctx)
@@ -228,6 +230,33 @@ class _Gates:
             for e in self.by_stage[stage]
             if e.status in (Status.FAILED, Status.ON_HOLD)
         ]
+
+
+def _phase_guard(entries: dict[str, StatusEntry], ctx: Context) -> None:
+    """A phase still running ``phase_guard_hours`` after its first dispatch: its active runs
+    escalate (once; a ``continue`` decision on a run turns the guard off for that attempt)."""
+    limit = ctx.policies.timeouts.phase_guard_hours
+    by_phase: dict[str, list[StatusEntry]] = {}
+    for entry in entries.values():
+        if entry.phase and entry.attempts:
+            by_phase.setdefault(entry.phase, []).append(entry)
+    for phase, members in sorted(by_phase.items()):
+        starts = [t for e in members for a in e.attempts if (t := parse_iso(a.started)) is not None]
+        active = [e for e in members if e.status.active and e.condition("Continued") is None]
+        if not starts or not active:
+            continue
+        hours = (ctx.now - min(starts)).total_seconds() / 3600.0
+        if hours <= limit:
+            continue
+        for entry in active:
+            guard = Escalation(
+                reason=f"phase {phase!r} has run {hours:.0f} h since its first dispatch (guard {limit:g} h); "
+                f"{len(active)} run(s) still active",
+                created=ctx.now_iso,
+                needed="continue (keep waiting for it) or cancel",
+                kind="phase_guard",
+            )
+            entries[entry.id] = entry.replace(escalation=outcomes.escalate(entry, guard))
 
 
 def _note_held_stage(entry: StatusEntry, stage: int) -> StatusEntry:

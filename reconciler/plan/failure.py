@@ -27,6 +27,10 @@ INVALID_RESULT = "invalid_result"
 LOST = "lost"
 UNKNOWN = "unknown"
 
+MIN_FREE_GB = 1.0
+"""Below this much free disk where runs write, an unexplained failure is ``disk_full`` and the
+target takes no new run."""
+
 _LOG_SIGNATURES: tuple[tuple[str, re.Pattern[str]], ...] = (
     (CUDA_OOM, re.compile(r"CUDA out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED", re.I)),
     (KERNEL_OOM, re.compile(r"oom-kill|Out of memory: Killed process|Killed process \d+", re.I)),

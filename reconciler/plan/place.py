@@ -14,6 +14,7 @@ from reconciler.model.env import EnvVerdict, env_hash
 from reconciler.model.observed import GpuObservation, TargetObservation
 from reconciler.model.spec import ExperimentSpec
 from reconciler.plan.context import Context
+from reconciler.plan.failure import MIN_FREE_GB
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ def place(spec: ExperimentSpec, ctx: Context) -> Placement | str:
         tobs = ctx.observed.target(name)
         if tobs is None or not tobs.reachable:
             reasons.append(f"{name} unreachable")
+            continue
+        if tobs.free_disk_gb is not None and tobs.free_disk_gb < MIN_FREE_GB:
+            reasons.append(f"{name} disk nearly full ({tobs.free_disk_gb:.1f} GB free)")
             continue
         verdict = env_state(target, ctx)
         if verdict is not None and not verdict.ready:

@@ -104,6 +104,7 @@ def observed(case: dict[str, Any], project: str) -> ObservedState:
             gpus=gpus,
             host=t.get("host", name),
             root=t.get("root", f"/r/{name}"),
+            free_disk_gb=t.get("free_disk_gb"),
         )
     return ObservedState(out)
 
