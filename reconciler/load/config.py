@@ -112,7 +112,7 @@ def build_policies(d: Mapping[str, Any]) -> Policies:
             "env_ttl_hours",
             "env_check_timeout",
         ),
-        **_pick(d, "probe_concurrency", "max_retries", "prune", "restart_on_spec_change"),
+        **_pick(d, "probe_concurrency", "max_retries", "prune", "restart_on_spec_change", "retry_target"),
         backoff=BackoffPolicy(**_floats(backoff, "base_seconds", "factor", "max_seconds")),
         unreachable=UnreachablePolicy(
             **_pick(unreachable, "consecutive", "total", "min_probes"), **_floats(unreachable, "ratio")

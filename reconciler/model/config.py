@@ -148,6 +148,9 @@ class Policies:
     """Kill and forget runs whose experiment left the spec."""
     restart_on_spec_change: bool = False
     """Restart a running experiment whose spec changed (else it shows as out of sync)."""
+    retry_target: str = "same"
+    """``same``: a retry runs where the failed attempt ran (its checkpoints are there, so
+    ``--resume`` works); ``any``: wherever there is room (from scratch if the checkpoint is elsewhere)."""
     lost_grace_seconds: float = 300.0
     """How long a launched run may show neither a live process nor an exit code before it is lost."""
     env_ttl_hours: float = 24.0

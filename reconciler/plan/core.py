@@ -106,7 +106,8 @@ def make_plan(
             for held_by in gates.holding(spec):
                 entries[held_by.id] = _note_held_stage(entries[held_by.id], spec.stage)
             continue
-        placed = place(spec, ctx)
+        previous = entry.current.target if entry.current is not None else None
+        placed = place(spec, ctx, pinned=previous if ctx.policies.retry_target == "same" else None)
         if isinstance(placed, str):
             entries[spec.id] = entry.replace(waiting_reason=placed)
             continue

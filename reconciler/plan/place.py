@@ -26,9 +26,12 @@ class Placement:
     """The target has GPUs (so a run given none must be hidden from them)."""
 
 
-def place(spec: ExperimentSpec, ctx: Context) -> Placement | str:
-    """A placement, or the reason none was possible."""
+def place(spec: ExperimentSpec, ctx: Context, pinned: str | None = None) -> Placement | str:
+    """A placement, or the reason none was possible. ``pinned``: only that target will do (a
+    retry stays where its checkpoints are)."""
     names = spec.targets or ctx.desired.config.target_names
+    if pinned is not None and pinned in names:
+        names = (pinned,)
     candidates = sorted(names, key=lambda n: (ctx.runs_on_target[n], n))
     reasons: list[str] = []
     for name in candidates:
