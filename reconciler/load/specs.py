@@ -68,6 +68,7 @@ def _remediation(rules: Mapping[str, Any]) -> tuple[RemediationRule, ...]:
             add_flags=tuple(rule.get("add_flags") or ()),
             drop_flags=tuple(rule.get("drop_flags") or ()),
             env=text_pairs(rule.get("env")),
+            defaults=text_pairs(rule.get("defaults")),
         )
         for name, rule in sorted(rules.items())
     )

@@ -57,6 +57,8 @@ class RemediationRule:
     add_flags: tuple[str, ...] = ()
     drop_flags: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
+    defaults: tuple[tuple[str, str], ...] = ()
+    """The value a ``halve_args`` flag has when the command does not give it."""
 
 
 @dataclass(frozen=True)

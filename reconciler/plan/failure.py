@@ -7,6 +7,7 @@ evidence recorded on the attempt.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 from collections.abc import Sequence
@@ -104,10 +105,19 @@ def fatal_signature(log_tail: Sequence[str]) -> Failure | None:
 
 
 def rule_for(klass: str, overrides: Sequence[RemediationRule]) -> RemediationRule:
+    """The experiment's rule for ``klass``; what it leaves empty comes from the default rule."""
+    base = DEFAULT_RULES.get(klass, RemediationRule(klass, retry=False))
     for rule in overrides:
         if rule.failure_class == klass:
-            return rule
-    return DEFAULT_RULES.get(klass, RemediationRule(klass, retry=False))
+            return dataclasses.replace(
+                rule,
+                set_args=rule.set_args or base.set_args,
+                halve_args=rule.halve_args or base.halve_args,
+                add_flags=rule.add_flags or base.add_flags,
+                drop_flags=rule.drop_flags or base.drop_flags,
+                env=rule.env or base.env,
+            )
+    return base
 
 
 def remediate(command: str, rule: RemediationRule) -> str:
@@ -116,8 +126,11 @@ def remediate(command: str, rule: RemediationRule) -> str:
         words = shlex.split(command)
     except ValueError:
         return command
+    defaults = dict(rule.defaults)
     for flag in rule.halve_args:
         value = _get(words, flag)
+        if value is None:
+            value = defaults.get(flag)
         if value is not None and value.isdigit():
             words = _set(words, flag, str(max(1, int(value) // 2)))
     for flag, value in rule.set_args:
