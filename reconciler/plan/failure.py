@@ -139,7 +139,8 @@ def remediate(command: str, rule: RemediationRule) -> str:
         words = [w for w in words if w != flag and not w.startswith(flag + "=")]
     for flag in rule.add_flags:
         if flag not in words:
-            words.append(flag)
+            at = _insert_at(words)
+            words = [*words[:at], flag, *words[at:]]
     if words == shlex.split(command):
         return command
     return " ".join(w if w in _SHELL_OPERATORS or _PLAIN_WORD.fullmatch(w) else shlex.quote(w) for w in words)
@@ -168,4 +169,27 @@ def _set(words: list[str], flag: str, value: str) -> list[str]:
         if w.startswith(flag + "="):
             out[i] = f"{flag}={value}"
             return out
-    return [*out, flag, value]
+    at = _insert_at(out)
+    return [*out[:at], flag, value, *out[at:]]
+
+
+_CHAINS = frozenset({"&&", "||", ";", "|", "&"})
+_REDIRECTS = frozenset({">", ">>", "<", "2>&1", "2>", "&>"})
+
+
+def _insert_at(words: list[str]) -> int:
+    """Where a new flag goes: at the end of the training command (the first part of a ``&&``
+    chain that runs python, else the last part), before its redirections."""
+    parts: list[tuple[int, int]] = []
+    start = 0
+    for i, w in enumerate(words):
+        if w in _CHAINS:
+            parts.append((start, i))
+            start = i + 1
+    parts.append((start, len(words)))
+    chosen = next((p for p in parts if any("python" in w for w in words[p[0] : p[1]])), parts[-1])
+    end = chosen[1]
+    for i in range(chosen[0], chosen[1]):
+        if words[i] in _REDIRECTS:
+            return i
+    return end
