@@ -24,12 +24,13 @@ from reconciler import escalations
 from reconciler.apply.executor import execute
 from reconciler.atomic import atomic_write_text
 from reconciler.crashpoints import crash_point
+from reconciler.errors import StatusWriteError
 from reconciler.gitstore.remote import pull_ff, push
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status, tag
 from reconciler.load import load_desired
 from reconciler.lockfile import ProjectLock
-from reconciler.model.actions import ActionResult, Collect, Launch
+from reconciler.model.actions import ActionResult, Launch
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
 from reconciler.model.status import StateFile, Status
@@ -42,6 +43,7 @@ from reconciler.statestore import (
     STATE,
     append_log,
     load_recorded,
+    owned_files,
     read_env_verdicts,
     read_inflight,
     read_results,
@@ -242,30 +244,13 @@ def _finish(
     clock: Clock,
     log: Callable[[str], None],
 ) -> PassResult:
-    state = result.state
     now = clock()
-    if not state.same_content(recorded) or result.restored:
-        state = StateFile(
-            project=state.project,
-            entries=state.entries,
-            updated=iso(now),
-            decisions_applied=state.decisions_applied,
-            stages_approved=state.stages_approved,
-        )
-        write_state(project_dir, state)
-        append_log(project_dir, [f"{iso(now)} {e.line}" for e in result.events])
-    crash_point("after_state_write")
-    write_inflight(project_dir, [])
-    result.state = state
-    escalated = _write_escalations(project_dir, recorded, state, now)
-    verdicts = [r.data["verdict"] for r in result.results if isinstance(r.data.get("verdict"), EnvVerdict)]
-    env_paths = [write_env_verdict(project_dir, v) for v in verdicts]
-    env_lines = [f"{v.target}: {v.status}" + (f" ({v.evidence[-1]})" if v.evidence else "") for v in verdicts]
-    if env_lines:
-        append_log(project_dir, [f"{iso(now)} env {line}" for line in env_lines])
+    try:
+        state, verdicts, env_lines = _write_status(project_dir, recorded, result, now)
+    except OSError as exc:  # a full or read-only disk: nothing is committed, the next pass retries
+        raise StatusWriteError(f"cannot write the status files in {project_dir}: {exc}") from exc
     crash_point("before_commit")
-    collected = [a.local_path for a in result.plan.actions if isinstance(a, Collect)]
-    paths = [STATE, LAB_LOG, *collected, *env_paths, *escalated]
+    paths = [STATE, LAB_LOG, *owned_files(project_dir, state, desired.config.target_names)]
     body = "\n".join([*(e.line for e in result.events), *(f"env {line}" for line in env_lines)])
     trailers = {"Desired-State": desired.revision or "working-tree"}
     title = subject(result.events) if result.events else "reconcile: record status"
@@ -279,6 +264,34 @@ def _finish(
         if push_changes:
             push(repo, desired.config.git.remote, desired.config.git.branch)
     return result
+
+
+def _write_status(
+    project_dir: Path, recorded: StateFile, result: PassResult, now: datetime
+) -> tuple[StateFile, list[EnvVerdict], list[str]]:
+    """Write state.json, lab.log, escalations and env verdicts of this pass (each atomically)."""
+    state = result.state
+    if not state.same_content(recorded) or result.restored:
+        state = StateFile(
+            project=state.project,
+            entries=state.entries,
+            updated=iso(now),
+            decisions_applied=state.decisions_applied,
+            stages_approved=state.stages_approved,
+        )
+        write_state(project_dir, state)
+        append_log(project_dir, [f"{iso(now)} {e.line}" for e in result.events])
+    crash_point("after_state_write")
+    write_inflight(project_dir, [])
+    result.state = state
+    _write_escalations(project_dir, recorded, state, now)
+    verdicts = [r.data["verdict"] for r in result.results if isinstance(r.data.get("verdict"), EnvVerdict)]
+    for verdict in verdicts:
+        write_env_verdict(project_dir, verdict)
+    env_lines = [f"{v.target}: {v.status}" + (f" ({v.evidence[-1]})" if v.evidence else "") for v in verdicts]
+    if env_lines:
+        append_log(project_dir, [f"{iso(now)} env {line}" for line in env_lines])
+    return state, verdicts, env_lines
 
 
 def _write_escalations(project_dir: Path, before: StateFile, after: StateFile, now: datetime) -> list[str]:

@@ -15,6 +15,7 @@ Foreign exceptions (asyncssh, OSError, GitPython, yaml) are converted where they
     ├── PermanentError(reason) stall until the spec changes
     │   ├── SubmitRejected
     │   └── InvalidTarget
+    ├── StatusWriteError       the status files could not be written (disk full): exit 1
     └── GitStoreError
         └── PushConflict       (also a TemporaryError)
 """
@@ -102,6 +103,10 @@ class SubmitRejected(PermanentError):
 
 class InvalidTarget(PermanentError):
     """A target's configuration cannot work (missing tool, bad path)."""
+
+
+class StatusWriteError(ReconcilerError):
+    """The status files could not be written (disk full, read-only); nothing was committed."""
 
 
 class GitStoreError(ReconcilerError):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from reconciler.atomic import append_line, atomic_write_text
 from reconciler.model.env import EnvVerdict
+from reconciler.model.escalation import escalation_path
 from reconciler.model.status import StateFile, Status, StatusEntry
 
 STATE = "dispatch/state.json"
@@ -132,3 +133,13 @@ def _metric_means(text: str) -> dict[str, float]:
         if metric and math.isfinite(value):
             values.setdefault(metric, []).append(value)
     return {m: sum(v) / len(v) for m, v in sorted(values.items())}
+
+
+def owned_files(project_dir: Path, state: StateFile, targets: Iterable[str]) -> list[str]:
+    """Every reconciler-owned file that exists now: results of done runs, escalations, env
+    verdicts. A pass commits them all, so what an interrupted pass wrote is committed by the next
+    (only a real difference makes a commit)."""
+    paths = [e.result_file for e in state.entries if e.status.value == "done" and e.result_file]
+    paths += [escalation_path(e.id) for e in state.entries if e.escalation is not None]
+    paths += [env_path(t) for t in targets]
+    return sorted({p for p in paths if (project_dir / p).is_file()})

@@ -43,14 +43,16 @@ async def execute(
 async def _target(
     runner: Runner | None, actions: list[Action], archive_for: ArchiveFor, project_dir: Path, env_timeout: float
 ) -> list[ActionResult]:
+    """Kills, code and the environment check first, in order; then the launches and collects of
+    this target run side by side (at most ``PER_TARGET`` at once), each still one at a time per run."""
+    if runner is None:
+        return [ActionResult(a, ok=False, message="target not configured", temporary=False) for a in actions]
     results: list[ActionResult] = []
     blocked: str | None = None
+    parallel: list[Action] = []
     for action in actions:
-        if runner is None:
-            results.append(ActionResult(action, ok=False, message="target not configured", temporary=False))
-            continue
-        if isinstance(action, Launch) and blocked is not None:
-            results.append(ActionResult(action, False, blocked, temporary=True, data={"skipped": True}))
+        if isinstance(action, Launch | Collect):
+            parallel.append(action)
             continue
         if isinstance(action, CheckEnv) and blocked is not None:
             results.append(ActionResult(action, False, blocked, temporary=True))
@@ -61,7 +63,20 @@ async def _target(
         if isinstance(action, CheckEnv) and not result.ok:
             blocked = f"{action.target} env failed: {result.message}" if not result.temporary else result.message
         results.append(result)
+    gate = asyncio.Semaphore(PER_TARGET)
+
+    async def bounded(action: Action) -> ActionResult:
+        if isinstance(action, Launch) and blocked is not None:
+            return ActionResult(action, False, blocked, temporary=True, data={"skipped": True})
+        async with gate:
+            return await _one(runner, action, archive_for, project_dir, env_timeout)
+
+    results.extend(await asyncio.gather(*(bounded(a) for a in parallel)))
     return results
+
+
+PER_TARGET = 8
+"""Launches and collects in flight on one target at a time (an SSH connection allows ~10 sessions)."""
 
 
 async def _one(

@@ -49,6 +49,7 @@ def test_crash_at_every_point_launches_exactly_once(tmp_path: Path, point: str) 
         assert entry["attempt"] == 1
         assert [a["n"] for a in entry["attempts"]] == [1]
         assert (project / entry["result_file"]).exists()
+        assert git(project, "ls-files", "--", entry["result_file"]) == entry["result_file"]  # and committed
     runs = project / ".reconciler" / "runs-local" / "runs"
     assert sorted(p.name for p in (runs / "job_s0").iterdir()) == ["1"]
     # Every transition reached git: the last commit's state equals the working tree's.
