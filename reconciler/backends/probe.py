@@ -9,7 +9,7 @@ Request (JSON on stdin)::
 
 Answer (one JSON line on stdout)::
 
-    {"v": 1, "host": "gpu-a", "root": "/home/u/proj", "free_disk_gb": 812.4,
+    {"v": 1, "host": "gpu-a", "root": "/srv/lab/proj", "free_disk_gb": 812.4,
      "fields": ["exp_id", "attempt", "token", "launched", "exit_code", "pid", "start_time", "age"],
      "runs": [["A_s0", 1, "tok", 1, null, 4242, "9137", 37.5], ...],
      "details": [{"exp_id": "A_s0", "attempt": 1, "alive": true, "heartbeat_age": 3.1,
