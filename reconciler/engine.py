@@ -24,7 +24,7 @@ from reconciler import escalations
 from reconciler.apply.executor import execute
 from reconciler.atomic import atomic_write_text
 from reconciler.crashpoints import crash_point
-from reconciler.errors import StatusWriteError
+from reconciler.errors import GitStoreError, StatusWriteError
 from reconciler.gitstore.remote import pull_ff, push
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status, tag
@@ -68,6 +68,7 @@ class PassResult:
     results: list[ActionResult] = field(default_factory=list)
     commit: str | None = None
     warnings: list[str] = field(default_factory=list)
+    push_failed: bool = False
     restored: bool = False
     """The working-tree state file was missing or corrupt and was rewritten from the last commit."""
     unreachable: dict[str, str] = field(default_factory=dict)
@@ -79,7 +80,8 @@ class PassResult:
         attention = (Status.FAILED, Status.ON_HOLD, Status.UNREACHABLE)
         if any(e.status in attention for e in self.state.entries):
             return True
-        return bool(self.unreachable) or any(not r.ok and not r.temporary for r in self.results)
+        failed_action = any(not r.ok and not r.temporary for r in self.results)
+        return bool(self.unreachable) or failed_action or self.push_failed
 
 
 def reconcile_once(
@@ -261,8 +263,16 @@ def _finish(
     crash_point("after_commit")
     if result.commit:
         _tag_phases(repo, desired, recorded, state, result.commit)
-        if push_changes:
+    if push_changes:
+        # Every pass pushes (a no-op when the remote has it all), so commits left by a pass whose
+        # push failed go out with the next one. A failed push is reported, never fatal: the
+        # status is committed locally and nothing is lost.
+        try:
             push(repo, desired.config.git.remote, desired.config.git.branch)
+        except GitStoreError as exc:
+            log(f"warning: push failed, will retry on the next pass: {exc}")
+            result.warnings.append(f"push failed: {exc}")
+            result.push_failed = True
     return result
 
 
