@@ -27,6 +27,7 @@ from reconciler.model.config import (
     UnreachablePolicy,
     WandbSettings,
 )
+from reconciler.model.spec import RemediationRule
 
 _SSH_KEYS = (
     "port",
@@ -113,6 +114,7 @@ def build_policies(d: Mapping[str, Any]) -> Policies:
             "env_check_timeout",
         ),
         **_pick(d, "probe_concurrency", "max_retries", "prune", "restart_on_spec_change", "retry_target"),
+        remediation=remediation_rules(d.get("remediation") or {}),
         backoff=BackoffPolicy(**_floats(backoff, "base_seconds", "factor", "max_seconds")),
         unreachable=UnreachablePolicy(
             **_pick(unreachable, "consecutive", "total", "min_probes"), **_floats(unreachable, "ratio")
@@ -138,4 +140,21 @@ def build_config(d: Mapping[str, Any]) -> Config:
         ),
         wandb=WandbSettings(**(d.get("wandb") or {})),
         hub=HubSettings(**(d.get("huggingface") or {})),
+    )
+
+
+def remediation_rules(rules: Mapping[str, Any]) -> tuple[RemediationRule, ...]:
+    """``failure class -> rule`` mappings (dispatch specs and the config's policies)."""
+    return tuple(
+        RemediationRule(
+            failure_class=name,
+            retry=bool(rule.get("retry", True)),
+            set_args=text_pairs(rule.get("set_args")),
+            halve_args=tuple(rule.get("halve_args") or ()),
+            add_flags=tuple(rule.get("add_flags") or ()),
+            drop_flags=tuple(rule.get("drop_flags") or ()),
+            env=text_pairs(rule.get("env")),
+            defaults=text_pairs(rule.get("defaults")),
+        )
+        for name, rule in sorted(rules.items())
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.errors import Problem
-from reconciler.load.config import text_pairs
+from reconciler.load.config import remediation_rules, text_pairs
 from reconciler.load.document import Document, JsonPath
 from reconciler.load.schema_check import Checked
 from reconciler.model.spec import (
@@ -23,7 +23,6 @@ from reconciler.model.spec import (
     EarlyStop,
     ExperimentSpec,
     Group,
-    RemediationRule,
 )
 
 DEFAULT_RESULT_FILE = "experiments/results/{exp_id}.csv"
@@ -56,22 +55,6 @@ class LocatedSpec:
 
     def where(self) -> str:
         return self.doc.where(self.id_path)
-
-
-def _remediation(rules: Mapping[str, Any]) -> tuple[RemediationRule, ...]:
-    return tuple(
-        RemediationRule(
-            failure_class=name,
-            retry=bool(rule.get("retry", True)),
-            set_args=text_pairs(rule.get("set_args")),
-            halve_args=tuple(rule.get("halve_args") or ()),
-            add_flags=tuple(rule.get("add_flags") or ()),
-            drop_flags=tuple(rule.get("drop_flags") or ()),
-            env=text_pairs(rule.get("env")),
-            defaults=text_pairs(rule.get("defaults")),
-        )
-        for name, rule in sorted(rules.items())
-    )
 
 
 def _early_stop(d: Mapping[str, Any] | None) -> EarlyStop | None:
@@ -109,7 +92,7 @@ def build_spec(merged: Mapping[str, Any], exp_id: str, seed: int | None, source:
         targets=tuple(merged.get("targets") or ()),
         result_file=merged.get("result_file", DEFAULT_RESULT_FILE),
         max_retries=merged.get("max_retries"),
-        remediation=_remediation(merged.get("remediation") or {}),
+        remediation=remediation_rules(merged.get("remediation") or {}),
         early_stop=_early_stop(merged.get("early_stop")),
         state=DesiredRunState(merged.get("state", "active")),
         env=text_pairs(merged.get("env")),

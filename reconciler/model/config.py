@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from reconciler.model.spec import RemediationRule
+
 
 class TargetKind(str, Enum):
     LOCAL = "local"
@@ -148,6 +150,8 @@ class Policies:
     """Kill and forget runs whose experiment left the spec."""
     restart_on_spec_change: bool = False
     """Restart a running experiment whose spec changed (else it shows as out of sync)."""
+    remediation: tuple[RemediationRule, ...] = ()
+    """The project's remediation rules (between the built-in ones and an experiment's own)."""
     retry_target: str = "same"
     """``same``: a retry runs where the failed attempt ran (its checkpoints are there, so
     ``--resume`` works); ``any``: wherever there is room (from scratch if the checkpoint is elsewhere)."""

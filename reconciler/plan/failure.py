@@ -104,20 +104,29 @@ def fatal_signature(log_tail: Sequence[str]) -> Failure | None:
     return None
 
 
-def rule_for(klass: str, overrides: Sequence[RemediationRule]) -> RemediationRule:
-    """The experiment's rule for ``klass``; what it leaves empty comes from the default rule."""
-    base = DEFAULT_RULES.get(klass, RemediationRule(klass, retry=False))
-    for rule in overrides:
-        if rule.failure_class == klass:
-            return dataclasses.replace(
-                rule,
-                set_args=rule.set_args or base.set_args,
-                halve_args=rule.halve_args or base.halve_args,
-                add_flags=rule.add_flags or base.add_flags,
-                drop_flags=rule.drop_flags or base.drop_flags,
-                env=rule.env or base.env,
-            )
-    return base
+def rule_for(
+    klass: str, overrides: Sequence[RemediationRule], project: Sequence[RemediationRule] = ()
+) -> RemediationRule:
+    """The rule for ``klass``: the experiment's, else the project's (config), else the built-in
+    one; fields a rule leaves empty come from the level below it."""
+    rule = DEFAULT_RULES.get(klass, RemediationRule(klass, retry=False))
+    for level in (project, overrides):
+        for override in level:
+            if override.failure_class == klass:
+                rule = _over(override, rule)
+    return rule
+
+
+def _over(rule: RemediationRule, base: RemediationRule) -> RemediationRule:
+    return dataclasses.replace(
+        rule,
+        set_args=rule.set_args or base.set_args,
+        halve_args=rule.halve_args or base.halve_args,
+        add_flags=rule.add_flags or base.add_flags,
+        drop_flags=rule.drop_flags or base.drop_flags,
+        env=rule.env or base.env,
+        defaults=rule.defaults or base.defaults,
+    )
 
 
 def remediate(command: str, rule: RemediationRule) -> str:

@@ -92,7 +92,7 @@ def failed_attempt(
         entry, finished=iso(now), exit_code=exit_code, failure_class=failure.klass, evidence=failure.evidence
     )
     entry = entry.replace(failure_class=failure.klass, pid=None, finished=iso(now))
-    rule = rule_for(failure.klass, spec.remediation if spec else ())
+    rule = rule_for(failure.klass, spec.remediation if spec else (), policies.remediation)
     retryable = rule.retry and spec is not None and spec.state is DesiredRunState.ACTIVE
     if retryable and entry.retry_count < entry.max_retries:
         entry = resync_after_attempt(entry, spec)

@@ -104,6 +104,8 @@ def test_config_schema_defaults_are_the_model_defaults(pointer: str, cls: type) 
             continue  # ssh keys live in SshOptions
         field = fields[key]
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        if isinstance(value, dict):  # a mapping in YAML is a tuple of pairs in the model
+            value = list(value.items())
         assert default == (tuple(value) if isinstance(value, list) else value), f"{pointer}.{key}"
 
 
@@ -115,3 +117,9 @@ def test_dispatch_schema_defaults_are_the_spec_defaults() -> None:
     for key in ("group", "stage", "priority", "result_file", "state", "method", "dataset", "phase", "description"):
         value = getattr(spec, key)
         assert getattr(value, "value", value) == documented[key], key
+
+
+def test_the_remediation_rule_is_the_same_in_the_config_and_dispatch_schemas() -> None:
+    from reconciler.schemas import load_schema
+
+    assert load_schema("config")["$defs"]["remediation_rule"] == load_schema("dispatch")["$defs"]["remediation_rule"]

@@ -43,3 +43,14 @@ def test_classes_are_tried_in_order_with_their_evidence() -> None:
     assert classify(2, ["ModuleNotFoundError: No module named 'x'"]).klass == "import_error"
     assert classify(1, ["OSError: [Errno 28] No space left on device"]).klass == "disk_full"
     assert classify(1, ["Traceback", "ValueError"]).klass == "unknown"
+
+
+def test_the_experiment_rule_beats_the_project_rule_which_beats_the_built_in_one() -> None:
+    project = (RemediationRule(CUDA_OOM, defaults=(("--batch-size", "128"),), retry=True),)
+    experiment = (RemediationRule(CUDA_OOM, set_args=(("--accumulate-grad-batches", "4"),)),)
+    assert remediate("python3 t.py", rule_for(CUDA_OOM, (), project)) == (
+        "python3 t.py --batch-size 64 --accumulate-grad-batches 2"
+    )
+    assert remediate("python3 t.py", rule_for(CUDA_OOM, experiment, project)) == (
+        "python3 t.py --batch-size 64 --accumulate-grad-batches 4"
+    )
