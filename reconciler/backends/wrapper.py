@@ -164,8 +164,15 @@ if [ "$t" != {token} ]; then echo "run dir holds token $t" >&2; exit {FOREIGN_TO
 if [ -d launch.lock ]; then cat >/dev/null; echo launched; exit 0; fi
 cat > .wrapper.$$ && mv -f .wrapper.$$ wrapper.sh || exit 1
 printf '%s\\n' {q(result_path(action))} > .result_path.$$ && mv -f .result_path.$$ result_path || exit 1
+ln -sfn {q(f"{action.attempt}/stdout.log")} {q(f"../{log_name(action)}")} 2>/dev/null
 echo ready
 """
+
+
+def log_name(action: Launch) -> str:
+    """The seed's log names beside the attempt dirs: ``<EXP_ID>.log``, then ``<EXP_ID>_r2.log``, ….
+    (a symlink to ``<attempt>/stdout.log``)."""
+    return f"{action.exp_id}.log" if action.attempt == 1 else f"{action.exp_id}_r{action.attempt}.log"
 
 
 def start_script(run_dir: str, wait_seconds: float = 5.0) -> str:
