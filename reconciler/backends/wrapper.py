@@ -155,6 +155,7 @@ def prepare_script(action: Launch) -> str:
     _check(action)
     q = shlex.quote
     token = q(action.token)
+    log_target = f"../runs/{action.exp_id}/{action.attempt}/stdout.log"
     return f"""mkdir -p {q(action.run_dir)} && cd {q(action.run_dir)} || exit 1
 if [ ! -f token ]; then
   printf '%s\\n' {token} > .token.$$ && ln .token.$$ token 2>/dev/null; rm -f .token.$$
@@ -164,14 +165,14 @@ if [ "$t" != {token} ]; then echo "run dir holds token $t" >&2; exit {FOREIGN_TO
 if [ -d launch.lock ]; then cat >/dev/null; echo launched; exit 0; fi
 cat > .wrapper.$$ && mv -f .wrapper.$$ wrapper.sh || exit 1
 printf '%s\\n' {q(result_path(action))} > .result_path.$$ && mv -f .result_path.$$ result_path || exit 1
-ln -sfn {q(f"{action.attempt}/stdout.log")} {q(f"../{log_name(action)}")} 2>/dev/null
+mkdir -p ../../../logs && ln -sfn {q(log_target)} {q(f"../../../logs/{log_name(action)}")} 2>/dev/null
 echo ready
 """
 
 
 def log_name(action: Launch) -> str:
-    """The seed's log names beside the attempt dirs: ``<EXP_ID>.log``, then ``<EXP_ID>_r2.log``, ….
-    (a symlink to ``<attempt>/stdout.log``)."""
+    """The seed's log names, in ``<root>/logs/``: ``<EXP_ID>.log``, then ``<EXP_ID>_r2.log``, …
+    (symlinks to ``runs/<EXP_ID>/<attempt>/stdout.log``)."""
     return f"{action.exp_id}.log" if action.attempt == 1 else f"{action.exp_id}_r{action.attempt}.log"
 
 
