@@ -304,21 +304,18 @@ def _write_status(
     return state, verdicts, env_lines
 
 
-def _write_escalations(project_dir: Path, before: StateFile, after: StateFile, now: datetime) -> list[str]:
+def _write_escalations(project_dir: Path, before: StateFile, after: StateFile, now: datetime) -> None:
     """Write ``progress/escalate_<id>.md`` for each escalation opened or closed by this pass."""
     old = before.by_id()
-    paths: list[str] = []
     lines: list[str] = []
     for entry in after.entries:
         if entry.escalation is None or not escalations.changed(old.get(entry.id), entry):
             continue
         path = escalations.path_of(entry)
         atomic_write_text(project_dir / path, escalations.render(entry, entry.escalation))
-        paths.append(path)
         verb = "escalated" if entry.escalation.open else "escalation closed"
         lines.append(f"{iso(now)} {entry.id}: {verb}: {entry.escalation.reason}")
     append_log(project_dir, lines)
-    return paths
 
 
 def _tag_phases(repo: ProjectRepo, desired: DesiredState, before: StateFile, after: StateFile, sha: str) -> None:

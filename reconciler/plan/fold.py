@@ -91,13 +91,14 @@ def _launched(entry: StatusEntry, action: Launch, res: ActionResult, now: dateti
     entry = outcomes.started(entry, attempt, now, status=Status.UNREACHABLE)
     return entry.replace(
         unreachable=Unreachable(consecutive=1, total=1, probes=1),
-        notes=_note(entry.notes, f"launch of attempt {action.attempt} unconfirmed: {res.message}"),
+        notes=outcomes.note(entry.notes, f"launch of attempt {action.attempt} unconfirmed: {res.message}"),
     )
 
 
 def _killed(entry: StatusEntry, action: Kill, res: ActionResult, desired: DesiredState, now: datetime) -> StatusEntry:
     if not res.ok:
-        return entry.replace(notes=_note(entry.notes, f"kill of attempt {action.attempt} failed: {res.message}"))
+        why = f"kill of attempt {action.attempt} failed: {res.message}"
+        return entry.replace(notes=outcomes.note(entry.notes, why))
     reason = action.reason
     spec = desired.by_id().get(entry.id)
     if reason.startswith("fatal:"):
@@ -120,9 +121,3 @@ def _killed(entry: StatusEntry, action: Kill, res: ActionResult, desired: Desire
 
 def _str(value: object) -> str | None:
     return None if value is None else str(value)
-
-
-def _note(notes: str, line: str) -> str:
-    lines = [x for x in notes.split("\n") if x]
-    lines.append(line)
-    return "\n".join(lines[-10:])
