@@ -85,6 +85,11 @@ class CommandTimeout(TransportError):
     """A command on the target did not finish within its time limit."""
 
 
+class SchedulerOutputError(TransportError):
+    """A scheduler printed something its adapter cannot read (the pass treats the target as not
+    answering: unknown stays unknown)."""
+
+
 class SchedulerBusy(TemporaryError):
     """The batch scheduler refused for now (queue limits, controller busy)."""
 
