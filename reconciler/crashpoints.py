@@ -22,6 +22,9 @@ POINTS = (
     "after_commit",
 )
 
+BATCH_POINTS = ("after_submit",)
+"""Points reached only on batch targets (between the scheduler's answer and recording its id)."""
+
 CRASH_EXIT_CODE = 86
 
 

@@ -206,6 +206,7 @@ async def _observe_apply_with(
     observed = await observe(
         runners.by_name,
         _wanted(recorded, desired),
+        jobs=_jobs(recorded),
         timeout=policies.command_timeout,
         concurrency=policies.probe_concurrency,
     )
@@ -329,6 +330,16 @@ def _tag_phases(repo: ProjectRepo, desired: DesiredState, before: StateFile, aft
             name = "dispatch/" + "".join(c if c.isalnum() or c in "._-" else "-" for c in entry.phase)
             tag(repo, name, sha, f"first dispatch of phase {entry.phase}", settings=desired.config.git)
             started_before.add(entry.phase)
+
+
+def _jobs(recorded: StateFile) -> dict[str, dict[tuple[str, int], str]]:
+    """The batch job of every attempt that may still be queued or running, by target."""
+    jobs: dict[str, dict[tuple[str, int], str]] = {}
+    for entry in recorded.entries:
+        a = entry.current
+        if a is not None and a.job_id and (entry.status.active or entry.status is Status.ON_HOLD):
+            jobs.setdefault(a.target, {})[(entry.id, a.n)] = a.job_id
+    return jobs
 
 
 def _wanted(recorded: StateFile, desired: DesiredState) -> dict[str, set[tuple[str, int]]]:

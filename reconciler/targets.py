@@ -8,7 +8,7 @@ kind not supported yet", so nothing is launched there and nothing there is decla
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +67,9 @@ class Unsupported:
         self.target = target
         self.transport: Transport = LocalTransport(name=target.name)
 
-    async def probe(self, want: Collection[tuple[str, int]] = ()) -> TargetObservation:
+    async def probe(
+        self, want: Collection[tuple[str, int]] = (), jobs: Mapping[tuple[str, int], str] | None = None
+    ) -> TargetObservation:
         return TargetObservation(self.name, reachable=False, error=self._why)
 
     @property

@@ -7,7 +7,7 @@ ship code, launch, collect, kill), built on a transport by a scheduler adapter.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -51,9 +51,12 @@ class Runner(Protocol):
     name: str
     transport: Transport
 
-    async def probe(self, want: Collection[tuple[str, int]] = ()) -> TargetObservation:
+    async def probe(
+        self, want: Collection[tuple[str, int]] = (), jobs: Mapping[tuple[str, int], str] | None = None
+    ) -> TargetObservation:
         """One remote command: every run dir of this project (details for ``want`` and for runs
-        without an exit code), GPUs, host facts."""
+        without an exit code), GPUs, host facts; on batch targets also the scheduler's state of
+        the recorded ``jobs`` (job id by run)."""
         ...
 
     async def ship_code(self, commit: str, archive: Path) -> None:

@@ -155,6 +155,7 @@ def parse_probe(target: str, stdout: str, commands: int = 0) -> tuple[TargetObse
             sidecar=sidecar if isinstance(sidecar, Mapping) else None,
             log_tail=tuple(str(line) for line in det.get("log_tail") or ()),
             age=_opt_float(rec.get("age")),
+            job_id=_opt_str(rec.get("job_id")) or None,
         )
     gpus, note = _gpus(doc.get("gpus"))
     observation = TargetObservation(

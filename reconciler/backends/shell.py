@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import posixpath
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,6 +31,9 @@ from reconciler.model.actions import CheckEnv, Collect, Kill, Launch
 from reconciler.model.config import Target, TargetKind
 from reconciler.model.env import EnvVerdict
 from reconciler.model.observed import TargetObservation
+
+PROBE_MARK = "@@reconciler-probe@@"
+"""Separates a prefix's output (a batch scheduler's answer) from the probe's in one command."""
 
 
 def resolve_root(target: Target, project_dir: Path | None) -> str:
@@ -87,19 +90,37 @@ class ShellRunner:
         detail = (done.stderr.strip() or done.stdout.strip())[-500:]
         return TransportError(f"{self.name}: {what} failed (exit {done.returncode}): {detail}")
 
-    async def probe(self, want: Collection[tuple[str, int]] = ()) -> TargetObservation:
+    async def probe(
+        self, want: Collection[tuple[str, int]] = (), jobs: Mapping[tuple[str, int], str] | None = None
+    ) -> TargetObservation:
         """One remote command in the steady state (two and a ``put`` when the probe is new).
 
         Every run dir gets a compact record; runs without an exit code and the runs in ``want``
         also get liveness, heartbeat age, result size, sidecar and log tail. The observer must
         pass in ``want`` every run its status records as unfinished: a run that ended since
         the last pass has an exit code, and its result size and log tail come only on request.
+        ``jobs`` (recorded batch job ids) is for batch runners; processes need none.
         """
+        observation, _ = await self._probe(want)
+        return observation
+
+    async def _probe(
+        self, want: Collection[tuple[str, int]], prefix: str | None = None
+    ) -> tuple[TargetObservation, str]:
+        """The probe, with ``prefix`` (a shell snippet, e.g. a scheduler query) run first in the
+        same remote command; returns the observation and what the prefix printed."""
         before = self.transport.commands
         request = probe_mod.probe_request(self.root, want, self.log_tail)
         name = probe_mod.probe_name()
         python = self.target.python
-        done = await self._run(scripts.probe_command(self.root, name, python), stdin=request)
+
+        def command(install_from: str | None = None) -> str:
+            probe = scripts.probe_command(self.root, name, python, install_from=install_from)
+            if prefix is None:
+                return probe
+            return f"( {prefix}\n) </dev/null 2>&1\nprintf '\\n%s\\n' {PROBE_MARK}\n{probe}"
+
+        done = await self._run(command(), stdin=request)
         if done.returncode == scripts.PROBE_MISSING_EXIT:
             printed = done.stdout.strip().splitlines()
             if not printed:
@@ -108,15 +129,20 @@ class ShellRunner:
             tmp = f".{name}.{secrets.token_hex(4)}.tmp"
             with probe_mod.probe_file() as local:
                 await self.transport.put(local, posixpath.join(reconciler_dir, tmp))
-            command = scripts.probe_command(self.root, name, python, install_from=tmp)
-            done = await self._run(command, stdin=request)
-        if done.returncode == 127:
+            done = await self._run(command(install_from=tmp), stdin=request)
+        if done.returncode == 127 and (prefix is None or PROBE_MARK in done.stdout):
             raise InvalidTarget(f"{self.name}: {python!r} not found on the target: {done.stderr.strip()}")
         if done.returncode != 0:
             raise self._fail("probe", done)
-        observation, doc = probe_mod.parse_probe(self.name, done.stdout, self.transport.commands - before)
+        prefix_out, probe_out = "", done.stdout
+        if prefix is not None:
+            head, mark, tail = done.stdout.rpartition(f"\n{PROBE_MARK}\n")
+            if not mark:
+                raise self._fail("probe (no marker after the scheduler query)", done)
+            prefix_out, probe_out = head, tail
+        observation, doc = probe_mod.parse_probe(self.name, probe_out, self.transport.commands - before)
         self.last_probe = doc
-        return observation
+        return observation, prefix_out
 
     async def ship_code(self, commit: str, archive: Path) -> None:
         """One command when ``R/code/<commit>`` is complete; else two and a ``put``."""

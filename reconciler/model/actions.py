@@ -69,11 +69,15 @@ class Launch:
     expected_duration_hours: float | None = None
     duration_basis: str | None = None
     vram_gb: float | None = None
+    gpu_count: int = 0
+    """GPUs to request from a batch scheduler (which picks the devices; ``gpus`` is then empty)."""
 
     kind = "launch"
 
     def describe(self) -> str:
         gpu = f" gpu {','.join(map(str, self.gpus))}" if self.gpus else ""
+        if self.gpu_count and not self.gpus:
+            gpu = f" {self.gpu_count} gpu(s)"
         return f"launch {self.exp_id} attempt {self.attempt} on {self.target}{gpu}"
 
 

@@ -19,6 +19,11 @@ class TargetKind(str, Enum):
     PBS = "pbs"
     COMMAND = "command"
 
+    @property
+    def batch(self) -> bool:
+        """Runs are batch jobs handed to a scheduler (not processes started by us)."""
+        return self in (TargetKind.SLURM, TargetKind.PBS, TargetKind.COMMAND)
+
 
 @dataclass(frozen=True)
 class SshOptions:

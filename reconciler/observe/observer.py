@@ -19,6 +19,7 @@ async def observe(
     runners: Mapping[str, Runner],
     want: Mapping[str, Collection[tuple[str, int]]],
     *,
+    jobs: Mapping[str, Mapping[tuple[str, int], str]] | None = None,
     timeout: float,
     concurrency: int,
 ) -> ObservedState:
@@ -27,7 +28,7 @@ async def observe(
     async def one(name: str, runner: Runner) -> TargetObservation:
         async with gate:
             try:
-                return await asyncio.wait_for(runner.probe(want.get(name, ())), timeout)
+                return await asyncio.wait_for(runner.probe(want.get(name, ()), (jobs or {}).get(name)), timeout)
             except asyncio.TimeoutError:
                 return TargetObservation(name, reachable=False, error=f"probe timed out after {timeout:.0f} s")
             except ReconcilerError as exc:

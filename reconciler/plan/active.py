@@ -11,8 +11,10 @@ from reconciler.model.observed import RunObservation
 from reconciler.model.spec import DesiredRunState
 from reconciler.model.status import Status, StatusEntry
 from reconciler.plan import outcomes
+from reconciler.plan.batchjob import decide_job
 from reconciler.plan.context import Context, parse_iso
 from reconciler.plan.failure import DISK_FULL, LOST, MIN_FREE_GB, UNKNOWN, Failure, classify, fatal_signature
+from reconciler.plan.place import gpus_needed
 
 SIDECAR_FIELDS = ("wandb_run_id", "hf_artifact_url")
 
@@ -41,9 +43,15 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
     if attempt.pid is None and run.pid is not None:
         entry = outcomes.update_current(entry, pid=run.pid, start_time=run.start_time)
         entry = entry.replace(pid=run.pid)
+    if attempt.job_id is None and run.job_id is not None:
+        entry = outcomes.update_current(entry, job_id=run.job_id).replace(job_id=run.job_id)
     wants_cancel = (spec is None and ctx.policies.prune) or (
         spec is not None and spec.state is DesiredRunState.CANCELLED
     )
+    if run.job_id is not None and run.exit_code is None:
+        entry, actions, final = decide_job(entry, run, spec, ctx, wants_cancel)
+        if final:
+            return entry, actions
     if run.exit_code is not None:
         if wants_cancel:
             return outcomes.cancelled(entry, ctx.now, "cancelled by the spec (the run had ended)"), []
@@ -152,6 +160,7 @@ def _relaunch(entry: StatusEntry, ctx: Context, root: str) -> Launch:
     attempt = entry.current
     assert attempt is not None
     target: Target = ctx.desired.config.target(attempt.target)
+    spec = ctx.specs.get(entry.id)
     commit = attempt.git_commit or ctx.desired.revision or ""
     result = entry.result_file or f"experiments/results/{entry.id}.csv"
     return Launch(
@@ -168,6 +177,7 @@ def _relaunch(entry: StatusEntry, ctx: Context, root: str) -> Launch:
         gpus=attempt.gpus,
         env=attempt.env,
         expected_duration_hours=entry.expected_duration_hours,
+        gpu_count=gpus_needed(spec) if spec is not None and target.kind.batch else 0,
     )
 
 

@@ -297,6 +297,7 @@ def _launch(
         expected_duration_hours=duration[0] if duration else None,
         duration_basis=duration[1] if duration else None,
         vram_gb=spec.vram_gb,
+        gpu_count=placed.gpu_count,
     )
 
 

@@ -24,6 +24,8 @@ class Placement:
     gpus: tuple[int, ...]
     gpu_host: bool = False
     """The target has GPUs (so a run given none must be hidden from them)."""
+    gpu_count: int = 0
+    """On a batch target: GPUs to request from the scheduler (it picks the devices)."""
 
 
 def place(spec: ExperimentSpec, ctx: Context, pinned: str | None = None) -> Placement | str:
@@ -51,6 +53,9 @@ def place(spec: ExperimentSpec, ctx: Context, pinned: str | None = None) -> Plac
         if target.max_runs is not None and ctx.runs_on_target[name] >= target.max_runs:
             reasons.append(f"{name} at max_runs ({target.max_runs})")
             continue
+        if target.kind.batch:
+            _reserve(spec, target, (), ctx)
+            return Placement(target, tobs.root or target.root, (), gpu_count=gpus_needed(spec))
         gpus = _pick_gpus(spec, target, tobs, ctx)
         if isinstance(gpus, str):
             reasons.append(gpus)
@@ -68,6 +73,11 @@ def env_state(target: Target, ctx: Context) -> EnvVerdict | None:
     if verdict is None or not verdict.fresh(commit, env_hash(target), ctx.now, ctx.policies.env_ttl_hours):
         return None
     return verdict
+
+
+def gpus_needed(spec: ExperimentSpec) -> int:
+    """GPUs a batch job asks for: the spec's count, else one when it has a VRAM estimate."""
+    return spec.gpus if spec.gpus is not None else (1 if spec.vram_gb else 0)
 
 
 def _pick_gpus(spec: ExperimentSpec, target: Target, tobs: TargetObservation, ctx: Context) -> tuple[int, ...] | str:

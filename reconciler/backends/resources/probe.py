@@ -23,7 +23,7 @@ import time
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 VERSION = 1
-FIELDS = ["exp_id", "attempt", "token", "launched", "exit_code", "pid", "start_time", "age"]
+FIELDS = ["exp_id", "attempt", "token", "launched", "exit_code", "pid", "start_time", "age", "job_id"]
 TAIL_BYTES = 65536
 MAX_LINE = 400
 SIDECAR_MAX = 262144
@@ -173,7 +173,8 @@ def scan_runs(root: str, want: Set[Tuple[str, int]], tail: int, now: float) -> D
             if detailed:
                 pid = read_int(os.path.join(run_dir, "pid")) if "pid" in names else None
                 start = read_text(os.path.join(run_dir, "start_time")) if "start_time" in names else None
-            records.append([exp_id, attempt, token, int("launch.lock" in names), exit_code, pid, start, age])
+            job_id = read_text(os.path.join(run_dir, "job_id"), 256) if "job_id" in names else None
+            records.append([exp_id, attempt, token, int("launch.lock" in names), exit_code, pid, start, age, job_id])
             if not detailed:
                 continue
             alive = is_alive(pid, start)

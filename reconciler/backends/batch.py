@@ -1,0 +1,204 @@
+"""``BatchRunner``: the ``Runner`` of batch clusters (SLURM, PBS Pro, a platform's own CLI).
+
+A cluster is reached through its login host (an SSH transport) or locally. Its runs use the
+run-dir protocol of every target (``wrapper``): the job script the scheduler adapter builds
+``exec``s ``wrapper.sh`` in the foreground on a compute node, and the wrapper writes
+``launch.lock``, ``pid``, ``heartbeat``, ``stdout.log`` and ``exit_code`` on the shared filesystem,
+where the probe reads them from the login host. What differs from a process target:
+
+- **probe**: the scheduler's status query for every recorded job runs in the same remote command
+  as the run-dir probe (one command per target per pass); each run gets its ``job_id`` (from the
+  run dir) and ``job_state`` (``JobState`` value; ``unknown`` when its id was not asked this pass,
+  ``None`` when the scheduler no longer knows it). ``alive`` means "the scheduler runs it".
+- **launch**: exactly once. The run dir is claimed with its token as for processes; then one
+  command adopts the job of a run dir that already has a ``job_id``, else a live job carrying
+  the attempt's name (a crash between submit and record), else writes ``job.sh`` and submits it
+  and records ``job_id`` in the run dir before printing it.
+- **kill**: cancel the job, then check it has left the running states.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shlex
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+from reconciler.backends import wrapper
+from reconciler.backends.base import Transport
+from reconciler.backends.scheduler import JobInfo, JobRequest, JobState, Scheduler, job_name, walltime_seconds
+from reconciler.backends.shell import ShellRunner
+from reconciler.crashpoints import crash_point
+from reconciler.errors import PermanentError, SubmitRejected, TemporaryError
+from reconciler.model.actions import Kill, Launch
+from reconciler.model.config import BatchOptions, Target
+from reconciler.model.observed import RunObservation, TargetObservation
+
+SUBMIT_FAILED_EXIT = 95
+"""The submit command exits with this when the scheduler refused the job."""
+LIVE = (JobState.QUEUED, JobState.HELD, JobState.RUNNING)
+
+
+class BatchRunner(ShellRunner):
+    """A target whose runs are batch jobs (see the module docstring)."""
+
+    def __init__(
+        self,
+        target: Target,
+        transport: Transport,
+        project_dir: Path | None,
+        project: str,
+        scheduler: Scheduler,
+        *,
+        command_timeout: float = 120.0,
+        cancel_wait: float = 10.0,
+    ) -> None:
+        super().__init__(target, transport, project_dir, project, command_timeout=command_timeout)
+        self.scheduler = scheduler
+        self.options = target.batch or BatchOptions()
+        self.cancel_wait = cancel_wait
+
+    async def probe(
+        self, want: Collection[tuple[str, int]] = (), jobs: Mapping[tuple[str, int], str] | None = None
+    ) -> TargetObservation:
+        asked = sorted(set((jobs or {}).values()))
+        prefix = self.scheduler.status_command(asked, []) if asked else None
+        observation, printed = await self._probe(want, prefix)
+        infos = self.scheduler.parse_status(printed) if prefix is not None else {}
+        return with_jobs(observation, infos, frozenset(asked), jobs or {})
+
+    async def launch(self, action: Launch) -> dict[str, object]:
+        """Two commands: claim the run dir and write the wrapper; then adopt or submit the job."""
+        batch_action = dataclasses.replace(action, gpus=())  # the scheduler picks the devices
+        script = wrapper.wrapper_script(batch_action, self.target.env, self.project)
+        done = await self._run(wrapper.prepare_script(batch_action), stdin=script.encode())
+        if done.returncode == wrapper.FOREIGN_TOKEN_EXIT:
+            raise PermanentError(
+                f"{self.name}: {action.run_dir} belongs to another launch ({done.stderr.strip()})",
+                reason="ForeignRunDir",
+            )
+        if done.returncode != 0:
+            raise self._fail("preparing the run dir", done)
+        crash_point("after_run_dir")
+        request = self.job_request(action)
+        job_script = self.scheduler.job_script(request)
+        done = await self._run(self.submit_script(request), stdin=job_script.encode())
+        if done.returncode == SUBMIT_FAILED_EXIT:
+            detail = (done.stderr.strip() or done.stdout.strip())[-500:]
+            raise SubmitRejected(f"{self.name}: the scheduler refused {request.name}: {detail}", "SubmitRejected")
+        if done.returncode != 0:
+            raise self._fail("submitting the job", done)
+        head, mark, answer = done.stdout.partition("@@submit@@\n")
+        facts = wrapper.parse_key_values(head)
+        if mark:
+            job_id = self.scheduler.parse_submit(answer)
+            crash_point("after_submit")
+            await self.record_job_id(action.run_dir, job_id)
+        else:
+            job_id = facts.get("job_id", "")
+        if not job_id:
+            raise TemporaryError(f"{self.name}: {action.exp_id} attempt {action.attempt}: no job id recorded yet")
+        return {
+            "job_id": job_id,
+            "queued": facts.get("launched") != "1",
+            "host": facts.get("host", ""),
+            "adopted": not mark or facts.get("adopted") == "1",
+        }
+
+    def job_request(self, action: Launch) -> JobRequest:
+        return JobRequest(
+            name=job_name(self.project, action.exp_id, action.attempt),
+            run_dir=action.run_dir,
+            wrapper=f"{action.run_dir}/wrapper.sh",
+            output=f"{action.run_dir}/scheduler.log",
+            walltime_seconds=walltime_seconds(action.expected_duration_hours, self.options),
+            gpus=action.gpu_count,
+            options=self.options,
+        )
+
+    def submit_script(self, request: JobRequest) -> str:
+        """Adopt or submit, exactly once (stdin: the job script); prints ``key=value`` facts.
+
+        In order: a ``job_id`` already recorded in the run dir; the answer of an earlier submit
+        (``submit.out``, written the moment the submit command returns; the controller parses it);
+        a live job carrying the attempt's name (the submit returned but nothing was written);
+        a wrapper that already ran (``launch.lock``: nothing is submitted again); else ``job.sh``
+        is written and submitted. A scheduler's answer follows a ``@@submit@@`` line.
+        """
+        q = shlex.quote
+        find = self.scheduler.find_command(request.name)
+        submit = self.scheduler.submit_command(f"{request.run_dir}/job.sh", request)
+        return f"""cd {q(request.run_dir)} || exit 1
+cat > .job.sh.$$ || exit 1
+echo "host=$(uname -n)"
+if [ -d launch.lock ]; then echo launched=1; fi
+if [ -s job_id ]; then rm -f .job.sh.$$; echo "job_id=$(cat job_id)"; exit 0; fi
+if [ -s submit.out ]; then rm -f .job.sh.$$; echo adopted=1; echo @@submit@@; cat submit.out; exit 0; fi
+found=$( {find} 2>/dev/null | head -n 1 | tr -d ' \r' )
+if [ -n "$found" ]; then
+  rm -f .job.sh.$$; printf '%s\n' "$found" > .job_id.$$ && mv -f .job_id.$$ job_id
+  echo "job_id=$found"; exit 0
+fi
+if [ -d launch.lock ]; then rm -f .job.sh.$$; echo "job_id="; exit 0; fi
+mv -f .job.sh.$$ job.sh || exit 1
+out=$( {submit} 2>&1 ); rc=$?
+if [ $rc -ne 0 ]; then printf '%s\n' "$out" >&2; exit {SUBMIT_FAILED_EXIT}; fi
+printf '%s\n' "$out" > .submit.$$ && mv -f .submit.$$ submit.out
+echo @@submit@@
+printf '%s\n' "$out"
+"""
+
+    async def record_job_id(self, run_dir: str, job_id: str) -> None:
+        q = shlex.quote
+        done = await self._run(f"cd {q(run_dir)} && printf '%s\\n' {q(job_id)} > .job_id.$$ && mv -f .job_id.$$ job_id")
+        if done.returncode != 0:
+            raise self._fail("recording the job id", done)
+
+    async def kill(self, action: Kill) -> bool:
+        """Cancel the job; True once the scheduler shows it out of the live states (or forgot it)."""
+        if not action.job_id:
+            return await super().kill(action)
+        done = await self._run(self.scheduler.cancel_command(action.job_id))
+        if done.returncode != 0:
+            raise self._fail(f"cancelling job {action.job_id}", done)
+        deadline = asyncio.get_running_loop().time() + self.cancel_wait
+        while True:
+            done = await self._run(self.scheduler.status_command([action.job_id], []))
+            info = self.scheduler.parse_status(done.stdout).get(action.job_id)
+            if info is None or info.state not in LIVE:
+                return True
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.5)
+
+
+def with_jobs(
+    observation: TargetObservation,
+    infos: Mapping[str, JobInfo],
+    asked: frozenset[str],
+    recorded: Mapping[tuple[str, int], str],
+) -> TargetObservation:
+    """The probe's runs with their job ids and scheduler states.
+
+    ``job_state``: the ``JobState`` value; ``unknown`` when the run's id was not asked this pass
+    (its id is only in the run dir: the next pass asks); ``None`` when asked and not reported
+    (the scheduler has forgotten it). ``alive`` is the scheduler's word: the job runs.
+    """
+    runs: dict[tuple[str, int], RunObservation] = {}
+    for key, run in observation.runs.items():
+        job_id = run.job_id or recorded.get(key)
+        if job_id is None:
+            runs[key] = dataclasses.replace(run, alive=False)
+            continue
+        info = infos.get(job_id)
+        if info is not None:
+            state: str | None = info.state.value
+        elif job_id in asked:
+            state = None
+        else:
+            state = JobState.UNKNOWN.value
+        runs[key] = dataclasses.replace(
+            run, job_id=job_id, job_state=state, alive=state == JobState.RUNNING.value and run.exit_code is None
+        )
+    return dataclasses.replace(observation, runs=runs, gpus=None)
