@@ -1,9 +1,9 @@
 """Wiring: a ``Runner`` for every configured target, opened once per pass.
 
 ``local`` targets run through a subprocess transport, ``ssh`` targets through one pooled SSH
-connection per host. Batch-cluster kinds (``slurm``, ``pbs``, ``command``) are accepted by the
-schema; until their scheduler adapters land, their runner answers every probe with "unreachable:
-kind not supported yet", so nothing is launched there and nothing there is declared failed.
+connection per host. Batch clusters (``slurm``, ``pbs``, ``command``) get a ``BatchRunner`` with
+their scheduler adapter, over SSH to the login host when ``host`` is set, else locally (the
+reconciler runs on the login host).
 """
 
 from __future__ import annotations
@@ -13,8 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.backends.base import Runner, Transport
+from reconciler.backends.batch import BatchRunner
+from reconciler.backends.cmdtemplate import CommandTemplate
 from reconciler.backends.local import LocalTransport
+from reconciler.backends.pbs import Pbs
+from reconciler.backends.scheduler import Scheduler
 from reconciler.backends.shell import ShellRunner
+from reconciler.backends.slurm import Slurm
 from reconciler.backends.ssh import SshPool
 from reconciler.errors import InvalidTarget
 from reconciler.model.actions import CheckEnv, Collect, Kill, Launch
@@ -41,22 +46,41 @@ class Runners:
 
 def open_runners(config: Config, project_dir: Path) -> Runners:
     runners = Runners()
+    timeout = config.policies.command_timeout
     for target in config.targets:
-        if target.kind is TargetKind.LOCAL:
-            transport = LocalTransport(name=target.name)
-            runners.by_name[target.name] = ShellRunner(
-                target, transport, project_dir, config.project, command_timeout=config.policies.command_timeout
-            )
-        elif target.kind is TargetKind.SSH and target.ssh is not None:
+        transport: Transport
+        if target.ssh is not None:
             if runners.pool is None:
                 runners.pool = SshPool.from_policies(config.policies)
-            ssh = runners.pool.transport(target.ssh, name=target.name)
+            transport = runners.pool.transport(target.ssh, name=target.name)
+        elif target.kind is TargetKind.SSH:
+            runners.by_name[target.name] = Unsupported(target)
+            continue
+        else:
+            transport = LocalTransport(name=target.name)
+        scheduler = scheduler_for(target)
+        if scheduler is None:
             runners.by_name[target.name] = ShellRunner(
-                target, ssh, project_dir, config.project, command_timeout=config.policies.command_timeout
+                target, transport, project_dir, config.project, command_timeout=timeout
             )
         else:
-            runners.by_name[target.name] = Unsupported(target)
+            runners.by_name[target.name] = BatchRunner(
+                target, transport, project_dir, config.project, scheduler, command_timeout=timeout
+            )
     return runners
+
+
+def scheduler_for(target: Target) -> Scheduler | None:
+    """The scheduler adapter of a batch target (``None`` for targets whose runs are processes)."""
+    if target.kind is TargetKind.SLURM:
+        return Slurm()
+    if target.kind is TargetKind.PBS:
+        return Pbs()
+    if target.kind is TargetKind.COMMAND:
+        if target.templates is None:
+            raise InvalidTarget(f"target {target.name}: kind command needs templates", "InvalidTarget")
+        return CommandTemplate(target.templates)
+    return None
 
 
 class Unsupported:

@@ -11,9 +11,10 @@ where the probe reads them from the login host. What differs from a process targ
   run dir) and ``job_state`` (``JobState`` value; ``unknown`` when its id was not asked this pass,
   ``None`` when the scheduler no longer knows it). ``alive`` means "the scheduler runs it".
 - **launch**: exactly once. The run dir is claimed with its token as for processes; then one
-  command adopts the job of a run dir that already has a ``job_id``, else a live job carrying
-  the attempt's name (a crash between submit and record), else writes ``job.sh`` and submits it
-  and records ``job_id`` in the run dir before printing it.
+  command looks for what an earlier launch left (a recorded ``job_id``, a submit's answer in
+  ``submit.out``, a job carrying the attempt's name: a crash between submit and record) and
+  adopts it; only when there is none is ``job.sh`` written and submitted, its answer kept in
+  ``submit.out`` at once and the parsed id recorded as ``job_id``.
 - **kill**: cancel the job, then check it has left the running states.
 """
 
@@ -82,6 +83,34 @@ class BatchRunner(ShellRunner):
             raise self._fail("preparing the run dir", done)
         crash_point("after_run_dir")
         request = self.job_request(action)
+        done = await self._run(self.adopt_script(request))
+        if done.returncode != 0:
+            raise self._fail("looking for the job", done)
+        head, _, rest = done.stdout.partition("@@find@@\n")
+        head, submitted, answer = head.partition("@@submit@@\n")
+        facts = wrapper.parse_key_values(head)
+        adopted = True
+        if facts.get("job_id"):
+            job_id = facts["job_id"]
+        elif submitted:
+            job_id = self.scheduler.parse_submit(answer)
+            await self.record_job_id(action.run_dir, job_id)
+        elif found := self.scheduler.parse_find(rest):
+            job_id = found[0]
+            await self.record_job_id(action.run_dir, job_id)
+        elif facts.get("launched") == "1":
+            raise TemporaryError(f"{self.name}: {action.exp_id} attempt {action.attempt} ran, but its job id is lost")
+        else:
+            adopted = False
+            job_id = await self._submit(request)
+        return {
+            "job_id": job_id,
+            "queued": facts.get("launched") != "1",
+            "host": facts.get("host", ""),
+            "adopted": adopted,
+        }
+
+    async def _submit(self, request: JobRequest) -> str:
         job_script = self.scheduler.job_script(request)
         done = await self._run(self.submit_script(request), stdin=job_script.encode())
         if done.returncode == SUBMIT_FAILED_EXIT:
@@ -89,26 +118,15 @@ class BatchRunner(ShellRunner):
             raise SubmitRejected(f"{self.name}: the scheduler refused {request.name}: {detail}", "SubmitRejected")
         if done.returncode != 0:
             raise self._fail("submitting the job", done)
-        head, mark, answer = done.stdout.partition("@@submit@@\n")
-        facts = wrapper.parse_key_values(head)
-        if mark:
-            job_id = self.scheduler.parse_submit(answer)
-            crash_point("after_submit")
-            await self.record_job_id(action.run_dir, job_id)
-        else:
-            job_id = facts.get("job_id", "")
-        if not job_id:
-            raise TemporaryError(f"{self.name}: {action.exp_id} attempt {action.attempt}: no job id recorded yet")
-        return {
-            "job_id": job_id,
-            "queued": facts.get("launched") != "1",
-            "host": facts.get("host", ""),
-            "adopted": not mark or facts.get("adopted") == "1",
-        }
+        _, _, answer = done.stdout.partition("@@submit@@\n")
+        job_id = self.scheduler.parse_submit(answer)
+        crash_point("after_submit")
+        await self.record_job_id(request.run_dir, job_id)
+        return job_id
 
     def job_request(self, action: Launch) -> JobRequest:
         return JobRequest(
-            name=job_name(self.project, action.exp_id, action.attempt),
+            name=job_name(self.project, action.exp_id, action.attempt, action.run_dir),
             run_dir=action.run_dir,
             wrapper=f"{action.run_dir}/wrapper.sh",
             output=f"{action.run_dir}/scheduler.log",
@@ -117,36 +135,36 @@ class BatchRunner(ShellRunner):
             options=self.options,
         )
 
-    def submit_script(self, request: JobRequest) -> str:
-        """Adopt or submit, exactly once (stdin: the job script); prints ``key=value`` facts.
-
-        In order: a ``job_id`` already recorded in the run dir; the answer of an earlier submit
-        (``submit.out``, written the moment the submit command returns; the controller parses it);
-        a live job carrying the attempt's name (the submit returned but nothing was written);
-        a wrapper that already ran (``launch.lock``: nothing is submitted again); else ``job.sh``
-        is written and submitted. A scheduler's answer follows a ``@@submit@@`` line.
-        """
+    def adopt_script(self, request: JobRequest) -> str:
+        """Find what an earlier launch of this attempt left, in order: a ``job_id`` recorded in
+        the run dir; the answer of a submit (``submit.out``, written the moment the submit command
+        returned; the controller parses it); else the scheduler's jobs carrying the attempt's name
+        (printed after ``@@find@@`` for the adapter's ``parse_find``). Also prints ``host=`` and,
+        when the wrapper already ran, ``launched=1``."""
         q = shlex.quote
         find = self.scheduler.find_command(request.name)
-        submit = self.scheduler.submit_command(f"{request.run_dir}/job.sh", request)
         return f"""cd {q(request.run_dir)} || exit 1
-cat > .job.sh.$$ || exit 1
 echo "host=$(uname -n)"
 if [ -d launch.lock ]; then echo launched=1; fi
-if [ -s job_id ]; then rm -f .job.sh.$$; echo "job_id=$(cat job_id)"; exit 0; fi
-if [ -s submit.out ]; then rm -f .job.sh.$$; echo adopted=1; echo @@submit@@; cat submit.out; exit 0; fi
-found=$( {find} 2>/dev/null | head -n 1 | tr -d ' \r' )
-if [ -n "$found" ]; then
-  rm -f .job.sh.$$; printf '%s\n' "$found" > .job_id.$$ && mv -f .job_id.$$ job_id
-  echo "job_id=$found"; exit 0
-fi
-if [ -d launch.lock ]; then rm -f .job.sh.$$; echo "job_id="; exit 0; fi
-mv -f .job.sh.$$ job.sh || exit 1
+if [ -s job_id ]; then echo "job_id=$(cat job_id)"; exit 0; fi
+if [ -s submit.out ]; then echo @@submit@@; cat submit.out; exit 0; fi
+echo @@find@@
+{find}
+"""
+
+    def submit_script(self, request: JobRequest) -> str:
+        """Write ``job.sh`` (stdin) and submit it, unless a submit already answered; the answer
+        goes to ``submit.out`` at once and follows a ``@@submit@@`` line."""
+        q = shlex.quote
+        submit = self.scheduler.submit_command(f"{request.run_dir}/job.sh", request)
+        return f"""cd {q(request.run_dir)} || exit 1
+if [ -s submit.out ]; then cat >/dev/null; echo @@submit@@; cat submit.out; exit 0; fi
+cat > .job.sh.$$ && mv -f .job.sh.$$ job.sh || exit 1
 out=$( {submit} 2>&1 ); rc=$?
-if [ $rc -ne 0 ]; then printf '%s\n' "$out" >&2; exit {SUBMIT_FAILED_EXIT}; fi
-printf '%s\n' "$out" > .submit.$$ && mv -f .submit.$$ submit.out
+if [ $rc -ne 0 ]; then printf '%s\\n' "$out" >&2; exit {SUBMIT_FAILED_EXIT}; fi
+printf '%s\\n' "$out" > .submit.$$ && mv -f .submit.$$ submit.out
 echo @@submit@@
-printf '%s\n' "$out"
+printf '%s\\n' "$out"
 """
 
     async def record_job_id(self, run_dir: str, job_id: str) -> None:

@@ -93,6 +93,7 @@ fi
     _rc_say step gpus 127
   fi
 {chr(10).join(f"  export {name}={q(value)}" for name, value in exports)}
+  {wrapper.runtime_path_line('"$_rc_d"')}
   _rc_step dryrun {TAIL} _rc_lim {secs} {run_in_env}sh -c {dry}
   exit 0
 )

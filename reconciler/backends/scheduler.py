@@ -13,6 +13,7 @@ written by the job on the cluster's shared filesystem and the probe reads them f
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -121,10 +122,13 @@ class Scheduler(Protocol):
         ...
 
 
-def job_name(project: str, exp_id: str, attempt: int) -> str:
-    """``rc.<project>.<exp_id>.<attempt>``: how a job is found again after a crash between
-    submit and record. (PBS Pro allows 236 characters in a job name; SLURM has no short limit.)"""
-    return f"rc.{project}.{exp_id}.{attempt}"
+def job_name(project: str, exp_id: str, attempt: int, run_dir: str) -> str:
+    """``rc.<project>.<exp_id>.<attempt>.<hash of the run dir>``: how a job is found again after a
+    crash between submit and record. The run dir's hash keeps two copies of one project (two
+    clones, a test and a real run) from adopting each other's jobs. (PBS Pro allows 236
+    characters in a job name; SLURM has no short limit.)"""
+    digest = hashlib.sha256(run_dir.encode()).hexdigest()[:8]
+    return f"rc.{project}.{exp_id}.{attempt}.{digest}"
 
 
 def walltime_seconds(expected_hours: float | None, options: BatchOptions) -> int:

@@ -37,10 +37,11 @@ PROBE_MARK = "@@reconciler-probe@@"
 
 
 def resolve_root(target: Target, project_dir: Path | None) -> str:
-    """The root as the runner sends it: a ``local`` target's relative root is made absolute
-    against the project dir; other targets keep it (``~``/relative resolve on the target)."""
+    """The root as the runner sends it: the relative root of a target on this machine (``local``,
+    or a batch cluster whose login host this is) is made absolute against the project dir; targets
+    reached over SSH keep it (``~``/relative resolve on the target)."""
     root = target.root
-    if target.kind is not TargetKind.LOCAL or root.startswith("/"):
+    if target.ssh is not None or target.kind is TargetKind.SSH or root.startswith("/"):
         return root
     if root.startswith("~"):
         return os.path.expanduser(root)

@@ -19,6 +19,7 @@ import shlex
 from reconciler.errors import PermanentError
 from reconciler.model.actions import Launch
 from reconciler.model.config import EnvActivation
+from reconciler.runtime.bundle import BUNDLE_DIR
 
 FOREIGN_TOKEN_EXIT = 98
 """``prepare_script`` exits with this when the run dir belongs to another token."""
@@ -73,6 +74,7 @@ def job_lines(action: Launch, env: EnvActivation, project: str) -> list[str]:
     lines = [f"cd {q(action.code_dir)} || exit 112"]
     lines += activation_lines(env)
     lines += _exports(action.env)
+    lines.append(runtime_path_line(q(action.code_dir)))
     ours = [
         ("EXP_ID", action.exp_id),
         ("RECONCILER_RUN_DIR", action.run_dir),
@@ -88,6 +90,12 @@ def job_lines(action: Launch, env: EnvActivation, project: str) -> list[str]:
     lines.append(f"mkdir -p {' '.join(q(d) for d in dirs)} || exit 114")
     lines.append(f"exec {conda_prefix(env)}sh -c {q(action.command)}")
     return lines
+
+
+def runtime_path_line(code_dir_word: str) -> str:
+    """Put the job-side runtime (``reconciler.runtime``, shipped inside the code dir by the
+    engine) first on ``PYTHONPATH``; ``code_dir_word`` is an already quoted shell word."""
+    return f'export PYTHONPATH={code_dir_word}/{BUNDLE_DIR}"${{PYTHONPATH:+:$PYTHONPATH}}"'
 
 
 def activation_lines(env: EnvActivation) -> list[str]:

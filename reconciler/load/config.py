@@ -1,14 +1,18 @@
 """Build ``reconciler.model.config.Config`` from a schema-valid ``config/reconciler.yaml``.
 
 Runs after the schema check, so every value has its documented type; absent keys take the model's
-defaults, which are the schema's documented defaults.
+defaults, which are the schema's documented defaults. ``template_problems`` adds the one check the
+schema cannot make: that a ``command`` target's regexes compile.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from reconciler.errors import Problem
+from reconciler.load.schema_check import Checked
 from reconciler.model.config import (
     BackoffPolicy,
     BatchOptions,
@@ -84,7 +88,7 @@ def build_target(name: str, d: Mapping[str, Any]) -> Target:
             **_tuples(b, "modules", "extra_directives"),
             **_floats(b, "walltime_factor", "default_walltime_hours"),
         )
-    templates = CommandTemplates(**d["templates"]) if "templates" in d else None
+    templates = build_templates(d["templates"]) if "templates" in d else None
     return Target(
         name=name,
         kind=kind,
@@ -97,6 +101,36 @@ def build_target(name: str, d: Mapping[str, Any]) -> Target:
         **_pick(d, "max_runs", "data_dir", "checkpoint_dir", "python"),
         **_floats(d, "platform_factor"),
     )
+
+
+def build_templates(d: Mapping[str, Any]) -> CommandTemplates:
+    """A ``command`` target's templates; ``states`` becomes sorted ``(word, state)`` pairs."""
+    return CommandTemplates(
+        **_pick(d, "submit", "status", "cancel", "find", "job_id_regex", "state_regex"),
+        states=text_pairs(d.get("states")),
+    )
+
+
+def template_problems(checked: Checked) -> list[Problem]:
+    """Regexes of ``templates`` that do not compile, placed at their field (``file:line:col``).
+
+    The schema cannot say "a valid Python regex"; run this on a schema-valid config."""
+    problems: list[Problem] = []
+    targets = checked.doc.get(("targets",))
+    for name, target in (targets or {}).items() if isinstance(targets, dict) else ():
+        templates = target.get("templates") if isinstance(target, dict) else None
+        if not isinstance(templates, dict):
+            continue
+        for key in ("job_id_regex", "state_regex"):
+            pattern = templates.get(key)
+            if not isinstance(pattern, str):
+                continue
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                path = ("targets", name, "templates", key)
+                problems.append(checked.doc.problem(path, f"not a valid regular expression: {exc}"))
+    return problems
 
 
 def build_policies(d: Mapping[str, Any]) -> Policies:
@@ -135,7 +169,8 @@ def build_config(d: Mapping[str, Any]) -> Config:
         policies=build_policies(d.get("policies") or {}),
         git=GitSettings(**(d.get("git") or {})),
         notifications=Notifications(
-            **_pick(notifications, "telegram_chat_env", "webhook_env"),
+            **_pick(notifications, "enabled", "telegram_token_env", "telegram_chat_env", "webhook_env", "telegram_api"),
+            **_floats(notifications, "failure_threshold", "timeout_seconds"),
             **_tuples(notifications, "events"),
         ),
         wandb=WandbSettings(**(d.get("wandb") or {})),

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 
 from reconciler.errors import Problem, SchemaError
-from reconciler.load.config import build_config
+from reconciler.load.config import build_config, template_problems
 from reconciler.load.crossref import (
     KnownIds,
     check_decisions,
@@ -84,6 +84,8 @@ def inspect(source: Source, *, with_state: bool = True, revision: str | None = N
     tree = as_tree(source)
     sources = read_sources(tree, with_state=with_state)
     problems = list(sources.problems)
+    if sources.config is not None and sources.config.valid:
+        problems += template_problems(sources.config)
     config = build_config(sources.config.doc.data) if sources.config and sources.config.valid else None
 
     known = KnownIds()

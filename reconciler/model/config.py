@@ -84,11 +84,21 @@ class BatchOptions:
 
 @dataclass(frozen=True)
 class CommandTemplates:
-    """For ``command`` targets: shell templates for submit, status and cancel."""
+    """For ``command`` targets (a platform with its own CLI, e.g. the seed's C500 ``sco acp jobs``):
+    shell templates for submit, status, cancel and find, and how to read their output
+    (``reconciler.backends.cmdtemplate``)."""
 
     submit: str = ""
     status: str = ""
     cancel: str = ""
+    find: str = ""
+    """Prints the ids of live jobs named ``{name}``; empty: no adoption after a crashed submit."""
+    job_id_regex: str = r"\S+"
+    """Applied to the submit and find output: group 1, or the whole match, is a job id."""
+    state_regex: str = r"^\s*(\S+)"
+    """Applied (multiline) to one job's status output: group 1, or the match, is the state word."""
+    states: tuple[tuple[str, str], ...] = ()
+    """The platform's state word -> a ``JobState`` value (``running``, ``completed``, ...)."""
 
 
 @dataclass(frozen=True)
@@ -182,10 +192,17 @@ class GitSettings:
 
 @dataclass(frozen=True)
 class Notifications:
-    telegram_chat_env: str | None = None
-    """Name of the environment variable holding the chat id (never the secret itself)."""
-    webhook_env: str | None = None
-    events: tuple[str, ...] = ("failed", "on_hold", "escalation", "done")
+    """Where events are announced; secrets come from the environment variables named here, and a
+    channel is on only when its variables are set."""
+
+    enabled: bool = True
+    telegram_token_env: str | None = "TELEGRAM_BOT_TOKEN"
+    telegram_chat_env: str | None = "TELEGRAM_CHAT_ID"
+    webhook_env: str | None = "RECONCILER_WEBHOOK_URL"
+    events: tuple[str, ...] = ("escalation", "stage_done", "phase_done", "failure_rate")
+    failure_threshold: float = 0.5
+    timeout_seconds: float = 5.0
+    telegram_api: str = "https://api.telegram.org"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from reconciler.model.observed import RunObservation
 from reconciler.model.spec import DesiredRunState
 from reconciler.model.status import Status, StatusEntry
 from reconciler.plan import outcomes
-from reconciler.plan.batchjob import decide_job
+from reconciler.plan.batchjob import decide_job, job_still_ending
 from reconciler.plan.context import Context, parse_iso
 from reconciler.plan.failure import DISK_FULL, LOST, MIN_FREE_GB, UNKNOWN, Failure, classify, fatal_signature
 from reconciler.plan.place import gpus_needed
@@ -48,10 +48,13 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
     wants_cancel = (spec is None and ctx.policies.prune) or (
         spec is not None and spec.state is DesiredRunState.CANCELLED
     )
-    if run.job_id is not None and run.exit_code is None:
+    cancelled_job = run.job_state == "cancelled" and run.exit_code != 0
+    if run.job_id is not None and (run.exit_code is None or cancelled_job):
         entry, actions, final = decide_job(entry, run, spec, ctx, wants_cancel)
         if final:
             return entry, actions
+    if job_still_ending(run, ctx):
+        return entry, []
     if run.exit_code is not None:
         if wants_cancel:
             return outcomes.cancelled(entry, ctx.now, "cancelled by the spec (the run had ended)"), []

@@ -15,6 +15,9 @@ The run dir's ``exit_code`` sentinel and the result file decide completion, as f
 - not known to the scheduler any more and no exit code: ``lost`` after the grace period. The
   scheduler not answering never gets here: the probe then fails and the target is unreachable.
 - ``unknown`` (its id was only in the run dir, not yet asked): wait one pass.
+
+A failing exit code recorded while the scheduler still shows the job live waits for the job's
+final state too (``job_still_ending``): walltime or preemption explain a SIGTERM's 143.
 """
 
 from __future__ import annotations
@@ -71,6 +74,17 @@ def decide_job(
     said = f"the scheduler reports it {state}" if state else "the scheduler no longer knows it"
     failure = Failure(LOST, tuple(run.log_tail[-5:]), f"job {run.job_id} ended without an exit code ({said})")
     return outcomes.failed_attempt(entry, failure, spec, ctx.policies, ctx.now), [], True
+
+
+def job_still_ending(run: RunObservation, ctx: Context) -> bool:
+    """A job's wrapper recorded a failing exit code but the scheduler still shows the job live:
+    wait (for at most the grace period) for its final state, which may explain the failure
+    (walltime, preemption, out of memory) better than the exit code."""
+    if run.job_id is None or run.exit_code in (None, 0):
+        return False
+    if run.job_state not in (QUEUED, HELD, RUNNING, UNKNOWN):
+        return False
+    return (run.heartbeat_age or 0.0) < ctx.policies.lost_grace_seconds
 
 
 def _queued(entry: StatusEntry, ctx: Context) -> StatusEntry:

@@ -24,6 +24,7 @@ from reconciler.errors import TransportError
 from reconciler.model.actions import CheckEnv
 from reconciler.model.config import EnvActivation, GpuPolicy, Target, TargetKind
 from reconciler.model.env import ENV_FAILED, ENV_READY, EnvVerdict
+from reconciler.runtime.bundle import BUNDLE_DIR, write_bundle
 from tests.backends.helpers import PROJECT, Backend, run, wait_until
 
 EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "project" / "experiments" / "scripts"
@@ -45,6 +46,7 @@ def code_dir(root: Path, commit: str = COMMIT) -> Path:
     code = root / "code" / commit
     shutil.copytree(EXAMPLE, code / "experiments" / "scripts")
     (code / "envcheck.py").write_text(ENV_SCRIPT)
+    write_bundle(code / BUNDLE_DIR)
     (code / ".complete").write_text("")
     for path in (root, root / "code"):
         path.chmod(0o777)

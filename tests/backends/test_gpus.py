@@ -48,6 +48,17 @@ def test_units_and_header_parse_the_same(name: str) -> None:
     assert busy.processes == ()
 
 
+@pytest.mark.parametrize("name", ["real_h100_gpus_nounits.txt", "real_h100_gpus_header_units.txt"])
+def test_real_capture_from_an_h100(name: str) -> None:
+    """Captured on a real NVIDIA H100 80GB HBM3 (driver loaded, idle), with the probe's exact query."""
+    (gpu,) = build_gpus(text(name), text("real_h100_apps_empty.txt"))
+    assert (gpu.index, gpu.name) == (0, "NVIDIA H100 80GB HBM3")
+    assert gpu.uuid == "GPU-1f8f37e5-1a01-8bcc-da1a-71d3a460dcae"
+    assert (gpu.memory_total_mb, gpu.memory_used_mb, gpu.memory_free_mb) == (81559.0, 0.0, 81079.0)
+    assert gpu.utilization_pct == 0.0
+    assert gpu.processes == ()
+
+
 def test_na_and_not_supported_become_none() -> None:
     (mig,) = parse_gpu_query(text("gpus_mig_na.txt"))
     assert mig.utilization_pct is None

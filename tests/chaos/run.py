@@ -37,10 +37,20 @@ def default_jobs() -> int:
     return int(os.environ.get("CHAOS_JOBS", str(min(4, os.cpu_count() or 1))))
 
 
-def run_many(seed: int, indices: list[int], *, jobs: int = 1, verbose: bool = True) -> list[Outcome]:
-    """Play the scenarios, ``jobs`` at a time (each in its own project; every pass is a subprocess)."""
+def run_many(
+    seed: int, indices: list[int], *, jobs: int = 1, verbose: bool = True, deadline: float | None = None
+) -> list[Outcome]:
+    """Play the scenarios, ``jobs`` at a time (each in its own project; every pass is a subprocess).
+    With ``deadline`` (a ``time.monotonic()`` value) no scenario starts after it; those already
+    started finish, and the result holds only the scenarios played."""
+
+    def one(i: int) -> Outcome | None:
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        return play_one(seed, i, verbose=verbose)
+
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(lambda i: play_one(seed, i, verbose=verbose), indices))
+        return [o for o in pool.map(one, indices) if o is not None]
 
 
 def summary(seed: int, outcomes: list[Outcome], seconds: float) -> str:
@@ -73,11 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", type=int, action="append", help="replay this scenario index (repeatable)")
     parser.add_argument("--start", type=int, default=0, help="first scenario index")
     parser.add_argument("--jobs", type=int, default=default_jobs(), help="scenarios at a time (CHAOS_JOBS)")
+    parser.add_argument("--minutes", type=float, default=None, help="start no scenario after this many minutes")
     ns = parser.parse_args(argv)
     seed = ns.seed if ns.seed is not None else seed_from_env()
     indices = ns.only or list(range(ns.start, ns.start + ns.scenarios))
     started = time.monotonic()
-    outcomes = run_many(seed, indices, jobs=ns.jobs)
+    deadline = started + ns.minutes * 60 if ns.minutes else None
+    outcomes = run_many(seed, indices, jobs=ns.jobs, deadline=deadline)
     print(summary(seed, outcomes, time.monotonic() - started))
     return 1 if any(o.violations for o in outcomes) else 0
 

@@ -1,0 +1,146 @@
+"""The loop on a PBS Pro target, through the project's PBS shim (``tests/shims/pbs``: a file-backed
+queue that really runs the jobs and prints PBS Pro's formats; no real PBS can run here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.crashpoints import CRASH_EXIT_CODE
+from tests.engine.batch_project import all_final, batch_project, passes_until, reconcile, with_path
+from tests.example.tools import BIN, git
+
+SHIM = Path(__file__).resolve().parents[1] / "shims" / "pbs"
+TARGET: dict[str, Any] = {
+    "kind": "pbs",
+    "root": ".reconciler/runs-hpc",
+    "python": "python3",
+    "batch": {"queue": "gpuvolta", "account": "ab12", "storage": "scratch/ab12", "mem_gb": 4},
+}
+
+
+def shim_env(tmp: Path) -> dict[str, str]:
+    return with_path({"PBS_SHIM_DIR": str(tmp / "pbs"), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}, SHIM)
+
+
+def jobs(tmp: Path) -> list[dict[str, Any]]:
+    data = json.loads((tmp / "pbs" / "jobs.json").read_text())
+    found = data.get("jobs", data)
+    return list(found.values()) if isinstance(found, dict) else list(found)
+
+
+def names(tmp: Path) -> list[str]:
+    return sorted(str(j.get("name") or j.get("Job_Name")) for j in jobs(tmp))
+
+
+def test_example_project_end_to_end_on_pbs(tmp_path: Path) -> None:
+    env = shim_env(tmp_path)
+    project, env = batch_project(tmp_path, TARGET, env)
+    final = passes_until(project, env, all_final)
+    assert {e["status"] for e in final.values()} == {"done"}, final
+    for entry in final.values():
+        assert entry["job_id"].endswith(".pbs-test"), entry
+        assert entry["attempts"][-1]["job_id"] == entry["job_id"]
+    # One job per experiment: nothing was submitted twice.
+    assert len(names(tmp_path)) == 12
+    assert len(set(names(tmp_path))) == 12
+    # The job script the scheduler got passes the seed's own directive checks.
+    script = next((project / ".reconciler" / "runs-hpc" / "runs").glob("*/1/job.sh")).read_text()
+    for directive in (
+        "#PBS -l walltime",
+        "#PBS -l ncpus",
+        "#PBS -l ngpus",
+        "#PBS -l mem",
+        "#PBS -l storage",
+        "#PBS -P",
+    ):
+        assert directive in script, script
+    results = sorted((project / "experiments" / "results").glob("*.csv"))
+    assert len(results) == 12
+
+
+def test_crash_between_qsub_and_record_adopts_the_job(tmp_path: Path) -> None:
+    env = shim_env(tmp_path)
+    project, env = batch_project(tmp_path, TARGET, env, only=["logreg_blobs"])
+    crashed = reconcile(project, {**env, "RECONCILER_CRASH_AT": "after_submit"}, "--once")
+    assert crashed.returncode == CRASH_EXIT_CODE, crashed.stderr
+    assert len(jobs(tmp_path)) == 1  # qsub ran once, the pass died before recording its id
+    final = passes_until(project, env, all_final)
+    assert {e["status"] for e in final.values()} == {"done"}
+    # Three experiments, three jobs: the interrupted one was adopted, not submitted again.
+    assert len(names(tmp_path)) == 3 and len(set(names(tmp_path))) == 3
+    assert all(len(e["attempts"]) == 1 for e in final.values())
+
+
+def test_scheduler_states_map_to_status_and_failure_class(tmp_path: Path) -> None:
+    env = shim_env(tmp_path)
+    (tmp_path / "pbs").mkdir()
+    (tmp_path / "pbs" / "control.json").write_text(
+        json.dumps(
+            {
+                "node_fail": ["rc.example.logreg_blobs_s0.1.*"],
+                "preempt": ["rc.example.logreg_blobs_s1.1.*"],
+                "preempt_after": 1.0,
+                "hold": ["rc.example.logreg_moons_s0.1.*"],
+            }
+        )
+    )
+    project, env = batch_project(
+        tmp_path, TARGET, env, only=["logreg_blobs", "logreg_moons"], extra_flags={"logreg_blobs": "--sleep 4"}
+    )
+
+    def settled(s: dict[str, dict[str, Any]]) -> bool:
+        first = {k: e["attempts"][0] for k, e in s.items() if e.get("attempts")}
+        return bool(
+            first.get("logreg_blobs_s0", {}).get("failure_class") == "node_fail"
+            and first.get("logreg_blobs_s1", {}).get("failure_class") == "preempted"
+            and s["logreg_moons_s0"]["status"] == "on_hold"
+        )
+
+    now = passes_until(project, env, settled, deadline=120)
+    assert "held by the scheduler" in now["logreg_moons_s0"]["notes"]
+    # Node failure and preemption are not the job's fault: retried (attempt 2 gets a new job).
+    final = passes_until(
+        project, env, lambda s: all(s[k]["status"] == "done" for k in ("logreg_blobs_s0", "logreg_blobs_s1"))
+    )
+    assert next(a["job_id"] for a in final["logreg_blobs_s0"]["attempts"]) != final["logreg_blobs_s0"]["job_id"]
+
+
+def test_job_cancelled_on_the_cluster_is_cancelled_not_resubmitted(tmp_path: Path) -> None:
+    env = shim_env(tmp_path)
+    project, env = batch_project(
+        tmp_path, TARGET, env, only=["logreg_blobs"], extra_flags={"logreg_blobs": "--sleep 20"}
+    )
+    running = passes_until(project, env, lambda s: s.get("logreg_blobs_s0", {}).get("status") == "running")
+    job = running["logreg_blobs_s0"]["job_id"]
+    subprocess.run([str(SHIM / "qdel"), job], env=env, check=True)
+    final = passes_until(project, env, lambda s: s["logreg_blobs_s0"]["status"] != "running")
+    assert final["logreg_blobs_s0"]["status"] == "cancelled", final["logreg_blobs_s0"]
+    before = len(jobs(tmp_path))
+    reconcile(project, env, "--once")
+    assert len(jobs(tmp_path)) == before
+
+
+@pytest.mark.parametrize("decision", ["cancel"])
+def test_spec_cancel_runs_qdel(tmp_path: Path, decision: str) -> None:
+    env = shim_env(tmp_path)
+    project, env = batch_project(
+        tmp_path, TARGET, env, only=["logreg_blobs"], extra_flags={"logreg_blobs": "--sleep 30"}
+    )
+    passes_until(project, env, lambda s: s.get("logreg_blobs_s0", {}).get("status") == "running")
+    dispatch = project / "dispatch" / "experiments.yaml"
+    dispatch.write_text(
+        dispatch.read_text().replace(
+            "experiments:\n- id: logreg_blobs\n", "experiments:\n- id: logreg_blobs\n  state: cancelled\n"
+        )
+    )
+    git(project, env, "commit", "-qam", "cancel logreg_blobs")
+    final = passes_until(project, env, lambda s: all(e["status"] == "cancelled" for e in s.values()))
+    assert len(final) == 3
+    states = {j.get("job_state") or j.get("state") for j in jobs(tmp_path)}
+    assert "R" not in states and "Q" not in states, states
