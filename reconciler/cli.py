@@ -97,6 +97,8 @@ _COMMANDS = (
     ("guard", "guard"),
     ("resolve", "resolve"),
     ("env_check", "env_check"),
+    ("export", "export_command"),
+    ("dashboard", "dashboard_command"),
 )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from reconciler.apply.executor import execute
 from reconciler.atomic import atomic_write_text
 from reconciler.crashpoints import crash_point
 from reconciler.errors import GitStoreError, StatusWriteError
+from reconciler.export.writer import pass_notes
 from reconciler.gitstore.remote import pull_ff, push
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status, tag
@@ -34,9 +36,11 @@ from reconciler.model.actions import ActionResult, Launch
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
 from reconciler.model.status import StateFile, Status
+from reconciler.notify import OUTBOX, announce
 from reconciler.observe.observer import observe
 from reconciler.plan import Event, Plan, events, fold, make_plan, subject
 from reconciler.plan.context import iso
+from reconciler.runtime.bundle import append_to_tar as append_runtime_bundle
 from reconciler.statestore import (
     LAB_LOG,
     OWNED,
@@ -49,6 +53,7 @@ from reconciler.statestore import (
     read_results,
     write_env_verdict,
     write_inflight,
+    write_observations,
     write_state,
 )
 from reconciler.targets import Runners, open_runners
@@ -212,6 +217,9 @@ async def _observe_apply_with(
     )
     crash_point("after_observe")
     now = clock()
+    if not dry_run:
+        with contextlib.suppress(OSError):  # the dashboard's GPU view only; never fails a pass
+            write_observations(project_dir, observed, iso(now))
     verdicts = read_env_verdicts(project_dir, desired.config.target_names)
     done_metrics = read_results(project_dir, recorded.entries)  # early stop's input
     plan = make_plan(desired, recorded, observed, now, inflight, env=verdicts, results=done_metrics)
@@ -227,6 +235,7 @@ async def _observe_apply_with(
         if commit not in archives:
             archives[commit] = scratch / f"{commit}.tar"
             repo.archive(commit, archives[commit])
+            append_runtime_bundle(archives[commit])
         return archives[commit]
 
     results = await execute(
@@ -250,10 +259,17 @@ def _finish(
     now = clock()
     try:
         state, verdicts, env_lines = _write_status(project_dir, recorded, result, now)
+        notes = pass_notes(project_dir, desired, recorded, state)
     except OSError as exc:  # a full or read-only disk: nothing is committed, the next pass retries
         raise StatusWriteError(f"cannot write the status files in {project_dir}: {exc}") from exc
+    report = announce(project_dir, recorded, state, desired.config.notifications, os.environ, desired.config.project)
+    for warning in [*report.warnings, *(f"notification via {c} failed: {e}" for c, e in report.failed.items())]:
+        log(f"warning: {warning}")
+        result.warnings.append(warning)
     crash_point("before_commit")
-    paths = [STATE, LAB_LOG, *owned_files(project_dir, state, desired.config.target_names)]
+    paths = [STATE, LAB_LOG, *owned_files(project_dir, state, desired.config.target_names), *notes]
+    if (project_dir / OUTBOX).exists():
+        paths.append(OUTBOX)
     body = "\n".join([*(e.line for e in result.events), *(f"env {line}" for line in env_lines)])
     trailers = {"Desired-State": desired.revision or "working-tree"}
     title = subject(result.events) if result.events else "reconcile: record status"

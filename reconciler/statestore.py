@@ -9,6 +9,7 @@ facts newer than it are re-observed from the targets.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -19,11 +20,12 @@ from pathlib import Path
 from reconciler.atomic import append_line, atomic_write_text
 from reconciler.model.env import EnvVerdict
 from reconciler.model.escalation import escalation_path
+from reconciler.model.observed import ObservedState
 from reconciler.model.status import StateFile, Status, StatusEntry
 
 STATE = "dispatch/state.json"
 LAB_LOG = "progress/lab.log"
-OWNED = (STATE, "progress", "experiments/results")
+OWNED = (STATE, "progress", "experiments/results", "experiments/logs")
 """What the reconciler writes: commits touching only these are not a change of desired state."""
 INFLIGHT = ".reconciler/inflight.json"
 
@@ -142,4 +144,25 @@ def owned_files(project_dir: Path, state: StateFile, targets: Iterable[str]) -> 
     paths = [e.result_file for e in state.entries if e.status.value == "done" and e.result_file]
     paths += [escalation_path(e.id) for e in state.entries if e.escalation is not None]
     paths += [env_path(t) for t in targets]
+    paths += [f"experiments/logs/{e.id}.md" for e in state.entries if e.attempt > 0]
     return sorted({p for p in paths if (project_dir / p).is_file()})
+
+
+OBSERVED_DIR = ".reconciler/observed"
+"""Each target's last probe as ``<target>.json`` (for the dashboard's GPU view; never committed:
+it changes every pass, and an idle pass must not make a commit)."""
+
+
+def write_observations(project_dir: Path, observed: ObservedState, observed_at: str) -> None:
+    """Record what each target's probe saw (GPUs, host, free disk), atomically, one file per target."""
+    for name, obs in observed.targets.items():
+        doc = {
+            "target": name,
+            "observed_at": observed_at,
+            "reachable": obs.reachable,
+            "error": obs.error,
+            "host": obs.host,
+            "free_disk_gb": obs.free_disk_gb,
+            "gpus": None if obs.gpus is None else [dataclasses.asdict(g) for g in obs.gpus],
+        }
+        atomic_write_text(project_dir / OBSERVED_DIR / f"{name}.json", json.dumps(doc, indent=1) + "\n")

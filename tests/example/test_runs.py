@@ -15,6 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from reconciler.runtime.bundle import write_bundle
 from tests.example.tools import EXAMPLE, REPO, RESULT_COLUMNS, copy_example, expand_runs
 
 FINISHED_AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
@@ -26,6 +27,7 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]
     project = copy_example(tmp_path_factory.mktemp("ex") / "project")
     runs = expand_runs(project / "dispatch" / "experiments.yaml")
     env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "EXP_ID", "EXP_GROUP")}
+    env["PYTHONPATH"] = str(write_bundle(tmp_path_factory.mktemp("runtime")))
     procs = {}
     sidecars = {}
     for spec in runs:

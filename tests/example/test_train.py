@@ -1,26 +1,42 @@
-"""The example training script by hand: resume, dry run, standard library only, and failures on demand."""
+"""The example training script by hand: resume, dry run, the standard library and the shipped
+runtime only, failures on demand; and its use of the runtime (sidecar, wandb, Hub checkpoints)."""
 
 from __future__ import annotations
 
 import csv
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from reconciler.runtime import bundle
 from tests.example.tools import EXAMPLE, run
+from tests.fakes import fixtures
+from tests.fakes.fakehub import FakeHub
+
+fake_hub = fixtures.fake_hub  # the fixture (until tests/conftest.py exposes it everywhere)
 
 TRAIN = EXAMPLE / "experiments" / "scripts" / "train.py"
+_DROP = ("CUDA_VISIBLE_DEVICES", "EXP_ID", "EXP_GROUP", "PYTHONPATH")
 
 
-def train(tmp_path: Path, *args: str, env: dict[str, str] | None = None):
-    """Run train.py in isolated mode (-I -S: no site-packages, so only the standard library is
-    importable), writing no bytecode into the source tree (-B)."""
-    flags = ["-B", "-I", "-S"]
-    base = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "RECONCILER_RUN_DIR")}
-    return run([sys.executable, *flags, str(TRAIN), *args], cwd=tmp_path, env={**base, **(env or {})})
+def train(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, site: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run train.py as on a target: no site-packages (-S), so only the standard library and the
+    runtime bundle the reconciler ships (on PYTHONPATH) are importable; no bytecode written (-B).
+    ``site=True`` keeps site-packages (for wandb)."""
+    rt = bundle.write_bundle(tmp_path.parent / f"{tmp_path.name}-runtime")
+    flags = ["-B"] if site else ["-B", "-S"]
+    base = {
+        k: v for k, v in os.environ.items() if k not in _DROP and not k.startswith(("RECONCILER_", "WANDB_", "HF_"))
+    }
+    full = {**base, "PYTHONPATH": str(rt), **(env or {})}
+    return run([sys.executable, *flags, str(TRAIN), *args], cwd=tmp_path, env=full)
 
 
 def values(path: Path) -> dict[str, str]:
@@ -28,7 +44,7 @@ def values(path: Path) -> dict[str, str]:
         return {row["metric"]: row["value"] for row in csv.DictReader(f)}
 
 
-def test_runs_on_the_standard_library_alone(tmp_path: Path) -> None:
+def test_runs_on_the_standard_library_and_the_runtime_alone(tmp_path: Path) -> None:
     proc = train(tmp_path, "--method", "mlp", "--dataset", "moons", "--seed", "1", "--result-file", "r.csv")
     assert proc.returncode == 0, proc.stderr
     assert set(values(tmp_path / "r.csv")) == {"accuracy", "loss"}
@@ -131,3 +147,80 @@ def test_sleep_prints_progress_and_lasts(tmp_path: Path) -> None:
     assert time.monotonic() - start >= 1.2
     assert "sleeping 0/1.2s" in proc.stdout and "sleeping 1/1.2s" in proc.stdout
     assert (run_dir / "status.json").exists()
+
+
+def test_the_sidecar_tracks_progress_and_final_metrics(tmp_path: Path) -> None:
+    run_dir = tmp_path.parent / f"{tmp_path.name}-run"
+    run_dir.mkdir()
+    env = {"RECONCILER_RUN_DIR": str(run_dir), "EXP_ID": "logreg_blobs_s0", "RECONCILER_ATTEMPT": "1"}
+    proc = train(tmp_path, "--method", "logreg", "--dataset", "blobs", "--epochs", "3", env=env)
+    assert proc.returncode == 0, proc.stderr
+    side = json.loads((run_dir / "status.json").read_text())
+    assert (side["exp_id"], side["step"], side["total"], side["progress"]) == ("logreg_blobs_s0", 3, 3, 1.0)
+    assert side["wandb_mode"] == "disabled"
+    assert set(side["final"]) == {"accuracy", "loss"}
+    final = json.loads((run_dir / "final" / "metrics.json").read_text())
+    assert final["metrics"] == side["final"]
+
+
+def test_wandb_offline_when_the_environment_asks(tmp_path: Path) -> None:
+    pytest.importorskip("wandb")
+    run_dir = tmp_path.parent / f"{tmp_path.name}-run"
+    run_dir.mkdir()
+    home = tmp_path.parent / f"{tmp_path.name}-home"
+    env = {
+        "RECONCILER_RUN_DIR": str(run_dir),
+        "EXP_ID": "mlp_moons_s0",
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "HOME": str(home),
+        "WANDB_CONFIG_DIR": str(home / "wandb-config"),
+        "WANDB_CACHE_DIR": str(home / "wandb-cache"),
+        "WANDB_DATA_DIR": str(home / "wandb-data"),
+    }
+    proc = train(tmp_path, "--method", "mlp", "--dataset", "moons", "--epochs", "2", env=env, site=True)
+    assert proc.returncode == 0, proc.stderr
+    side = json.loads((run_dir / "status.json").read_text())
+    assert side["wandb_mode"] == "offline"
+    offline = Path(side["wandb_run_id"])
+    assert offline.parent == run_dir / "wandb" and offline.name.startswith("offline-run-")
+    assert list(offline.glob("run-*.wandb"))
+
+
+def hub_env(hub: FakeHub, run_dir: Path) -> dict[str, str]:
+    return {
+        "RECONCILER_RUN_DIR": str(run_dir),
+        "EXP_ID": "logreg_moons_s1",
+        "RECONCILER_HF_REPO": "me/example-artifacts",
+        "HF_ENDPOINT": hub.endpoint,
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "RECONCILER_HUB_ATTEMPTS": "2",
+        "RECONCILER_HUB_BACKOFF": "0.01",
+    }
+
+
+def test_the_checkpoint_goes_to_the_hub_and_then_away(tmp_path: Path, fake_hub: FakeHub) -> None:
+    run_dir = tmp_path.parent / f"{tmp_path.name}-run"
+    run_dir.mkdir()
+    args = ["--method", "logreg", "--dataset", "moons", "--seed", "1", "--epochs", "2", "--checkpoint-dir", "ck"]
+    proc = train(tmp_path, *args, env=hub_env(fake_hub, run_dir), site=True)
+    assert proc.returncode == 0, proc.stderr
+    files = fake_hub.files("me/example-artifacts")
+    assert list(files) == ["checkpoints/logreg_moons_s1/logreg_moons_s1.ckpt.json"]
+    assert json.loads(files["checkpoints/logreg_moons_s1/logreg_moons_s1.ckpt.json"])["epoch"] == 2
+    assert not (tmp_path / "ck").exists()
+    side = json.loads((run_dir / "status.json").read_text())
+    assert side["hf_artifact_url"].endswith("/me/example-artifacts/tree/main/checkpoints/logreg_moons_s1")
+
+
+def test_hub_down_keeps_the_checkpoint_and_the_run_succeeds(tmp_path: Path, fake_hub: FakeHub) -> None:
+    run_dir = tmp_path.parent / f"{tmp_path.name}-run"
+    run_dir.mkdir()
+    fake_hub.go_down("refused")
+    args = ["--method", "logreg", "--dataset", "moons", "--epochs", "2", "--checkpoint-dir", "ck"]
+    proc = train(tmp_path, *args, env=hub_env(fake_hub, run_dir), site=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "checkpoint kept in ck" in proc.stderr
+    assert (tmp_path / "ck" / "logreg_moons_s1.ckpt.json").exists()
+    side = json.loads((run_dir / "status.json").read_text())
+    assert side.get("hf_artifact_url") is None and "create_repo" in side["hf_upload_error"]

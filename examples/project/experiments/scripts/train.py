@@ -1,27 +1,28 @@
 #!/usr/bin/env python3
-"""Train one method on one dataset for one seed, on a CPU, with the standard library only.
+"""Train one method on one dataset for one seed, on a CPU, with the standard library and
+``reconciler.runtime`` only.
 
     python3 experiments/scripts/train.py --method logreg --dataset blobs --seed 0 \
         --checkpoint-dir /tmp/ckpt --resume --result-file experiments/results/logreg_blobs_s0.csv
 
-It follows the experiment-code contract: ``--seed --checkpoint-dir --resume --dry-run``; a JSON
-checkpoint after every epoch; the canonical result CSV (written atomically); and, when the
-reconciler sets ``RECONCILER_RUN_DIR``, a ``status.json`` sidecar there. The ``--fail-*`` flags
-make it fail the way real training fails, for tests and demos of failure handling.
+It follows the experiment-code contract through ``reconciler.runtime``: the standard flags
+``--seed --checkpoint-dir --resume --dry-run``; a JSON checkpoint after every epoch; progress and
+final metrics in the ``status.json`` sidecar when the reconciler sets ``RECONCILER_RUN_DIR``; the
+canonical result CSV. wandb runs only when ``WANDB_MODE`` is ``online`` or ``offline`` (default:
+disabled). With ``RECONCILER_HF_REPO`` set, the checkpoint dir is uploaded to that Hub repo at the
+end and deleted once the Hub lists it. The ``--fail-*`` flags make it fail the way real training
+fails, for tests and demos of failure handling.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
+import dataclasses
 import json
 import os
 import random
-import socket
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -29,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets
 import models
 
-COLUMNS = ["exp_id", "method", "dataset", "group", "metric", "seed", "value", "host", "gpu", "finished_at"]
+from reconciler import runtime
+
 DEFAULT_GROUP = {"logreg": "baseline", "mlp": "main"}
 
 
@@ -37,7 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", choices=models.METHODS, required=True)
     p.add_argument("--dataset", choices=datasets.DATASETS, required=True)
-    p.add_argument("--seed", type=int, default=0)
+    runtime.add_standard_args(p)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=0.5)
@@ -48,10 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fp16", action="store_true", help="accepted for the NaN remediation (no effect on CPU)")
     p.add_argument("--exp-id", default=os.environ.get("EXP_ID"))
     p.add_argument("--group", default=os.environ.get("EXP_GROUP"))
-    p.add_argument("--checkpoint-dir", default=None, help="write a checkpoint here after every epoch")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint if there is one")
     p.add_argument("--result-file", default=None, help="default: experiments/results/<exp_id>.csv")
-    p.add_argument("--dry-run", action="store_true", help="check imports, arguments and data; write nothing")
     p.add_argument("--sleep", type=float, default=0.0, metavar="SECONDS", help="idle first (progress lines)")
     p.add_argument(
         "--fail-oom",
@@ -96,17 +95,9 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_sidecar(args: argparse.Namespace, epoch: int, final: dict[str, float] | None = None) -> None:
-    """The job's own fields, for the reconciler to pull: ``<RECONCILER_RUN_DIR>/status.json``."""
-    run_dir = os.environ.get("RECONCILER_RUN_DIR")
-    if not run_dir:
-        return
-    doc: dict[str, object] = {"exp_id": args.exp_id, "epoch": epoch, "wandb_mode": "disabled"}
-    doc["progress"] = round(epoch / args.epochs, 4)
-    doc["updated"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if final is not None:
-        doc["final"] = doc["metrics"] = final
-    atomic_write(Path(run_dir) / "status.json", json.dumps(doc, indent=2, sort_keys=True) + "\n")
+def progress(args: argparse.Namespace, epoch: int) -> None:
+    """Epochs done, in the sidecar (``<RECONCILER_RUN_DIR>/status.json``; nothing outside a run)."""
+    runtime.set_progress(epoch, args.epochs, run=args.run, epoch=epoch)
 
 
 def fail_import() -> None:
@@ -154,7 +145,7 @@ def idle(args: argparse.Namespace, seconds: float) -> None:
         done = int(seconds - left)
         if done != last:
             say(f"sleeping {done}/{seconds:g}s")
-            write_sidecar(args, 0)
+            progress(args, 0)
             last = done
         time.sleep(min(0.1, left))
 
@@ -198,7 +189,9 @@ def save_checkpoint(args: argparse.Namespace, model: models.Model, epoch: int) -
         atomic_write(path, json.dumps(doc) + "\n")
 
 
-def train(args: argparse.Namespace, model: models.Model, train_split: datasets.Split, start: int) -> None:
+def train(
+    args: argparse.Namespace, model: models.Model, train_split: datasets.Split, start: int, tracker: runtime.Tracker
+) -> None:
     xs, ys = train_split
     for epoch in range(start + 1, args.epochs + 1):
         if args.fail_nan and args.grad_clip is None:
@@ -211,24 +204,37 @@ def train(args: argparse.Namespace, model: models.Model, train_split: datasets.S
             bx, by = [xs[j] for j in idx], [ys[j] for j in idx]
             losses.append(models.sgd_step(model, bx, by, args.lr, args.grad_clip))
         save_checkpoint(args, model, epoch)
-        write_sidecar(args, epoch)
-        say(f"epoch {epoch}/{args.epochs} loss={sum(losses) / len(losses):.4f}")
+        progress(args, epoch)
+        loss = sum(losses) / len(losses)
+        tracker.log({"train/loss": loss, "epoch": epoch}, step=epoch)
+        say(f"epoch {epoch}/{args.epochs} loss={loss:.4f}")
 
 
-def result_csv(args: argparse.Namespace, metrics: dict[str, float]) -> str:
-    finished = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    host, gpu = socket.gethostname(), os.environ.get("CUDA_VISIBLE_DEVICES", "")
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for metric, value in metrics.items():
-        row = [args.exp_id, args.method, args.dataset, args.group, metric, args.seed, f"{value:.6f}"]
-        writer.writerow([*row, host, gpu, finished])
-    return out.getvalue()
+def start_wandb(args: argparse.Namespace) -> runtime.Tracker:
+    """wandb only when ``WANDB_MODE`` asks for it; the example needs no account by default."""
+    config = {k: getattr(args, k) for k in ("method", "dataset", "seed", "group", "epochs", "batch_size", "lr")}
+    return runtime.init_wandb(
+        config, ["example"], mode=os.environ.get("WANDB_MODE", "disabled"), resume=args.resume, run=args.run
+    )
+
+
+def upload_checkpoint(args: argparse.Namespace, tracker: runtime.Tracker) -> None:
+    """With ``RECONCILER_HF_REPO`` set: the checkpoint dir to ``checkpoints/<EXP_ID>`` of that repo.
+    A failed upload keeps the files and says why in the sidecar; the run itself still succeeded."""
+    repo = os.environ.get("RECONCILER_HF_REPO")
+    if not repo or not args.checkpoint_dir or not Path(args.checkpoint_dir).is_dir():
+        return
+    upload = runtime.upload_checkpoint(args.checkpoint_dir, repo, run=args.run)
+    if upload.ok:
+        tracker.note(f"Checkpoint: {upload.url}")
+        say(f"checkpoint uploaded to {upload.url} ({len(upload.files)} files); local copy removed")
+    else:
+        say(f"checkpoint kept in {args.checkpoint_dir}: {upload.error}", err=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    args.run = dataclasses.replace(runtime.current(), exp_id=args.exp_id)
     if args.fail_import:
         fail_import()
     train_split, test_split = datasets.load(args.dataset, args.seed)
@@ -248,12 +254,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.fail_times:
         fail_times(args)
     start = resume_from(args, model)
-    write_sidecar(args, start)
-    train(args, model, train_split, start)
+    progress(args, start)
+    tracker = start_wandb(args)
+    train(args, model, train_split, start, tracker)
     accuracy, loss = models.evaluate(model, *test_split)
     metrics = {"accuracy": accuracy, "loss": loss}
-    atomic_write(Path(args.result_file), result_csv(args, metrics))
-    write_sidecar(args, args.epochs, metrics)
+    rows = runtime.result_rows(
+        metrics, method=args.method, dataset=args.dataset, group=args.group, seed=args.seed, run=args.run
+    )
+    runtime.write_results(rows, args.result_file)
+    runtime.write_final(metrics, run=args.run)
+    upload_checkpoint(args, tracker)
+    tracker.finish()
     say(f"done: accuracy={accuracy:.4f} loss={loss:.4f} -> {args.result_file}")
     return 0
 

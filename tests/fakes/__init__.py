@@ -1,0 +1,1 @@
+"""Loopback stand-ins for services that have no local server: a fake Hugging Face Hub (``fakehub``)."""
