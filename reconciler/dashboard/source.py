@@ -1,0 +1,156 @@
+"""Read what the dashboard shows from the project's committed tree, one ``Snapshot`` per commit.
+
+The desired state and the recorded status come from the commit HEAD points at (what a pass
+reads, never a person's uncommitted edits); result CSVs and the last probe of each target come
+from the project's disk (the reconciler writes the results before it commits them, and the
+probe record is scratch it never commits). An invalid desired state does not stop the page:
+the status is still shown, with the problems.
+
+``SnapshotCache`` keeps the snapshot of the newest commit; ``live`` tells it when HEAD moved.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import ReconcilerError, SchemaError
+from reconciler.export.results import read_result_rows
+from reconciler.export.tables import TableView, derive_tables
+from reconciler.gitstore.repo import ProjectRepo
+from reconciler.gitstore.tree import GitTree
+from reconciler.load import load_desired, load_state
+from reconciler.model.desired import DesiredState
+from reconciler.model.env import EnvVerdict
+from reconciler.model.status import StateFile
+from reconciler.statestore import OBSERVED_DIR, OWNED, env_path
+
+PROBES_DIR = OBSERVED_DIR
+"""Where the engine leaves each target's last probe (``<target>.json``, never committed)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the page shows, as of one commit."""
+
+    project_dir: Path
+    commit: str | None
+    """HEAD's sha; ``None`` before the first commit."""
+    committed_at: str
+    desired: DesiredState | None
+    problems: tuple[str, ...]
+    """Why the desired state could not be loaded (``file:line:col: field: message``)."""
+    state: StateFile
+    verdicts: dict[str, EnvVerdict] = field(default_factory=dict)
+    results: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    """The rows of each done run's result CSV (``reconciler.export.results.read_result_rows``)."""
+    result_problems: dict[str, str] = field(default_factory=dict)
+    """Done runs whose result file is missing or invalid, and why."""
+    tables: tuple[TableView, ...] = ()
+    """The design tables with derived cells (``reconciler.export.tables``, shared with export)."""
+    probes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The last probe of each target, when the engine recorded one (see ``PROBES_DIR``)."""
+
+    @property
+    def project(self) -> str:
+        if self.desired is not None:
+            return self.desired.config.project
+        return self.state.project or self.project_dir.name
+
+
+def read_snapshot(project_dir: Path) -> Snapshot:
+    """The snapshot of the commit HEAD points at now."""
+    project_dir = project_dir.resolve()
+    with ProjectRepo(project_dir) as repo:
+        sha = repo.resolve_or_none("HEAD")
+        if sha is None:
+            return Snapshot(project_dir, None, "", None, ("the repository has no commit yet",), StateFile(project=""))
+        when = repo.run("log", "-1", "--format=%cI", sha, what="git log -1")
+        revision = repo.last_change(sha, exclude=OWNED)
+        with GitTree(repo.handle, sha, prefix=repo.prefix) as tree:
+            desired, problems = _desired(tree, revision)
+            project = desired.config.project if desired else project_dir.name
+            try:
+                state = load_state(tree, project)
+            except ReconcilerError as exc:
+                state, problems = StateFile(project=project), (*problems, str(exc))
+            targets = desired.config.target_names if desired else _env_targets(tree)
+            verdicts = _verdicts(tree, targets)
+    files = read_result_rows(project_dir, state)
+    return Snapshot(
+        project_dir=project_dir,
+        commit=sha,
+        committed_at=when,
+        desired=desired,
+        problems=problems,
+        state=state,
+        verdicts=verdicts,
+        results=files.rows,
+        result_problems=files.problems,
+        tables=tuple(derive_tables(desired, state, files.rows)) if desired else (),
+        probes=_probes(project_dir, verdicts.keys() if desired is None else desired.config.target_names),
+    )
+
+
+def _desired(tree: GitTree, revision: str) -> tuple[DesiredState | None, tuple[str, ...]]:
+    try:
+        return load_desired(tree, revision=revision), ()
+    except SchemaError as exc:
+        return None, tuple(str(p) for p in exc.problems)
+    except ReconcilerError as exc:
+        return None, (str(exc),)
+
+
+def _env_targets(tree: GitTree) -> list[str]:
+    names = tree.list("progress")
+    return [n[len("env_") : -len(".json")] for n in names if n.startswith("env_") and n.endswith(".json")]
+
+
+def _verdicts(tree: GitTree, targets: Iterable[str]) -> dict[str, EnvVerdict]:
+    out: dict[str, EnvVerdict] = {}
+    for name in targets:
+        try:
+            text = tree.read_text(env_path(name))
+            if text:
+                out[name] = EnvVerdict.from_dict(json.loads(text))
+        except (ReconcilerError, ValueError, TypeError, AttributeError):
+            continue
+    return out
+
+
+def _probes(project_dir: Path, targets: Iterable[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name in targets:
+        try:
+            doc = json.loads((project_dir / PROBES_DIR / f"{name}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict):
+            out[name] = doc
+    return out
+
+
+class SnapshotCache:
+    """The newest snapshot, rebuilt when asked for a commit it does not hold (thread-safe)."""
+
+    def __init__(self, project_dir: Path) -> None:
+        self.project_dir = project_dir.resolve()
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot | None = None
+
+    def get(self, commit: str | None = None) -> Snapshot:
+        """The snapshot of ``commit`` (HEAD's sha as ``live`` last saw it); ``None``: reuse the
+        cached one when there is one."""
+        with self._lock:
+            current = self._snapshot
+            if current is None or (commit is not None and current.commit != commit):
+                current = self._snapshot = read_snapshot(self.project_dir)
+            return current
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._snapshot = None
