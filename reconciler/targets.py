@@ -12,7 +12,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.backends.base import Runner, Transport
+from reconciler.backends.base import Completed, Runner, Transport
 from reconciler.backends.batch import BatchRunner
 from reconciler.backends.cmdtemplate import CommandTemplate
 from reconciler.backends.local import LocalTransport
@@ -110,6 +110,12 @@ class Unsupported:
         raise InvalidTarget(self._why, reason="UnsupportedKind")
 
     async def collect(self, action: Collect, dest: Path) -> None:
+        raise InvalidTarget(self._why, reason="UnsupportedKind")
+
+    async def remove_tree(self, path: str) -> bool:
+        raise InvalidTarget(self._why, reason="UnsupportedKind")
+
+    async def run_in_code(self, code_dir: str, script: str, timeout: float | None = None) -> Completed:
         raise InvalidTarget(self._why, reason="UnsupportedKind")
 
     async def kill(self, action: Kill) -> bool:

@@ -9,6 +9,7 @@ target whose code could not be shipped is skipped (its experiment stays pending)
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -16,8 +17,10 @@ from reconciler.atomic import atomic_write_text
 from reconciler.backends.base import Runner
 from reconciler.crashpoints import crash_point
 from reconciler.errors import PermanentError, ReconcilerError, TemporaryError
-from reconciler.model.actions import Action, ActionResult, CheckEnv, Collect, Kill, Launch, Record, ShipCode
+from reconciler.model.actions import Action, ActionResult, CheckEnv, Collect, Kill, Launch, Record, ShipCode, Tidy
 from reconciler.results import check_result
+from reconciler.tracking.hub import confirm_artifact
+from reconciler.tracking.wandb_sync import parse_sync_output, sync_command
 
 ArchiveFor = Callable[[str], Path]
 """Returns a tar of the project's tree at a commit (made once per commit by the engine)."""
@@ -98,6 +101,8 @@ async def _one(
             return ActionResult(action, True, "started", data=data)
         if isinstance(action, Collect):
             return await _collect(runner, action, project_dir)
+        if isinstance(action, Tidy):
+            return await _tidy(runner, action)
         if isinstance(action, Kill):
             gone = await runner.kill(action)
             crash_point("after_kill")
@@ -109,6 +114,34 @@ async def _one(
     except ReconcilerError as exc:
         return ActionResult(action, False, str(exc), temporary=True)
     return ActionResult(action, False, f"unknown action {action.kind}")
+
+
+async def _tidy(runner: Runner, action: Tidy) -> ActionResult:
+    """Checkpoint: deleted on the target only after the Hub lists the uploaded files (the Hub is
+    asked from here, with this machine's ``HF_ENDPOINT``/``HF_TOKEN``). Offline wandb runs: synced
+    on the target. A Hub or target away raises ``TemporaryError``: tried again next pass."""
+    data: dict[str, object] = {}
+    notes = []
+    if action.artifact is not None and action.checkpoint_dir:
+        repo, repo_type, path, files = action.artifact
+        confirmation = await asyncio.to_thread(
+            confirm_artifact, repo, path, list(files) or None, os.environ.get("HF_ENDPOINT"), repo_type=repo_type
+        )
+        data["confirmed"] = confirmation.confirmed
+        data["missing"] = list(confirmation.missing)
+        if confirmation.confirmed:
+            data["deleted"] = await runner.remove_tree(action.checkpoint_dir)
+            notes.append(f"checkpoint confirmed on the Hub, {action.checkpoint_dir} deleted")
+        else:
+            notes.append("checkpoint NOT listed on the Hub; kept")
+    if action.wandb_dirs:
+        done = await runner.run_in_code(action.code_dir, sync_command(action.run_dir, offline_dirs=action.wandb_dirs))
+        report = parse_sync_output(done.stdout)
+        data["synced"] = list(report.synced)
+        data["wandb_urls"] = list(report.urls)
+        notes.append("wandb synced" if report.ok else f"wandb sync incomplete: {' '.join(report.tail)[-200:]}")
+    ok = data.get("confirmed") is not False
+    return ActionResult(action, ok, "; ".join(notes), temporary=False, data=data)
 
 
 async def _collect(runner: Runner, action: Collect, project_dir: Path) -> ActionResult:

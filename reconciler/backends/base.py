@@ -76,6 +76,15 @@ class Runner(Protocol):
         """Copy the run's result file to ``dest`` (validation is the caller's)."""
         ...
 
+    async def remove_tree(self, path: str) -> bool:
+        """Delete ``path`` (a checkpoint dir under the target's root; refuses anything else);
+        True when it is gone."""
+        ...
+
+    async def run_in_code(self, code_dir: str, script: str, timeout: float | None = None) -> Completed:
+        """Run ``script`` in ``code_dir`` with the target's environment activated (wandb sync)."""
+        ...
+
     async def kill(self, action: Kill) -> bool:
         """Kill the process group (or cancel the job); True when it is verified gone."""
         ...

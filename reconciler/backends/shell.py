@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import posixpath
 import secrets
+import shlex
 from collections.abc import Collection, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -214,6 +215,23 @@ class ShellRunner:
             tmp.replace(dest)
         finally:
             tmp.unlink(missing_ok=True)
+
+    async def remove_tree(self, path: str) -> bool:
+        """Delete a dir under the target's root (a checkpoint); anything outside it is refused."""
+        normal = posixpath.normpath(path)
+        root = posixpath.normpath(self.root)
+        if not normal.startswith(root.rstrip("/") + "/") or "/../" in f"{normal}/":
+            raise PermanentError(f"{self.name}: refusing to delete {path!r}: not under the root {self.root!r}")
+        q = shlex.quote
+        done = await self._run(f"rm -rf -- {q(normal)} && [ ! -e {q(normal)} ] && echo gone")
+        if done.returncode != 0:
+            raise self._fail(f"deleting {path}", done)
+        return done.stdout.strip().endswith("gone")
+
+    async def run_in_code(self, code_dir: str, script: str, timeout: float | None = None) -> Completed:
+        q = shlex.quote
+        lines = [f"cd {q(code_dir)} || exit 1", *wrapper.activation_lines(self.target.env), script]
+        return await self._run("\n".join(lines), timeout=timeout)
 
     async def kill(self, action: Kill) -> bool:
         """Kill the run's process group if (and only if) its leader is the process we started.

@@ -118,6 +118,30 @@ class Kill:
 
 
 @dataclass(frozen=True)
+class Tidy:
+    """After a run is done: delete the target's copy of its checkpoint once the Hub lists the
+    uploaded files (never before), and sync its offline wandb runs from the target."""
+
+    exp_id: str
+    target: str
+    attempt: int
+    run_dir: str
+    code_dir: str
+    checkpoint_dir: str | None = None
+    """Deleted only after ``artifact`` is confirmed on the Hub."""
+    artifact: tuple[str, str, str, tuple[str, ...]] | None = None
+    """(repo_id, repo_type, path_in_repo, files) the job reported uploaded."""
+    wandb_dirs: tuple[str, ...] = ()
+    """Offline wandb run dirs to ``wandb sync`` on the target."""
+
+    kind = "tidy"
+
+    def describe(self) -> str:
+        what = [w for w, on in (("checkpoint cleanup", self.artifact), ("wandb sync", self.wandb_dirs)) if on]
+        return f"tidy {self.exp_id} attempt {self.attempt} on {self.target} ({', '.join(what)})"
+
+
+@dataclass(frozen=True)
 class Record:
     """A status change decided from the observation alone (adopt, unreachable, retry, hold, ...)."""
 
@@ -132,9 +156,9 @@ class Record:
         return f"{self.exp_id}: {self.event}"
 
 
-Action = ShipCode | CheckEnv | Launch | Collect | Kill | Record
+Action = ShipCode | CheckEnv | Launch | Collect | Kill | Tidy | Record
 
-KIND_ORDER = {"record": 0, "kill": 1, "ship": 2, "env": 3, "launch": 4, "collect": 5}
+KIND_ORDER = {"record": 0, "kill": 1, "ship": 2, "env": 3, "launch": 4, "collect": 5, "tidy": 6}
 
 
 def sort_key(action: Action) -> tuple[str, int, str, int]:

@@ -3,6 +3,9 @@ hold with a process that may still live): adopt what the probe saw, collect, fai
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from reconciler.model.actions import Action, Collect, Launch, Record
 from reconciler.model.config import Target
 from reconciler.model.escalation import Escalation
@@ -39,7 +42,7 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
             return outcomes.never_started(entry), []
         failure = Failure(LOST, (), "run dir missing on the target")
         return outcomes.failed_attempt(entry, failure, spec, ctx.policies, ctx.now), []
-    entry = _merge_sidecar(entry, run)
+    entry = _merge_sidecar(entry, run, ctx.now_iso)
     if attempt.pid is None and run.pid is not None:
         entry = outcomes.update_current(entry, pid=run.pid, start_time=run.start_time)
         entry = entry.replace(pid=run.pid)
@@ -126,10 +129,13 @@ def _duration_guard(
     return entry.replace(escalation=outcomes.escalate(entry, warning)), []
 
 
-def _merge_sidecar(entry: StatusEntry, run: RunObservation) -> StatusEntry:
-    """The job's own fields; the controller's decisions (status, hold, cancel) are never taken from it."""
+def _merge_sidecar(entry: StatusEntry, run: RunObservation, now_iso: str) -> StatusEntry:
+    """The job's own fields; the controller's decisions (status, hold, cancel) are never taken from it.
+    A checkpoint upload the job reported as failed opens an ``artifact`` escalation (the job kept
+    the checkpoint); a later confirmed upload closes it."""
     if not run.sidecar:
         return entry
+    entry = _artifact(entry, run.sidecar, now_iso)
     changes: dict[str, object] = {}
     for key in SIDECAR_FIELDS:
         if key in run.sidecar and run.sidecar[key] != getattr(entry, key):
@@ -139,6 +145,24 @@ def _merge_sidecar(entry: StatusEntry, run: RunObservation) -> StatusEntry:
     if tuple(sorted(owned.items())) != entry.sidecar:
         changes["sidecar"] = tuple(sorted(owned.items()))
     return entry.replace(**changes) if changes else entry
+
+
+def _artifact(entry: StatusEntry, sidecar: Mapping[str, Any], now_iso: str) -> StatusEntry:
+    error = sidecar.get("hf_upload_error")
+    current = entry.escalation
+    if sidecar.get("hf_artifact_url") and current is not None and current.open and current.kind == "artifact":
+        return entry.replace(escalation=current.close(f"uploaded: {sidecar['hf_artifact_url']}", now_iso))
+    if not error or sidecar.get("hf_artifact_url"):
+        return entry
+    kept = sidecar.get("checkpoint_dir") or "the run's checkpoint dir"
+    problem = Escalation(
+        reason=f"checkpoint upload to the Hub failed: {str(error)[:300]}; the checkpoint is kept ({kept})",
+        created=now_iso,
+        needed="upload it again (or fix the Hub settings) and continue; nothing was deleted",
+        kind="artifact",
+        evidence=(str(error)[:500],),
+    )
+    return entry.replace(escalation=outcomes.escalate(entry, problem))
 
 
 _CONTROLLER_FIELDS = frozenset({"id", "status", "host", "gpu", "pid", "job_id", "retry_count", "started", "finished"})

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from reconciler.model.actions import Action, Launch, Record, ShipCode, sort_key
-from reconciler.model.config import Target
+from reconciler.model.config import Config, Target
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
 from reconciler.model.escalation import Escalation
@@ -32,6 +32,7 @@ from reconciler.plan.entries import mark_orphan, new_entry, sync
 from reconciler.plan.envcheck import check_env_action
 from reconciler.plan.events import describe
 from reconciler.plan.place import Placement, count_active, env_state, place
+from reconciler.plan.tidy import tidy_actions
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ def make_plan(
             commit = desired.revision or ""
             ctx.env_checks[placed.target.name] = check_env_action(entry, spec, placed.target, placed.root, commit)
 
+    actions.extend(tidy_actions(entries.values(), ctx))
     actions.extend(_ship(actions, desired.revision))
     actions.extend(ctx.env_checks.values())
     state = StateFile(
@@ -293,7 +295,7 @@ def _launch(
         result_file=result,
         checkpoint_dir=checkpoint,
         gpus=placed.gpus,
-        env=_env(spec, placed),
+        env=_env(spec, placed, ctx.desired.config),
         expected_duration_hours=duration[0] if duration else None,
         duration_basis=duration[1] if duration else None,
         vram_gb=spec.vram_gb,
@@ -309,11 +311,30 @@ def render_command(entry: StatusEntry, spec: ExperimentSpec, target: Target, roo
     return spec.render(entry.command, checkpoint, result_file=f"{run_dir(root, entry.id, n)}/{result}")
 
 
-def _env(spec: ExperimentSpec, placed: Placement) -> tuple[tuple[str, str], ...]:
-    """The spec's variables; a run given no GPU on a GPU host sees none (not GPU 0 by default)."""
-    if placed.gpu_host and not placed.gpus and all(k != "CUDA_VISIBLE_DEVICES" for k, _ in spec.env):
-        return (*spec.env, ("CUDA_VISIBLE_DEVICES", ""))
-    return spec.env
+def _env(spec: ExperimentSpec, placed: Placement, config: Config) -> tuple[tuple[str, str], ...]:
+    """The spec's variables, then the project's tracking settings the job-side runtime reads
+    (the spec's own values win); a run given no GPU on a GPU host sees none (not GPU 0 by default)."""
+    env = spec.env
+    given = {k for k, _ in env}
+    extra = [(k, v) for k, v in tracking_env(config) if k not in given]
+    if placed.gpu_host and not placed.gpus and "CUDA_VISIBLE_DEVICES" not in given:
+        extra.append(("CUDA_VISIBLE_DEVICES", ""))
+    return (*env, *extra)
+
+
+def tracking_env(config: Config) -> tuple[tuple[str, str], ...]:
+    """``WANDB_PROJECT``/``WANDB_ENTITY``/``WANDB_MODE`` when the config names a wandb project, and
+    ``RECONCILER_HF_REPO`` when it names a Hub repo (no secrets: the
+    API keys come from the target's own environment)."""
+    out: list[tuple[str, str]] = []
+    if config.wandb.project:
+        out.append(("WANDB_PROJECT", config.wandb.project))
+        if config.wandb.entity:
+            out.append(("WANDB_ENTITY", config.wandb.entity))
+        out.append(("WANDB_MODE", config.wandb.mode))
+    if config.hub.repo:
+        out.append(("RECONCILER_HF_REPO", config.hub.repo))
+    return tuple(out)
 
 
 def _ship(actions: list[Action], revision: str | None) -> list[Action]:

@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from reconciler.model.actions import ActionResult, Collect, Kill, Launch
+from reconciler.model.actions import ActionResult, Collect, Kill, Launch, Tidy
 from reconciler.model.desired import DesiredState
-from reconciler.model.status import Attempt, StateFile, Status, StatusEntry, Unreachable
+from reconciler.model.escalation import Escalation
+from reconciler.model.status import Attempt, Condition, StateFile, Status, StatusEntry, Unreachable
 from reconciler.plan import outcomes
 from reconciler.plan.context import iso
 from reconciler.plan.core import Plan
 from reconciler.plan.entries import resync_after_attempt
 from reconciler.plan.failure import INVALID_RESULT, Failure
+from reconciler.plan.tidy import TIDIED
 
 LAUNCH_ERROR = "launch_error"
 
@@ -53,6 +55,8 @@ def fold(plan: Plan, results: Sequence[ActionResult], desired: DesiredState, now
                 before = plan.recorded.get(entry.id)
                 entry = entry.replace(escalation=before.escalation if before else entry.escalation)
             entry = _killed(entry, action, res, desired, now)
+        elif isinstance(action, Tidy) and (res.ok or not res.temporary):
+            entry = _tidied(entry, res, now)
         entries[entry.id] = entry
     return StateFile(
         project=plan.state.project,
@@ -117,6 +121,24 @@ def _killed(entry: StatusEntry, action: Kill, res: ActionResult, desired: Desire
         entry = outcomes.update_current(entry, finished=iso(now), failure_class="killed")
         return entry.replace(status=Status.FAILED, pid=None, finished=iso(now))
     return outcomes.cancelled(entry, now, f"killed: {reason}")
+
+
+def _tidied(entry: StatusEntry, res: ActionResult, now: datetime) -> StatusEntry:
+    """Record the tidy once (a ``Tidied`` condition); a Hub that does not list the files keeps the
+    checkpoint and opens an ``artifact`` escalation."""
+    data = res.data
+    condition = Condition(TIDIED, res.ok, "Done" if res.ok else "NotDone", res.message[:300], iso(now))
+    entry = entry.replace(conditions=(*(c for c in entry.conditions if c.type != TIDIED), condition))
+    if data.get("confirmed") is False:
+        missing = ", ".join(str(m) for m in data.get("missing") or ())[:300]
+        problem = Escalation(
+            reason=f"the Hub does not list the uploaded checkpoint ({missing or 'nothing listed'}); it was kept",
+            created=iso(now),
+            needed="upload it again and continue; nothing was deleted",
+            kind="artifact",
+        )
+        entry = entry.replace(escalation=outcomes.escalate(entry, problem))
+    return entry
 
 
 def _str(value: object) -> str | None:

@@ -59,7 +59,9 @@ def done(entry: StatusEntry, now: datetime, exit_code: int = 0) -> StatusEntry:
         pid=None,
         waiting_reason=None,
         failure_class=None,
-        escalation=close_escalation(entry, "the run finished and its result was collected", now),
+        escalation=entry.escalation
+        if entry.escalation is not None and entry.escalation.open and entry.escalation.kind == "artifact"
+        else close_escalation(entry, "the run finished and its result was collected", now),
     )
 
 

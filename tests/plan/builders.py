@@ -9,11 +9,13 @@ from reconciler.model.config import (
     BackoffPolicy,
     Config,
     GpuPolicy,
+    HubSettings,
     Policies,
     Target,
     TargetKind,
     TimeoutPolicy,
     UnreachablePolicy,
+    WandbSettings,
 )
 from reconciler.model.decisions import Decision, DecisionAction
 from reconciler.model.desired import DesiredState
@@ -42,7 +44,13 @@ def config(d: dict[str, Any]) -> Config:
         p["unreachable"] = UnreachablePolicy(**p["unreachable"])
     if "timeouts" in p:
         p["timeouts"] = TimeoutPolicy(**p["timeouts"])
-    return Config(project=d.get("project", "proj"), targets=tuple(targets), policies=Policies(**p))
+    return Config(
+        project=d.get("project", "proj"),
+        targets=tuple(targets),
+        policies=Policies(**p),
+        wandb=WandbSettings(**d.get("wandb", {})),
+        hub=HubSettings(**d.get("hub", {})),
+    )
 
 
 def spec(d: dict[str, Any]) -> ExperimentSpec:
@@ -56,6 +64,8 @@ def spec(d: dict[str, Any]) -> ExperimentSpec:
         d["state"] = DesiredRunState(d["state"])
     if "targets" in d:
         d["targets"] = tuple(d["targets"])
+    if "env" in d:
+        d["env"] = tuple((str(k), str(v)) for k, v in d["env"])
     if "remediation" in d:
         d["remediation"] = tuple(RemediationRule(**r) for r in d["remediation"])
     if "early_stop" in d:

@@ -56,3 +56,20 @@ def test_a_launch_that_answered_is_running_and_one_that_did_not_is_unreachable()
     assert (by_id["a_s0"].status, by_id["a_s0"].pid, by_id["a_s0"].host) == (Status.RUNNING, 42, "vm")
     assert by_id["a_s1"].status is Status.UNREACHABLE  # unknown: the next probe settles it, never a 2nd launch
     assert by_id["a_s1"].attempt == 1
+
+
+def test_done_keeps_an_open_artifact_escalation() -> None:
+    """The run finished, but its checkpoint upload failed: that problem is still open."""
+    from datetime import datetime, timezone
+
+    from reconciler.model.escalation import Escalation
+    from reconciler.model.status import StatusEntry
+    from reconciler.plan import outcomes
+
+    now = datetime(2026, 11, 26, tzinfo=timezone.utc)
+    artifact = Escalation(reason="upload failed", created="2026-11-26T00:00:00+00:00", needed="x", kind="artifact")
+    timeout = Escalation(reason="slow", created="2026-11-26T00:00:00+00:00", needed="x", kind="slow")
+    assert outcomes.done(StatusEntry(id="a"), now).escalation is None
+    assert outcomes.done(StatusEntry(id="a", escalation=artifact), now).escalation == artifact
+    closed = outcomes.done(StatusEntry(id="a", escalation=timeout), now).escalation
+    assert closed is not None and not closed.open
