@@ -65,7 +65,7 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass
+@dataclass(repr=False)
 class PassResult:
     plan: Plan
     state: StateFile
@@ -78,6 +78,11 @@ class PassResult:
     """The working-tree state file was missing or corrupt and was rewritten from the last commit."""
     unreachable: dict[str, str] = field(default_factory=dict)
     """Targets that did not answer, with their error."""
+
+    def __repr__(self) -> str:
+        # Short on purpose: asyncio formats the coroutine's return value on some paths, and the
+        # full dataclass text of a 10,000-experiment pass takes a second to build.
+        return f"PassResult({len(self.state.entries)} entries, {len(self.events)} events, commit={self.commit})"
 
     @property
     def stalled(self) -> bool:

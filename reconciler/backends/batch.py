@@ -31,7 +31,7 @@ from reconciler.backends.base import Transport
 from reconciler.backends.scheduler import JobInfo, JobRequest, JobState, Scheduler, job_name, walltime_seconds
 from reconciler.backends.shell import ShellRunner
 from reconciler.crashpoints import crash_point
-from reconciler.errors import PermanentError, SubmitRejected, TemporaryError
+from reconciler.errors import PermanentError, SchedulerOutputError, SubmitRejected, TemporaryError
 from reconciler.model.actions import Kill, Launch
 from reconciler.model.config import BatchOptions, Target
 from reconciler.model.observed import RunObservation, TargetObservation
@@ -67,7 +67,7 @@ class BatchRunner(ShellRunner):
         prefix = self.scheduler.status_command(asked, []) if asked else None
         observation, printed = await self._probe(want, prefix)
         infos = self.scheduler.parse_status(printed) if prefix is not None else {}
-        return with_jobs(observation, infos, frozenset(asked), jobs or {})
+        return with_jobs(observation, infos, frozenset(asked), jobs or {}, self.scheduler)
 
     async def launch(self, action: Launch) -> dict[str, object]:
         """Two commands: claim the run dir and write the wrapper; then adopt or submit the job."""
@@ -191,11 +191,24 @@ printf '%s\\n' "$out"
             await asyncio.sleep(0.5)
 
 
+SUBMIT_ANSWER = "submit:"
+"""The probe's ``job_id`` of a run dir holding a submit's answer but no recorded id (a pass died
+between the two): the scheduler's raw answer follows, parsed here by the adapter."""
+
+
+def _parsed(scheduler: Scheduler, answer: str) -> str | None:
+    try:
+        return scheduler.parse_submit(answer)
+    except SchedulerOutputError:
+        return None
+
+
 def with_jobs(
     observation: TargetObservation,
     infos: Mapping[str, JobInfo],
     asked: frozenset[str],
     recorded: Mapping[tuple[str, int], str],
+    scheduler: Scheduler,
 ) -> TargetObservation:
     """The probe's runs with their job ids and scheduler states.
 
@@ -206,8 +219,10 @@ def with_jobs(
     runs: dict[tuple[str, int], RunObservation] = {}
     for key, run in observation.runs.items():
         job_id = run.job_id or recorded.get(key)
+        if job_id is not None and job_id.startswith(SUBMIT_ANSWER):
+            job_id = recorded.get(key) or _parsed(scheduler, job_id[len(SUBMIT_ANSWER) :])
         if job_id is None:
-            runs[key] = dataclasses.replace(run, alive=False)
+            runs[key] = dataclasses.replace(run, alive=False, job_id=None)
             continue
         info = infos.get(job_id)
         if info is not None:

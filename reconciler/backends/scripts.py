@@ -56,7 +56,8 @@ def probe_command(root: str, script_name: str, python: str, install_from: str | 
     if install_from is not None:
         lines.append(f'mv -f "$d"/{shlex.quote(install_from)} "$f" || exit 1')
     lines.append(
-        f'if [ ! -f "$f" ]; then mkdir -p "$d" || exit 1; printf \'%s\\n\' "$d"; exit {PROBE_MISSING_EXIT}; fi'
+        f'if [ ! -f "$f" ]; then cat >/dev/null; mkdir -p "$d" || exit 1; printf \'%s\\n\' "$d"; '
+        f"exit {PROBE_MISSING_EXIT}; fi"
     )
     lines.append(f'exec {python_words(python)} "$f"')
     return "\n".join(lines) + "\n"

@@ -70,7 +70,7 @@ def _replay_one(repo: ProjectRepo, commit: str, parent: str, tip: str) -> str:
         "GIT_COMMITTER_NAME": cn,
         "GIT_COMMITTER_EMAIL": ce,
     }
-    return repo.run("commit-tree", tree, "-p", tip, "-m", message.rstrip("\n"), what="replay", env=env)
+    return repo.commit_tree(tree, [tip], message.rstrip("\n"), what="replay", env=env)
 
 
 def _changes(repo: ProjectRepo, parent: str, commit: str) -> list[_Change]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -75,6 +76,20 @@ class ProjectRepo:
     ) -> str:
         """``git <args>`` in the work tree root; stdout, or ``GitStoreError`` saying ``what`` failed."""
         return boundary.run(self.handle, list(args), what=what, env=env, strip=strip, timeout=timeout)
+
+    def commit_tree(
+        self, tree: str, parents: Sequence[str], message: str, *, what: str, env: Mapping[str, str] | None = None
+    ) -> str:
+        """``git commit-tree`` with the message read from a file: a pass that records thousands of
+        transitions has a message far over the kernel's limit for one argument (128 KiB)."""
+        fd, path = tempfile.mkstemp(prefix="reconciler-msg-", suffix=".txt")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(message if message.endswith("\n") else message + "\n")  # as -m would
+            parent_args = [arg for p in parents for arg in ("-p", p)]
+            return self.run("commit-tree", tree, *parent_args, "-F", path, what=what, env=env)
+        finally:
+            os.unlink(path)
 
     def execute(
         self, *args: str, env: Mapping[str, str] | None = None, timeout: float | None = None

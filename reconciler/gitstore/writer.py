@@ -53,8 +53,7 @@ def commit_status(
         if head is not None:
             _sync_index(repo, repo_paths)
         return None
-    parents = ["-p", head] if head else []
-    sha = repo.run("commit-tree", tree, *parents, "-m", message, what=what, env=identity)
+    sha = repo.commit_tree(tree, [head] if head else [], message, what=what, env=identity)
     # The expected old value makes this a compare-and-swap: a commit someone made meanwhile is
     # never thrown away; the pass fails and the next one starts from the new HEAD.
     repo.run("update-ref", "-m", f"reconciler: {subject}", "HEAD", sha, head or "", what=what)

@@ -208,7 +208,17 @@ class _Gates:
                 continue
             self.by_stage.setdefault(spec.stage, []).append(entries[spec.id])
 
+        self._blocked: dict[int, str | None] = {}
+        self._holding: dict[int, list[StatusEntry]] = {}
+
     def blocked(self, spec: ExperimentSpec) -> str | None:
+        """Why stage ``spec.stage`` may not launch (computed once per stage: the statuses it
+        reads do not change while the candidates are placed)."""
+        if spec.stage not in self._blocked:
+            self._blocked[spec.stage] = self._why_blocked(spec)
+        return self._blocked[spec.stage]
+
+    def _why_blocked(self, spec: ExperimentSpec) -> str | None:
         if spec.stage in self.approved:
             return None
         for stage in sorted(s for s in self.by_stage if s < spec.stage):
@@ -224,15 +234,17 @@ class _Gates:
         return None
 
     def holding(self, spec: ExperimentSpec) -> list[StatusEntry]:
-        """The failed or held experiments of earlier stages that keep ``spec`` waiting."""
-        if spec.stage in self.approved:
+        """The failed or held experiments of earlier stages that keep ``spec`` waiting (listed
+        for the first waiting spec of a stage only: their escalations are noted once)."""
+        if spec.stage in self.approved or spec.stage in self._holding:
             return []
-        return [
+        self._holding[spec.stage] = [
             e
             for stage in sorted(s for s in self.by_stage if s < spec.stage)
             for e in self.by_stage[stage]
             if e.status in (Status.FAILED, Status.ON_HOLD)
         ]
+        return self._holding[spec.stage]
 
 
 def _phase_guard(entries: dict[str, StatusEntry], ctx: Context) -> None:

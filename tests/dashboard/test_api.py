@@ -95,7 +95,7 @@ def test_targets_show_the_env_verdict_and_a_recorded_probe(dashboard: Dashboard,
              "utilization_pct": 0, "processes": []},
         ],
     }  # fmt: skip
-    (project / ".reconciler" / "observed").mkdir(parents=True)
+    (project / ".reconciler" / "observed").mkdir(parents=True, exist_ok=True)
     (project / ".reconciler" / "observed" / "local.json").write_text(json.dumps(probe))
     dashboard.cache.invalidate()
     (target,) = api(dashboard, "/api/targets")

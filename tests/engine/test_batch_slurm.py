@@ -12,6 +12,7 @@ import pytest
 
 from reconciler.crashpoints import CRASH_EXIT_CODE
 from tests.engine.batch_project import all_final, batch_project, passes_until, reconcile
+from tests.engine.batch_project import state as state_of
 from tests.fixtures.slurm import SlurmCluster
 
 pytestmark = pytest.mark.slurm
@@ -29,8 +30,9 @@ def our_jobs(cluster: SlurmCluster, project: Path) -> list[str]:
     done = subprocess.run(
         ["squeue", "-h", "-t", "all", "-o", "%j"], env=cluster.env, capture_output=True, text=True, check=True
     )
-    tag = project.parent.name
-    return sorted(n for n in done.stdout.split() if n.startswith("rc.example.") and tag)
+    runs = project / ".reconciler" / "runs-hpc" / "runs"
+    mine = {f"{p.parent.name}.{p.name}" for p in runs.glob("*/*")}
+    return sorted(n for n in done.stdout.split() if n.startswith("rc.example.") and ".".join(n.split(".")[2:4]) in mine)
 
 
 def test_example_project_end_to_end_on_slurm(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
@@ -48,13 +50,21 @@ def test_crash_between_sbatch_and_record_adopts_the_job(slurm_cluster: SlurmClus
     project, env = batch_project(tmp_path, TARGET, slurm_cluster.env, only=["mlp_moons"])
     crashed = reconcile(project, {**env, "RECONCILER_CRASH_AT": "after_submit"}, "--once")
     assert crashed.returncode == CRASH_EXIT_CODE, crashed.stderr
-    submitted = list((project / ".reconciler" / "runs-hpc" / "runs").glob("*/1/submit.out"))
-    assert len(submitted) == 1  # sbatch answered once; its id never reached the status file
+    # sbatch answered (launches run side by side: one or more), no id reached the status file.
+    runs = project / ".reconciler" / "runs-hpc" / "runs"
+    answered = {p.parent.parent.name: p.read_text().strip().split(";")[0] for p in runs.glob("*/1/submit.out")}
+    assert answered
+    assert not (project / "dispatch" / "state.json").exists() or all(
+        not e.get("job_id") for e in state_of(project).values()
+    )
     final = passes_until(project, env, all_final, deadline=180)
     assert {e["status"] for e in final.values()} == {"done"}
-    assert all(len(e["attempts"]) == 1 for e in final.values())
-    interrupted = submitted[0].parent.parent.name
-    assert final[interrupted]["job_id"] == submitted[0].read_text().strip().split(";")[0]
+    retried = {k: (e["notes"], [a.get("failure_class") for a in e["attempts"]]) for k, e in final.items()}
+    assert all(len(e["attempts"]) == 1 for e in final.values()), retried
+    for exp_id, job_id in answered.items():
+        assert final[exp_id]["job_id"] == job_id  # adopted, not submitted again
+    names = [n for n in our_jobs(slurm_cluster, project) if ".mlp_moons_" in n]
+    assert len(names) == len(set(names)) == 3, names
 
 
 def test_controller_killed_mid_run_loses_nothing_and_submits_nothing_twice(

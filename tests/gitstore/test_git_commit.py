@@ -211,3 +211,20 @@ def test_paths_are_literal_not_patterns(tmp_path: Path) -> None:
     with ProjectRepo(root) as repo:
         assert commit_status(repo, ["results/*.csv"], "s") is not None
     assert git(root, "diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD~1", "HEAD") == "results/*.csv"
+
+
+def test_a_pass_with_thousands_of_transitions_commits(tmp_path: Path) -> None:
+    """One body line per transition: 5,000 of them are ~300 KiB, over the kernel's 128 KiB limit
+    for one command-line argument, so the message cannot travel as ``-m``."""
+    root = init_repo(tmp_path / "repo", {"a": "1"})
+    write(root, "dispatch/state.json", '{"v": 2}\n')
+    body = "\n".join(
+        f"exp{i:05d}_s0: pending -> running (attempt 1 on local gpu 0 pid {10000 + i})" for i in range(5000)
+    )
+    assert len(body.encode()) > 128 * 1024
+    with ProjectRepo(root) as repo:
+        sha = commit_status(repo, ["dispatch/state.json"], "reconcile: 5000 launched", body, settings=BOT)
+    assert sha is not None
+    message = git(root, "log", "-1", "--format=%B")
+    assert message.startswith("reconcile: 5000 launched\n\nexp00000_s0: pending -> running")
+    assert "exp04999_s0" in message

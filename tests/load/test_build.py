@@ -83,7 +83,7 @@ policies:
   timeouts: {escalate_factor: 1.5, hold_factor: 2, queue_factor: 3, phase_guard_hours: 24, kill_on_hold: true}
   prune: true
 git: {push: true, branch: status}
-notifications: {events: [failed]}
+notifications: {events: [escalation, phase_done], webhook_env: LAB_HOOK, failure_threshold: 0.3}
 wandb: {project: p, mode: offline}
 huggingface: {repo: alice/full, cleanup_checkpoints: false}
 """
@@ -126,6 +126,12 @@ experiments:
     assert desired.config.policies.timeouts.kill_on_hold is True
     assert desired.config.git.branch == "status"
     assert desired.config.hub.repo == "alice/full"
+    notify = desired.config.notifications
+    assert (notify.events, notify.webhook_env, notify.failure_threshold) == (
+        ("escalation", "phase_done"),
+        "LAB_HOOK",
+        0.3,
+    )
     spec = desired.experiments[0]
     assert spec.env == (("A", "1"), ("B", "x"))
     assert [r.failure_class for r in spec.remediation] == ["cuda_oom", "import_error"]

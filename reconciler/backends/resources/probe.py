@@ -174,6 +174,8 @@ def scan_runs(root: str, want: Set[Tuple[str, int]], tail: int, now: float) -> D
                 pid = read_int(os.path.join(run_dir, "pid")) if "pid" in names else None
                 start = read_text(os.path.join(run_dir, "start_time")) if "start_time" in names else None
             job_id = read_text(os.path.join(run_dir, "job_id"), 256) if "job_id" in names else None
+            if job_id is None and "submit.out" in names:  # submitted, id not recorded: a batch
+                job_id = "submit:" + (read_text(os.path.join(run_dir, "submit.out"), 512) or "")
             records.append([exp_id, attempt, token, int("launch.lock" in names), exit_code, pid, start, age, job_id])
             if not detailed:
                 continue
