@@ -42,6 +42,8 @@ def commit_status(
     missing = [p for p in repo_paths if p not in present]
     head = repo.resolve_or_none("HEAD")
     what = f"committing {', '.join(paths)}"
+    if head is not None and _unchanged(repo, repo_paths):
+        return None
     with temp_index(repo, head) as env:
         if present:
             # --force: these paths are the reconciler's, a project's .gitignore does not apply.
@@ -78,6 +80,15 @@ def _sync_index(repo: ProjectRepo, repo_paths: list[str]) -> None:
     if repo.execute("diff", "--cached", "--quiet", "HEAD", "--", *repo_paths).ok:
         return
     repo.run("reset", "--quiet", "--", *repo_paths, what="updating the index for the status files")
+
+
+def _unchanged(repo: ProjectRepo, repo_paths: Sequence[str]) -> bool:
+    """Fast path of an idle pass: ``git status`` (stat-cached in the real index) shows nothing
+    under the paths — no change against the index, no index change against HEAD, no new file
+    (ignored ones included: the reconciler's files are committed even where .gitignore matches).
+    Anything shown, or a status that fails, takes the full path through a temporary index."""
+    done = repo.execute("status", "--porcelain", "--ignored=matching", "--untracked-files=all", "--", *repo_paths)
+    return done.status == 0 and not done.stdout.strip()
 
 
 def commit_message(subject: str, body: str = "", trailers: Mapping[str, str] | None = None) -> str:
