@@ -69,6 +69,9 @@ def _detail(entry: StatusEntry) -> str:
         return entry.failure_class or ""
     if entry.status is Status.DONE and a is not None:
         return f"attempt {a.n} on {a.target}"
+    held = entry.escalation
+    if entry.status is Status.ON_HOLD and held is not None and held.open and held.kind != "on_hold":
+        return f"{held.kind}: {held.reason}"[:200]
     if entry.status in (Status.UNREACHABLE, Status.ON_HOLD) and a is not None:
         return f"{a.target}: {entry.unreachable.consecutive} consecutive misses"
     return ""

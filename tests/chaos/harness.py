@@ -14,6 +14,9 @@ faults:
 ``corrupt``     state.json is truncated, garbled or deleted between passes
 ``concurrent``  a second pass starts while the first holds the lock: it must exit 75
 
+A seed-stable share of the scenarios runs on PBS targets through the project's PBS shim, with the
+batch faults and invariants added (``tests.chaos.batch``; ``CHAOS_BATCH`` sets the share).
+
 Target faults go through a fake ``sh`` first on ``PATH`` (``LocalTransport`` runs ``sh -c``): it
 recognises a target by its root in the script, so no hook in the backends is needed.
 
@@ -40,19 +43,23 @@ from typing import Any
 import yaml
 
 from reconciler.crashpoints import CRASH_EXIT_CODE, POINTS
+from tests.chaos import batch
 
 DEFAULT_SEED = 20261126
-FAULTS = ("crash", "drop", "slow", "down", "commit", "disk_full", "corrupt", "concurrent")
+LOCAL_FAULTS = ("crash", "drop", "slow", "down", "commit", "disk_full", "corrupt", "concurrent")
+FAULTS = (*LOCAL_FAULTS, *batch.BATCH_FAULTS)
 MULTI_HIT = ("after_run_dir", "after_launch", "after_collect", "after_kill")
 """Points a pass can reach more than once (one per action): ``<point>:2`` dies at the second."""
 ALLOWED_EXIT = {0, 1, 2, 75, CRASH_EXIT_CODE}
 RECONCILER_EMAIL = "reconciler@localhost"
-OWNED_PREFIXES = ("dispatch/state.json", "progress/", "experiments/results/")
+OWNED_PREFIXES = ("dispatch/state.json", "progress/", "experiments/results/", "experiments/logs/")
+"""What a reconciler commit may touch (status, events, results, experiment notes)."""
 COMMAND_TIMEOUT = 3
 PASS_TIMEOUT = 120
 SETTLE_SECONDS = 90.0
 PERSON = ["-c", "user.name=person", "-c", "user.email=person@localhost"]
 TARGETS = ("ta", "tb")
+ROOTS = {"ta": "runs-a", "tb": "runs-b", "pa": "runs-pa", "pb": "runs-pb"}
 
 JOB = textwrap.dedent(
     """
@@ -145,10 +152,13 @@ class Scenario:
     index: int
     experiments: list[dict[str, Any]]
     steps: list[Step]
+    batch: bool = False
+    """PBS targets through the shim (``tests.chaos.batch``)."""
 
     def describe(self) -> str:
         exps = ", ".join(f"{e['id']}x{len(e['seeds'])}@{'/'.join(e['targets'])}" for e in self.experiments)
-        return f"seed={self.seed} index={self.index} [{exps}] steps: " + " ".join(map(str, self.steps))
+        kind = " pbs" if self.batch else ""
+        return f"seed={self.seed} index={self.index}{kind} [{exps}] steps: " + " ".join(map(str, self.steps))
 
 
 @dataclass
@@ -160,16 +170,21 @@ class Outcome:
     exit_codes: Counter[int] = field(default_factory=Counter)
     inconclusive: int = 0
     """Concurrent-pass steps where the first pass ended before the second did (nothing checked)."""
+    missed: int = 0
+    """``qdel`` steps that found no live job to delete (nothing injected)."""
 
     def report(self) -> str:
         lines = [f"VIOLATION in scenario {self.scenario.describe()}"]
         lines += [f"  - {v}" for v in self.violations]
         s = self.scenario
-        lines.append(f"  replay: CHAOS_SEED={s.seed} .venv/bin/python -m tests.chaos.run --only {s.index}")
+        env = batch.replay_prefix()
+        lines.append(f"  replay: {env}CHAOS_SEED={s.seed} .venv/bin/python -m tests.chaos.run --only {s.index}")
         return "\n".join(lines)
 
 
 def generate(seed: int, index: int) -> Scenario:
+    if batch.is_batch(seed, index):
+        return generate_batch(seed, index)
     rng = random.Random(f"{seed}:{index}")
     experiments = []
     for i in range(rng.randint(2, 3)):
@@ -183,28 +198,61 @@ def generate(seed: int, index: int) -> Scenario:
         )
     steps: list[Step] = []
     for _ in range(rng.randint(1, 3)):
-        kind = rng.choice((*FAULTS, "crash", "crash"))  # crashes weigh 3: every point, often
+        kind = rng.choice((*LOCAL_FAULTS, "crash", "crash"))  # crashes weigh 3: every point, often
         if kind == "crash":
             point = rng.choice(POINTS)
             arg = point + (rng.choice(["", "", ":2"]) if point in MULTI_HIT else "")
-        elif kind == "drop":
-            arg = f"{rng.choice(['before', 'after'])}:{rng.randint(1, 6)}"
-        elif kind == "slow":
-            arg = f"{rng.choice(TARGETS)}:{rng.choice([0.5, COMMAND_TIMEOUT + 1.0])}"
-        elif kind == "down":
-            arg = f"{rng.choice(TARGETS)}:{rng.randint(1, 2)}"
-        elif kind == "commit":
-            arg = f"{rng.choice(['priority', 'seed', 'experiment'])}:{rng.choice([0.0, 0.3, 0.8])}"
-        elif kind == "disk_full":
-            arg = rng.choice(["dispatch/state.json", "progress/lab.log"])
-        elif kind == "corrupt":
-            arg = rng.choice(["truncate", "garbage", "delete", "empty"])
         else:
-            arg = ""
+            arg = _fault_arg(rng, kind, TARGETS)
         # A fault may come before the first pass or after a few normal ones.
         steps.extend(Step("pass") for _ in range(rng.choice([0, 0, 1, 2])))
         steps.append(Step(kind, arg))
     return Scenario(seed, index, experiments, steps)
+
+
+def generate_batch(seed: int, index: int) -> Scenario:
+    """A scenario on PBS (and local) targets, with the batch faults in the mix (own random stream)."""
+    rng = random.Random(f"{seed}:{index}:pbs")
+    experiments: list[dict[str, Any]] = []
+    for i in range(rng.randint(2, 3)):
+        experiments.append(
+            {
+                "id": f"e{i}",
+                "seeds": list(range(rng.randint(1, 2))),
+                "sleep": rng.choice([0.1, 0.5, 1.5, 3.0]),
+                "targets": list(rng.choice(batch.EXPERIMENT_TARGETS)),
+            }
+        )
+    exp_ids = [e["id"] for e in experiments]
+    steps: list[Step] = []
+    for _ in range(rng.randint(1, 3)):
+        kind = batch.fault_kind(rng, LOCAL_FAULTS)
+        if kind == "crash":
+            arg = batch.crash_point(rng, POINTS, MULTI_HIT)
+        elif kind in batch.BATCH_FAULTS:
+            arg = batch.fault_arg(rng, kind, exp_ids)
+        else:
+            arg = _fault_arg(rng, kind, batch.BATCH_TARGETS)
+        steps.extend(Step("pass") for _ in range(rng.choice([0, 0, 1, 2])))
+        steps.append(Step(kind, arg))
+    return Scenario(seed, index, experiments, steps, batch=True)
+
+
+def _fault_arg(rng: random.Random, kind: str, targets: tuple[str, ...]) -> str:
+    """The argument of a fault step of every scenario but a crash."""
+    if kind == "drop":
+        return f"{rng.choice(['before', 'after'])}:{rng.randint(1, 6)}"
+    if kind == "slow":
+        return f"{rng.choice(targets)}:{rng.choice([0.5, COMMAND_TIMEOUT + 1.0])}"
+    if kind == "down":
+        return f"{rng.choice(targets)}:{rng.randint(1, 2)}"
+    if kind == "commit":
+        return f"{rng.choice(['priority', 'seed', 'experiment'])}:{rng.choice([0.0, 0.3, 0.8])}"
+    if kind == "disk_full":
+        return rng.choice(["dispatch/state.json", "progress/lab.log"])
+    if kind == "corrupt":
+        return rng.choice(["truncate", "garbage", "delete", "empty"])
+    return ""
 
 
 def _dispatch(experiments: list[dict[str, Any]], priorities: dict[str, int] | None = None) -> str:
@@ -247,6 +295,11 @@ class Run:
         self.launch_log = base / "launches.log"
         self.bin = base / "bin"
         self.counter = base / "sh-counter"
+        self.shim = batch.Shim(base / "pbs") if scenario.batch else None
+        if self.shim:
+            self.shim.person_env = self.env()  # the jobs a person's qrls starts get the scenario's
+        self.qdeleted: set[str] = set()
+        """Experiments whose live job a person deleted on the cluster (they may end cancelled)."""
 
     # -- setup -----------------------------------------------------------------------------------
 
@@ -254,7 +307,7 @@ class Run:
         p = self.project
         (p / "config").mkdir(parents=True)
         (p / "dispatch").mkdir()
-        (p / "config" / "reconciler.yaml").write_text(CONFIG)
+        (p / "config" / "reconciler.yaml").write_text(batch.config(COMMAND_TIMEOUT) if self.shim else CONFIG)
         (p / "dispatch" / "experiments.yaml").write_text(_dispatch(self.experiments))
         (p / "job.py").write_text(JOB)
         (p / ".gitignore").write_text(".reconciler/\n")
@@ -265,13 +318,19 @@ class Run:
         sh = self.bin / "sh"
         sh.write_text(f"#!{sys.executable} -S\n" + FAKE_SH)
         sh.chmod(0o755)
+        for step in self.scenario.steps:
+            if step.kind == "sched":
+                self._sched(step.arg, armed=True)
 
     def root(self, target: str) -> str:
-        return str((self.project / ".reconciler" / f"runs-{target[-1]}").resolve())
+        return str((self.project / ".reconciler" / ROOTS[target]).resolve())
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILER_", "CHAOS_"))}
         env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
+        if self.shim:
+            env["PATH"] = f"{batch.SHIM}{os.pathsep}{env['PATH']}"
+            env.update(self.shim.env())
         env["LAUNCH_LOG"] = str(self.launch_log)
         env["CHAOS_COUNTER"] = str(self.counter)
         env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -313,6 +372,14 @@ class Run:
     def run_pass(self, what: str = "pass", extra: dict[str, str] | None = None) -> tuple[int, str]:
         return self.finish(self.start(extra), what)
 
+    def run_pass_qstat_down(self, what: str) -> None:
+        """A pass while the server refuses ``qstat``: it must mark nothing failed."""
+        before = batch.failed_attempts(self.state())
+        self.run_pass(what)
+        new = batch.failed_attempts(self.state()) - before
+        if new:
+            self.violation(f"batch invariant: marked failed while qstat was failing ({what}): {sorted(new)}")
+
     def violation(self, text: str) -> None:
         self.outcome.violations.append(text)
 
@@ -343,6 +410,16 @@ class Run:
             self._corrupt(arg)
         elif kind == "concurrent":
             self._concurrent(step)
+        elif kind == "sched":
+            self._sched(arg)
+        elif kind == "qdel":
+            self._qdel(step)
+        elif kind == "qstat_down":
+            assert self.shim is not None
+            self.shim.set_control(qstat_fail=True)
+            for i in range(int(arg)):
+                self.run_pass_qstat_down(f"{step} pass {i + 1}")
+            self.shim.set_control(qstat_fail=None)
         else:
             raise ValueError(f"unknown step {step}")
         # After every fault, one normal pass: bounded consecutive misses per target.
@@ -361,7 +438,8 @@ class Run:
             exp["seeds"] = [*exp["seeds"], len(exp["seeds"])]
         else:
             n = len(self.experiments)
-            self.experiments.append({"id": f"e{n}", "seeds": [0], "sleep": 0.1, "targets": ["ta", "tb"]})
+            targets = batch.NEW_EXPERIMENT_TARGETS if self.shim else ["ta", "tb"]
+            self.experiments.append({"id": f"e{n}", "seeds": [0], "sleep": 0.1, "targets": targets})
         (self.project / "dispatch" / "experiments.yaml").write_text(_dispatch(self.experiments, self.priorities))
         for attempt in range(50):  # the pass may hold the index lock for a moment
             done = subprocess.run(
@@ -417,6 +495,40 @@ class Run:
         if second.returncode == 75 and "lock" not in second.stderr.lower():
             self.violation(f"{step}: exit 75 without a clear message: {second.stderr.strip()!r}")
 
+    def _sched(self, arg: str, *, armed: bool = False) -> None:
+        """A scheduler fault (``control.json``). ``hold``, ``node_fail`` and ``preempt`` strike
+        attempt 1 of an experiment, so they are armed at setup (``armed``: most jobs are submitted
+        in the first pass); a queue delay holds from its step on."""
+        assert self.shim is not None
+        what, _, value = arg.partition(":")
+        if what == "queue_delay":
+            if not armed:
+                self.shim.set_control(queue_delay=float(value))
+        elif armed:
+            self.shim.set_control(**{what: [batch.pattern(value)]})
+            if what == "preempt":
+                self.shim.set_control(preempt_after=0.3)
+
+    def _qdel(self, step: Step) -> None:
+        """A person deletes a live job while a pass runs (up to 3 passes until one is live)."""
+        assert self.shim is not None
+        for i in range(3):
+            proc = self.start()
+            deleted = ""
+            while proc.poll() is None and not deleted:
+                live = self.shim.live()
+                if live:
+                    job = live[int(step.arg) % len(live)]
+                    if self.shim.person("qdel", job["id"]).returncode == 0:
+                        deleted = job["name"]
+                time.sleep(0.05)
+            self.finish(proc, f"{step} try {i + 1}")
+            key = batch.job_key(deleted)
+            if key:
+                self.qdeleted.add(key[0])
+                return
+        self.outcome.missed += 1
+
     # -- settle and check ------------------------------------------------------------------------
 
     def spec_ids(self) -> set[str]:
@@ -435,8 +547,13 @@ class Run:
 
     def settle(self) -> bool:
         end = time.monotonic() + SETTLE_SECONDS
+        passes = 0
         while time.monotonic() < end:
+            # A person releases what the scheduler holds once the escalation shows (or soon).
+            if self.shim and (passes >= 2 or any(e["status"] == "on_hold" for e in self.state().values())):
+                self.shim.release_held()
             self.run_pass("settle")
+            passes += 1
             if self.settled():
                 return True
             time.sleep(0.2)
@@ -463,6 +580,8 @@ class Run:
         if committed != (p / "dispatch" / "state.json").read_text().strip():
             self.violation("invariant 3: the working tree's state.json differs from HEAD's")
         for exp_id, entry in sorted(state.items()):
+            if entry["status"] == "cancelled" and exp_id in self.qdeleted:
+                continue  # a person deleted its job on the cluster
             if entry["status"] != "done":
                 self.violation(f"{exp_id} ended {entry['status']} (no fault here should fail a job)")
                 continue
@@ -484,6 +603,9 @@ class Run:
             current = str(entry.get("attempt"))
             if entry["status"] == "done" and (exp_id, current) not in seen:
                 self.violation(f"invariant 1: {exp_id} attempt {current} is done but never started")
+        if self.shim:
+            for text in batch.final_violations(state, self.shim.jobs()):
+                self.violation(text)
         # The reconciler's commits touch only its own paths.
         log = git(p, "log", f"--author={RECONCILER_EMAIL}", "--format=@%h", "--name-only")
         sha = ""

@@ -3,6 +3,9 @@
 Each scenario is a real project driven by ``reconcile --once`` subprocesses through crashes,
 dropped target commands, slow and vanished targets, concurrent commits and passes, a full disk and
 a corrupt state file; then the invariants of design section 4 are checked (``harness.Run.check``).
+A seed-stable share (``CHAOS_BATCH``, default a quarter) runs on PBS targets through the PBS shim,
+with scheduler faults, a person's ``qdel``, ``qstat`` refusing, a crash after ``qsub``, and the
+batch invariants (``tests.chaos.batch``).
 The long run is ``python -m tests.chaos.run --scenarios 1000``.
 """
 
@@ -21,6 +24,8 @@ CI_SCENARIOS = 12
 """About 2-3 minutes on 2 cores (a pass is a fresh interpreter: ~1.8 s)."""
 
 KNOWN_BUGS: dict[str, str] = {}
+"""Violations of open bugs, by name and a text they contain (the test is an xfail while only
+these occur). Empty: none is known."""
 """Violations of bugs found by this suite and reported, not fixed yet: the test is an xfail while
 every violation is one of these. Delete an entry once its bug is fixed."""
 

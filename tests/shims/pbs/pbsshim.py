@@ -17,13 +17,17 @@ State lives in ``$PBS_SHIM_DIR`` (``jobs.json`` under an ``fcntl`` lock). Jobs s
 command runs after their queue delay ("tick"). ``$PBS_SHIM_DIR/control.json`` injects faults::
 
     {"queue_delay": 2, "hold": ["rc.*"], "node_fail": ["name*"], "node_fail_exit": -20,
-     "preempt": ["name*"], "preempt_after": 0.5, "no_json": true}
+     "preempt": ["name*"], "preempt_after": 0.5, "no_json": true, "qstat_fail": true}
 
 ``hold``: matching jobs are submitted held (H, ``Hold_Types`` u) until ``qrls``; ``node_fail``:
 the job's node "fails" as it starts (F, ``Exit_status`` a JOB_EXEC code, default -20
 JOB_EXEC_RERUN_MS_FAIL); ``preempt``: the running job is killed after ``preempt_after`` seconds
 (F, ``Exit_status`` -12 JOB_EXEC_CHKP, comment ``Job preempted``: the shim's wording);
-``no_json``: ``-F`` is an unknown option (PBS Pro before 19), so the adapter's text fallback runs.
+``no_json``: ``-F`` is an unknown option (PBS Pro before 19), so the adapter's text fallback runs;
+``qstat_fail``: the server does not answer ``qstat`` (it starts no job either): ``qstat`` prints
+``Connection refused`` and ``qstat: cannot connect to server <server> (errno=15010)`` on stderr,
+nothing on stdout, and exits ``qstat_fail_exit`` (default 1). The wording follows OpenPBS's qstat
+(``pbs_connect`` failing with ECONNREFUSED); it is not a recorded output.
 """
 
 from __future__ import annotations
@@ -367,6 +371,10 @@ def as_text(job_id: str, attrs: dict[str, Any]) -> str:
 
 
 def qstat(argv: list[str]) -> int:
+    if control().get("qstat_fail"):
+        print("Connection refused", file=sys.stderr)
+        print(f"qstat: cannot connect to server {SERVER} (errno=15010)", file=sys.stderr)
+        return int(control().get("qstat_fail_exit", 1))
     history = full = False
     fmt = None
     ids: list[str] = []

@@ -1,0 +1,127 @@
+"""Planning time alone: pure ``make_plan`` on synthetic in-memory inputs (no I/O, no git).
+
+Three plans over ``n`` experiments on ``hosts`` targets:
+
+- ``cold``: everything pending, every experiment placed and launched (the first pass);
+- ``steady``: every experiment running (live probe answers), nothing to do (target < 200 ms at
+  10,000);
+- ``staged``: 70 % of the experiments in stage 1 running, 30 % in stage 2 waiting for them:
+  the stage gate is evaluated for every waiting experiment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from reconciler.model.actions import ActionResult, Launch
+from reconciler.model.config import Config, Policies, Target, TargetKind
+from reconciler.model.desired import DesiredState
+from reconciler.model.observed import ObservedState, RunObservation, TargetObservation
+from reconciler.model.spec import ExperimentSpec, Group
+from reconciler.model.status import StateFile
+from reconciler.plan import fold, make_plan
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
+def _specs(n: int, staged: bool) -> tuple[ExperimentSpec, ...]:
+    first = round(n * 0.7) if staged else n
+    return tuple(
+        sorted(
+            (
+                ExperimentSpec(
+                    id=f"job_s{i}",
+                    base_id="job",
+                    command="python3 train.py --seed {seed} --out {result_file}",
+                    source="dispatch/experiments.yaml:6",
+                    seed=i,
+                    group=Group.MAIN,
+                    method="m",
+                    dataset="d",
+                    stage=1 if i < first else 2,
+                    expected_duration_hours=10.0,
+                )
+                for i in range(n)
+            ),
+            key=lambda s: s.id,
+        )
+    )
+
+
+def _timed(fn: Callable[[], Any], repeats: int) -> tuple[Any, list[float]]:
+    out, times = None, []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return out, times
+
+
+def _world(n: int, hosts: int, staged: bool, repeats: int) -> dict[str, Any]:
+    targets = tuple(Target(name=f"t{i}", kind=TargetKind.LOCAL, root=f"/r/t{i}", max_runs=n) for i in range(hosts))
+    config = Config(project="bench", targets=targets, policies=Policies())
+    desired = DesiredState(config=config, experiments=_specs(n, staged), decisions=(), revision="c0ffee" + "0" * 34)
+    empty_obs = ObservedState(
+        {t.name: TargetObservation(t.name, reachable=True, runs={}, host=t.name, root=t.root) for t in targets}
+    )
+    cold, cold_ms = _timed(lambda: make_plan(desired, StateFile(project="bench", entries=()), empty_obs, NOW), repeats)
+    launches = [a for a in cold.actions if isinstance(a, Launch)]
+    results = [
+        ActionResult(a, True, "started", data={"pid": 10000 + i, "start_time": str(5000 + i), "host": a.target})
+        for i, a in enumerate(launches)
+    ]
+    recorded = fold(cold, results, desired, NOW)
+    runs: dict[str, dict[tuple[str, int], RunObservation]] = {t.name: {} for t in targets}
+    for r in results:
+        a = r.action
+        assert isinstance(a, Launch)
+        runs[a.target][(a.exp_id, a.attempt)] = RunObservation(
+            exp_id=a.exp_id,
+            attempt=a.attempt,
+            token=a.token,
+            launched=True,
+            pid=int(r.data["pid"]),
+            start_time=str(r.data["start_time"]),
+            alive=True,
+            heartbeat_age=3.0,
+            age=300.0,
+        )
+    live = ObservedState(
+        {
+            t.name: TargetObservation(t.name, reachable=True, runs=runs[t.name], host=t.name, root=t.root)
+            for t in targets
+        }
+    )
+    later = NOW + timedelta(minutes=5)
+    steady, steady_ms = _timed(lambda: make_plan(desired, recorded, live, later), repeats)
+    return {
+        "launches": len(launches),
+        "cold_ms": cold_ms,
+        "steady_ms": steady_ms,
+        "steady_io_actions": len(steady.io_actions),
+        "steady_empty": steady.empty,
+    }
+
+
+def synthetic_planning(n: int, hosts: int, repeats: int) -> dict[str, Any]:
+    flat = _world(n, hosts, staged=False, repeats=repeats)
+    staged = _world(n, hosts, staged=True, repeats=max(1, repeats // 2))
+    return {
+        "experiments": n,
+        "targets": hosts,
+        "cold_launches": flat["launches"],
+        "cold_ms": flat["cold_ms"],
+        "steady_ms": flat["steady_ms"],
+        "steady_io_actions": flat["steady_io_actions"],
+        "steady_empty": flat["steady_empty"],
+        "staged_waiting": n - staged["launches"],
+        "staged_ms": staged["steady_ms"],
+        "staged_io_actions": staged["steady_io_actions"],
+    }
+
+
+def median(xs: list[float]) -> float:
+    return sorted(xs)[len(xs) // 2]
