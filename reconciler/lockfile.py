@@ -16,7 +16,8 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -87,6 +88,26 @@ class ProjectLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+@contextlib.contextmanager
+def waiting_lock(project_dir: str | os.PathLike[str], patience: float = 60.0) -> Iterator[ProjectLock]:
+    """The project lock for a command (``resolve``, ``export``, the dashboard's buttons), waited for
+    up to ``patience`` seconds: a watcher holds it only during a pass. ``LockHeld`` after that."""
+    lock = ProjectLock(project_dir)
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            lock.acquire()
+            break
+        except LockHeld:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    try:
+        yield lock
+    finally:
+        lock.release()
 
 
 def describe_holder(text: str) -> str:

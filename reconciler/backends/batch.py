@@ -31,7 +31,7 @@ from reconciler.backends.base import Transport
 from reconciler.backends.scheduler import JobInfo, JobRequest, JobState, Scheduler, job_name, walltime_seconds
 from reconciler.backends.shell import ShellRunner
 from reconciler.crashpoints import crash_point
-from reconciler.errors import PermanentError, SchedulerOutputError, SubmitRejected, TemporaryError
+from reconciler.errors import SchedulerOutputError, SubmitRejected, TemporaryError
 from reconciler.model.actions import Kill, Launch
 from reconciler.model.config import BatchOptions, Target
 from reconciler.model.observed import RunObservation, TargetObservation
@@ -71,17 +71,7 @@ class BatchRunner(ShellRunner):
 
     async def launch(self, action: Launch) -> dict[str, object]:
         """Two commands: claim the run dir and write the wrapper; then adopt or submit the job."""
-        batch_action = dataclasses.replace(action, gpus=())  # the scheduler picks the devices
-        script = wrapper.wrapper_script(batch_action, self.target.env, self.project)
-        done = await self._run(wrapper.prepare_script(batch_action), stdin=script.encode())
-        if done.returncode == wrapper.FOREIGN_TOKEN_EXIT:
-            raise PermanentError(
-                f"{self.name}: {action.run_dir} belongs to another launch ({done.stderr.strip()})",
-                reason="ForeignRunDir",
-            )
-        if done.returncode != 0:
-            raise self._fail("preparing the run dir", done)
-        crash_point("after_run_dir")
+        await self.prepare_run_dir(dataclasses.replace(action, gpus=()))  # the scheduler picks the devices
         request = self.job_request(action)
         done = await self._run(self.adopt_script(request))
         if done.returncode != 0:

@@ -179,16 +179,7 @@ class ShellRunner:
         started before (a crash between start and record), its pid is adopted, not restarted:
         the result then has ``adopted=True``.
         """
-        script = wrapper.wrapper_script(action, self.target.env, self.project)
-        done = await self._run(wrapper.prepare_script(action), stdin=script.encode())
-        if done.returncode == wrapper.FOREIGN_TOKEN_EXIT:
-            raise PermanentError(
-                f"{self.name}: {action.run_dir} belongs to another launch ({done.stderr.strip()})",
-                reason="ForeignRunDir",
-            )
-        if done.returncode != 0:
-            raise self._fail("preparing the run dir", done)
-        crash_point("after_run_dir")
+        await self.prepare_run_dir(action)
         done = await self._run(
             wrapper.start_script(action.run_dir, self.start_wait), timeout=self.command_timeout + self.start_wait
         )
@@ -204,6 +195,20 @@ class ShellRunner:
             "host": facts.get("host", ""),
             "adopted": facts.get("started") != "1",
         }
+
+    async def prepare_run_dir(self, action: Launch) -> None:
+        """One command: create the run dir, claim it with the token (a foreign token raises
+        ``PermanentError(reason="ForeignRunDir")``) and write ``wrapper.sh`` (unless it ran)."""
+        script = wrapper.wrapper_script(action, self.target.env, self.project)
+        done = await self._run(wrapper.prepare_script(action), stdin=script.encode())
+        if done.returncode == wrapper.FOREIGN_TOKEN_EXIT:
+            raise PermanentError(
+                f"{self.name}: {action.run_dir} belongs to another launch ({done.stderr.strip()})",
+                reason="ForeignRunDir",
+            )
+        if done.returncode != 0:
+            raise self._fail("preparing the run dir", done)
+        crash_point("after_run_dir")
 
     async def collect(self, action: Collect, dest: Path) -> None:
         """Copy the result file to ``dest`` through a temp file in the same dir (atomic rename)."""

@@ -4,7 +4,6 @@ carries it out exactly once (the status records which decisions were applied).""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,11 @@ import yaml
 
 from reconciler.atomic import atomic_write_text
 from reconciler.commands.common import EXIT_INVALID, EXIT_OK, exit_codes, project_option
-from reconciler.errors import LockHeld, ReconcilerError
+from reconciler.errors import ReconcilerError
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status
 from reconciler.load import validate
-from reconciler.lockfile import ProjectLock
+from reconciler.lockfile import waiting_lock
 from reconciler.model.config import GitSettings
 
 DECISIONS = "dispatch/decisions.yaml"
@@ -44,7 +43,7 @@ def resolve(project_dir: Path, exp_id: str | None, action: str | None, approve_s
     elif not exp_id or not action:
         raise click.UsageError("give EXP_ID and one of --retry, --continue, --fail, --cancel (or --approve-stage N)")
     project_dir = project_dir.resolve()
-    with _lock(project_dir), ProjectRepo(project_dir) as repo:
+    with waiting_lock(project_dir), ProjectRepo(project_dir) as repo:
         if DECISIONS in repo.dirty_paths([DECISIONS]):
             click.echo(f"{DECISIONS} has uncommitted edits; commit or revert them first", err=True)
             return EXIT_INVALID
@@ -121,25 +120,3 @@ def _identity(repo: ProjectRepo) -> tuple[str, str]:
         return done.stdout.strip() if done.ok else ""
 
     return get("user.name") or "reconcile resolve", get("user.email") or "reconciler@localhost"
-
-
-class _lock:
-    """The project lock, waited for up to a minute (a watcher holds it only during a pass)."""
-
-    def __init__(self, project_dir: Path, patience: float = 60.0) -> None:
-        self.lock = ProjectLock(project_dir)
-        self.patience = patience
-
-    def __enter__(self) -> ProjectLock:
-        deadline = time.monotonic() + self.patience
-        while True:
-            try:
-                self.lock.acquire()
-                return self.lock
-            except LockHeld:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-
-    def __exit__(self, *exc: object) -> None:
-        self.lock.release()

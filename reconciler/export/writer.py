@@ -23,14 +23,13 @@ never commits half an export.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from reconciler.atomic import atomic_write_text
-from reconciler.errors import LockHeld, StatusWriteError
+from reconciler.errors import StatusWriteError
 from reconciler.export.guard import Completeness, completeness
 from reconciler.export.notes import due_ids, keep_observations, notes_for
 from reconciler.export.render import document
@@ -40,7 +39,7 @@ from reconciler.export.tables import TableView, derive_tables
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status
 from reconciler.load import load_desired
-from reconciler.lockfile import ProjectLock
+from reconciler.lockfile import waiting_lock
 from reconciler.model.desired import DesiredState
 from reconciler.model.status import StateFile
 from reconciler.statestore import OWNED, STATE, load_recorded
@@ -84,7 +83,7 @@ def export_project(
 ) -> ExportResult:
     project_dir = project_dir.resolve()
     criteria = criteria or Criteria()
-    with _wait_for_lock(project_dir, patience), ProjectRepo(project_dir) as repo:
+    with waiting_lock(project_dir, patience), ProjectRepo(project_dir) as repo:
         tree = repo.tree("HEAD")
         desired = load_desired(tree, revision=repo.last_change("HEAD", exclude=OWNED))
         loaded = load_recorded(project_dir, tree.read_text(STATE), desired.config.project)
@@ -155,25 +154,3 @@ def write_notes(project_dir: Path, notes: Mapping[str, str]) -> list[str]:
             atomic_write_text(path, new)
         written.append(rel)
     return written
-
-
-class _wait_for_lock:
-    """The project lock, waited for (a watcher holds it only during a pass)."""
-
-    def __init__(self, project_dir: Path, patience: float) -> None:
-        self.lock = ProjectLock(project_dir)
-        self.patience = patience
-
-    def __enter__(self) -> ProjectLock:
-        deadline = time.monotonic() + self.patience
-        while True:
-            try:
-                self.lock.acquire()
-                return self.lock
-            except LockHeld:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-
-    def __exit__(self, *exc: object) -> None:
-        self.lock.release()

@@ -69,12 +69,17 @@ def test_crash_between_qsub_and_record_adopts_the_job(tmp_path: Path) -> None:
     project, env = batch_project(tmp_path, TARGET, env, only=["logreg_blobs"])
     crashed = reconcile(project, {**env, "RECONCILER_CRASH_AT": "after_submit"}, "--once")
     assert crashed.returncode == CRASH_EXIT_CODE, crashed.stderr
-    assert len(jobs(tmp_path)) == 1  # qsub ran once, the pass died before recording its id
+    # qsub answered (launches run side by side: one or more); the pass died before recording.
+    runs = project / ".reconciler" / "runs-hpc" / "runs"
+    answered = {p.parent.parent.name: p.read_text().strip() for p in runs.glob("*/1/submit.out")}
+    assert answered and len(jobs(tmp_path)) == len(answered)
     final = passes_until(project, env, all_final)
     assert {e["status"] for e in final.values()} == {"done"}
-    # Three experiments, three jobs: the interrupted one was adopted, not submitted again.
+    # Three experiments, three jobs: the interrupted ones were adopted, not submitted again.
     assert len(names(tmp_path)) == 3 and len(set(names(tmp_path))) == 3
     assert all(len(e["attempts"]) == 1 for e in final.values())
+    for exp_id, job_id in answered.items():
+        assert final[exp_id]["job_id"] == job_id
 
 
 def test_scheduler_states_map_to_status_and_failure_class(tmp_path: Path) -> None:
