@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.backends.scheduler import job_name
 from reconciler.crashpoints import CRASH_EXIT_CODE
 from tests.engine.batch_project import all_final, batch_project, passes_until, reconcile
 from tests.engine.batch_project import state as state_of
@@ -26,13 +27,14 @@ TARGET: dict[str, Any] = {
 
 
 def our_jobs(cluster: SlurmCluster, project: Path) -> list[str]:
-    """Names of every job of this project SLURM still knows (live or recently finished)."""
+    """Names of every job SLURM still knows (live or recently finished) that belongs to one of
+    this project's run dirs (the name carries a hash of the run dir: other tests' jobs differ)."""
     done = subprocess.run(
         ["squeue", "-h", "-t", "all", "-o", "%j"], env=cluster.env, capture_output=True, text=True, check=True
     )
-    runs = project / ".reconciler" / "runs-hpc" / "runs"
-    mine = {f"{p.parent.name}.{p.name}" for p in runs.glob("*/*")}
-    return sorted(n for n in done.stdout.split() if n.startswith("rc.example.") and ".".join(n.split(".")[2:4]) in mine)
+    runs = (project / ".reconciler" / "runs-hpc" / "runs").resolve()
+    mine = {job_name("example", d.parent.name, int(d.name), str(d)) for d in runs.glob("*/*")}
+    return sorted(n for n in done.stdout.split() if n in mine)
 
 
 def test_example_project_end_to_end_on_slurm(slurm_cluster: SlurmCluster, tmp_path: Path) -> None:
