@@ -123,20 +123,38 @@ def own_gpu_pids(doc: Mapping[str, Any]) -> frozenset[int]:
     return frozenset(p for p in own or () if isinstance(p, int))
 
 
+def _list(value: object) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list, got {type(value).__name__}")
+    return value
+
+
 def parse_probe(target: str, stdout: str, commands: int = 0) -> tuple[TargetObservation, dict[str, Any]]:
     """The observation, and the raw document (for ``own_gpu_pids`` and debugging)."""
     doc = _last_json_line(stdout)
-    if doc.get("v") != PROBE_VERSION:
-        raise TransportError(f"probe answered version {doc.get('v')!r}, expected {PROBE_VERSION}")
+    version = doc.get("v")
+    if type(version) is not int or version != PROBE_VERSION:  # True == 1: not a version
+        raise TransportError(f"probe answered version {version!r}, expected {PROBE_VERSION}")
     fields = doc.get("fields")
-    if not isinstance(fields, list):
+    if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
         raise TransportError("probe answer has no field list")
+    try:
+        return _observation(target, doc, fields, commands), doc
+    except (TypeError, ValueError, AttributeError) as exc:  # a well-formed JSON of the wrong shape
+        raise TransportError(f"probe answer of the wrong shape: {exc}") from exc
+
+
+def _observation(target: str, doc: dict[str, Any], fields: list[str], commands: int) -> TargetObservation:
     details: dict[tuple[str, int], Mapping[str, Any]] = {}
-    for d in doc.get("details") or ():
+    for d in _list(doc.get("details")):
         if isinstance(d, Mapping):
             details[(str(d.get("exp_id")), int(d.get("attempt", -1)))] = d
     runs: dict[tuple[str, int], RunObservation] = {}
-    for values in doc.get("runs") or ():
+    for values in _list(doc.get("runs")):
+        if not isinstance(values, list):
+            raise TypeError(f"a run record is {type(values).__name__}, not a list")
         rec = dict(zip(fields, values, strict=False))
         key = (str(rec.get("exp_id")), int(rec.get("attempt", -1)))
         det = details.get(key, {})
@@ -158,7 +176,7 @@ def parse_probe(target: str, stdout: str, commands: int = 0) -> tuple[TargetObse
             job_id=_opt_str(rec.get("job_id")) or None,
         )
     gpus, note = _gpus(doc.get("gpus"))
-    observation = TargetObservation(
+    return TargetObservation(
         target=target,
         reachable=True,
         error=note,
@@ -169,4 +187,3 @@ def parse_probe(target: str, stdout: str, commands: int = 0) -> tuple[TargetObse
         free_disk_gb=_opt_float(doc.get("free_disk_gb")),
         commands=commands,
     )
-    return observation, doc
