@@ -114,9 +114,7 @@ def _duration_guard(
             needed="continue (let it run), fail, or cancel",
             kind="timeout",
         )
-        entry = entry.replace(
-            status=Status.ON_HOLD, escalation=held, notes=outcomes.note(entry.notes, f"on_hold: {held.reason}")
-        )
+        entry = outcomes.hold(entry, held)
         if policy.kill_on_hold:
             return entry, [outcomes.kill_action(entry, run=run, reason="fatal:timeout")]
         return entry, []

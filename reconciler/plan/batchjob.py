@@ -106,11 +106,7 @@ def _queued(entry: StatusEntry, ctx: Context) -> StatusEntry:
         needed="continue (keep waiting), retry elsewhere (cancel it first), or cancel",
         kind="queue",
     )
-    return entry.replace(
-        status=Status.ON_HOLD,
-        escalation=outcomes.escalate(entry, held),
-        notes=outcomes.note(entry.notes, f"on_hold: {held.reason}"),
-    )
+    return outcomes.hold(entry, held)
 
 
 def _released(entry: StatusEntry, run: RunObservation, ctx: Context) -> StatusEntry:
@@ -131,8 +127,4 @@ def _held(entry: StatusEntry, run: RunObservation, ctx: Context) -> StatusEntry:
         needed="release it on the cluster (qrls / scontrol release) and continue, or cancel",
         kind="held",
     )
-    return entry.replace(
-        status=Status.ON_HOLD,
-        escalation=outcomes.escalate(entry, held),
-        notes=outcomes.note(entry.notes, f"on_hold: {held.reason}"),
-    )
+    return outcomes.hold(entry, held)

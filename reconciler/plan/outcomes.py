@@ -74,6 +74,15 @@ def escalate(entry: StatusEntry, escalation: Escalation) -> Escalation:
     return escalation
 
 
+def hold(entry: StatusEntry, escalation: Escalation) -> StatusEntry:
+    """``on_hold`` for a person to decide, with ``escalation`` raised and noted."""
+    return entry.replace(
+        status=Status.ON_HOLD,
+        escalation=escalate(entry, escalation),
+        notes=note(entry.notes, f"on_hold: {escalation.reason}"),
+    )
+
+
 def close_escalation(entry: StatusEntry, resolution: str, now: datetime) -> Escalation | None:
     current = entry.escalation
     if current is None or not current.open:
