@@ -3,8 +3,8 @@
 Three plans over ``n`` experiments on ``hosts`` targets:
 
 - ``cold``: everything pending, every experiment placed and launched (the first pass);
-- ``steady``: every experiment running (live probe answers), nothing to do (target < 200 ms at
-  10,000);
+- ``steady``: every experiment running (live probe answers with a 20-line log tail and a
+  sidecar, already recorded), nothing to do (target < 200 ms at 10,000);
 - ``staged``: 70 % of the experiments in stage 1 running, 30 % in stage 2 waiting for them:
   the stage gate is evaluated for every waiting experiment.
 """
@@ -25,6 +25,8 @@ from reconciler.model.status import StateFile
 from reconciler.plan import fold, make_plan
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+LOG_TAIL = tuple(f"epoch 3 step {120 + k}/500 loss 0.{5321 - k} lr 3.0e-04 12.3 it/s" for k in range(20))
+"""What a live run's probe answer carries: the last 20 lines of its log (checked for fatal lines)."""
 
 
 def _specs(n: int, staged: bool) -> tuple[ExperimentSpec, ...]:
@@ -75,7 +77,7 @@ def _world(n: int, hosts: int, staged: bool, repeats: int) -> dict[str, Any]:
     ]
     recorded = fold(cold, results, desired, NOW)
     runs: dict[str, dict[tuple[str, int], RunObservation]] = {t.name: {} for t in targets}
-    for r in results:
+    for i, r in enumerate(results):
         a = r.action
         assert isinstance(a, Launch)
         runs[a.target][(a.exp_id, a.attempt)] = RunObservation(
@@ -88,6 +90,8 @@ def _world(n: int, hosts: int, staged: bool, repeats: int) -> dict[str, Any]:
             alive=True,
             heartbeat_age=3.0,
             age=300.0,
+            log_tail=LOG_TAIL,
+            sidecar={"status": "running", "epoch": 3, "step": 120 + i % 7, "wandb_run_id": f"run{i}"},
         )
     live = ObservedState(
         {
@@ -96,6 +100,9 @@ def _world(n: int, hosts: int, staged: bool, repeats: int) -> dict[str, Any]:
         }
     )
     later = NOW + timedelta(minutes=5)
+    # The first pass that sees the runs records what their sidecars say; the steady state is
+    # the pass after it: the same answers again, nothing to do.
+    recorded = make_plan(desired, recorded, live, later).state
     steady, steady_ms = _timed(lambda: make_plan(desired, recorded, live, later), repeats)
     return {
         "launches": len(launches),

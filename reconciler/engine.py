@@ -35,7 +35,7 @@ from reconciler.lockfile import ProjectLock
 from reconciler.model.actions import ActionResult, Launch
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
-from reconciler.model.status import StateFile, Status
+from reconciler.model.status import StateFile, Status, StatusEntry
 from reconciler.notify import OUTBOX, announce
 from reconciler.observe.observer import observe
 from reconciler.plan import Event, Plan, events, fold, make_plan, subject
@@ -226,7 +226,7 @@ async def _observe_apply_with(
         with contextlib.suppress(OSError):  # the dashboard's GPU view only; never fails a pass
             write_observations(project_dir, observed, iso(now))
     verdicts = read_env_verdicts(project_dir, desired.config.target_names)
-    done_metrics = read_results(project_dir, recorded.entries)  # early stop's input
+    done_metrics = read_results(project_dir, _early_stop_peers(desired, recorded))  # early stop's input
     plan = make_plan(desired, recorded, observed, now, inflight, env=verdicts, results=done_metrics)
     unreachable = {n: t.error or "no answer" for n, t in sorted(observed.targets.items()) if not t.reachable}
     if dry_run:
@@ -249,6 +249,15 @@ async def _observe_apply_with(
     crash_point("after_apply")
     state = fold(plan, results, desired, clock())
     return PassResult(plan, state, events(recorded, state), results, warnings=warnings, unreachable=unreachable)
+
+
+def _early_stop_peers(desired: DesiredState, recorded: StateFile) -> list[StatusEntry]:
+    """The done entries early stop may compare: those sharing phase and dataset with a spec
+    that has an early-stop rule (none without one, so an idle pass reads no result file)."""
+    scopes = {(s.phase, s.dataset) for s in desired.experiments if s.early_stop is not None}
+    if not scopes:
+        return []
+    return [e for e in recorded.entries if e.status is Status.DONE and (e.phase, e.dataset) in scopes]
 
 
 def _finish(

@@ -59,7 +59,9 @@ def probe_command(root: str, script_name: str, python: str, install_from: str | 
         f'if [ ! -f "$f" ]; then cat >/dev/null; mkdir -p "$d" || exit 1; printf \'%s\\n\' "$d"; '
         f"exit {PROBE_MISSING_EXIT}; fi"
     )
-    lines.append(f'exec {python_words(python)} "$f"')
+    # -S: no site module. The probe needs the standard library only, and site's .pth files
+    # (conda, pyenv and certifi hooks) can cost more than the probe itself, once per pass.
+    lines.append(f'exec {python_words(python)} -S "$f"')
     return "\n".join(lines) + "\n"
 
 

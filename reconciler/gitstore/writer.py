@@ -10,6 +10,7 @@ other files stay exactly as they were, staged or not. No commit is made when the
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Mapping, Sequence
 
@@ -86,9 +87,45 @@ def _unchanged(repo: ProjectRepo, repo_paths: Sequence[str]) -> bool:
     """Fast path of an idle pass: ``git status`` (stat-cached in the real index) shows nothing
     under the paths — no change against the index, no index change against HEAD, no new file
     (ignored ones included: the reconciler's files are committed even where .gitignore matches).
-    Anything shown, or a status that fails, takes the full path through a temporary index."""
-    done = repo.execute("status", "--porcelain", "--ignored=matching", "--untracked-files=all", "--", *repo_paths)
-    return done.status == 0 and not done.stdout.strip()
+    Anything shown, or a status that fails, takes the full path through a temporary index.
+
+    ``git status`` is asked about the paths' directories, not about each path: thousands of
+    literal pathspecs (one per result file) cost git far more than the few directories that
+    hold them; what it shows outside our paths is filtered out here."""
+    ours = set(repo_paths)
+    dirs = sorted({posixpath.dirname(p) or p for p in ours})
+    done = repo.execute("status", "--porcelain", "-z", "--ignored=matching", "--untracked-files=all", "--", *dirs)
+    if done.status != 0:
+        return False
+    return not any(_is_ours(name, ours) for name in _status_names(done.stdout))
+
+
+def _status_names(porcelain_z: str) -> list[str]:
+    """Every path named by ``git status --porcelain -z`` (both sides of a rename)."""
+    names: list[str] = []
+    fields = porcelain_z.split("\0")
+    i = 0
+    while i < len(fields):
+        record = fields[i]
+        i += 1
+        if len(record) < 4:
+            continue
+        names.append(record[3:])
+        if record[0] in "RC" or record[1] in "RC":  # a rename or copy: its source follows
+            if i < len(fields):
+                names.append(fields[i])
+            i += 1
+    return names
+
+
+def _is_ours(name: str, ours: set[str]) -> bool:
+    """``name`` is one of ``ours`` or lies under one of them (a directory path)."""
+    name = name.rstrip("/")
+    while name:
+        if name in ours:
+            return True
+        name = posixpath.dirname(name)
+    return False
 
 
 def commit_message(subject: str, body: str = "", trailers: Mapping[str, str] | None = None) -> str:

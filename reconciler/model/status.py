@@ -14,11 +14,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from reconciler.model.escalation import Escalation
 
 STATE_VERSION = 1
+
+_T = TypeVar("_T")
+_Defaults = tuple[dict[str, Any], tuple[tuple[str, Any], ...], frozenset[str]]
+"""(plain defaults, default factories, fields without a default) of a dataclass."""
 
 
 class Status(str, Enum):
@@ -33,12 +37,16 @@ class Status(str, Enum):
 
     @property
     def final(self) -> bool:
-        return self in (Status.DONE, Status.FAILED, Status.CANCELLED)
+        return self in _FINAL
 
     @property
     def active(self) -> bool:
         """A process or job of ours may exist on a target."""
-        return self in (Status.QUEUED, Status.RUNNING, Status.UNREACHABLE)
+        return self in _ACTIVE
+
+
+_FINAL = frozenset((Status.DONE, Status.FAILED, Status.CANCELLED))
+_ACTIVE = frozenset((Status.QUEUED, Status.RUNNING, Status.UNREACHABLE))
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,7 @@ class Attempt:
         kw["gpus"] = tuple(int(g) for g in d.get("gpus") or ())
         kw["evidence"] = tuple(str(x) for x in d.get("evidence") or ())
         kw["env"] = tuple(sorted((str(k), str(v)) for k, v in (d.get("env") or {}).items()))
-        return cls(**kw)
+        return _build(cls, kw)
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,7 @@ class Condition:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Condition:
-        return cls(**_known(cls, d))
+        return _build(cls, _known(cls, d))
 
 
 @dataclass(frozen=True)
@@ -111,7 +119,7 @@ class Unreachable:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Unreachable:
-        return cls(**_known(cls, d))
+        return _build(cls, _known(cls, d))
 
 
 @dataclass(frozen=True)
@@ -166,7 +174,10 @@ class StatusEntry:
 
     @property
     def current(self) -> Attempt | None:
-        for a in self.attempts:
+        attempts = self.attempts
+        if attempts and attempts[-1].n == self.attempt:  # the usual case: the newest is last
+            return attempts[-1]
+        for a in attempts:
             if a.n == self.attempt:
                 return a
         return None
@@ -201,9 +212,9 @@ class StatusEntry:
         kw["unreachable"] = Unreachable.from_dict(d.get("unreachable") or {})
         kw["sidecar"] = tuple(sorted((d.get("sidecar") or {}).items()))
         kw["escalation"] = Escalation.from_value(d.get("escalation"))
-        names = {f.name for f in dataclasses.fields(cls)}
+        names = _name_set(cls)
         kw["extra"] = tuple(sorted((k, v) for k, v in d.items() if k not in names))
-        return cls(**kw)
+        return _build(cls, kw)
 
 
 _SEED_ALIASES = {"dead": Status.FAILED, "retrying": Status.PENDING, "todo": Status.PENDING}
@@ -277,11 +288,60 @@ class StateFile:
         return cls.from_dict(json.loads(text))
 
 
+_FIELDS: dict[type, tuple[tuple[str, ...], frozenset[str], _Defaults]] = {}
+"""Per dataclass: field names in order, as a set, and defaults (``dataclasses.fields`` is slow
+to call once per entry of a large state file)."""
+
+
+def _fields(cls: type) -> tuple[tuple[str, ...], frozenset[str], _Defaults]:
+    known = _FIELDS.get(cls)
+    if known is None:
+        plain: dict[str, Any] = {}
+        factories: list[tuple[str, Any]] = []
+        required: set[str] = set()
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                plain[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                factories.append((f.name, f.default_factory))
+            else:
+                required.add(f.name)
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        known = _FIELDS[cls] = (names, frozenset(names), (plain, tuple(factories), frozenset(required)))
+    return known
+
+
+def _names(cls: type) -> tuple[str, ...]:
+    return _fields(cls)[0]
+
+
+def _name_set(cls: type) -> frozenset[str]:
+    return _fields(cls)[1]
+
+
+def _build(cls: type[_T], kw: dict[str, Any]) -> _T:
+    """``cls(**kw)`` for the frozen, plain dataclasses of this module, several times faster:
+    their generated ``__init__`` only assigns each field through ``object.__setattr__``, which
+    dominates loading a state file of thousands of entries. ``kw`` holds known fields only."""
+    plain, factories, required = _fields(cls)[2]
+    missing = required - kw.keys()
+    if missing:
+        raise TypeError(f"{cls.__name__} needs {', '.join(sorted(missing))}")
+    obj = object.__new__(cls)
+    values = obj.__dict__
+    values.update(plain)
+    for name, factory in factories:
+        if name not in kw:
+            values[name] = factory()
+    values.update(kw)
+    return obj
+
+
 def _plain(obj: Any) -> dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    return {name: getattr(obj, name) for name in _names(type(obj))}
 
 
 def _known(cls: type, d: Mapping[str, Any]) -> dict[str, Any]:
     """Keep the keys ``cls`` knows; unknown seed fields are dropped (the seed had many)."""
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = _name_set(cls)
     return {k: v for k, v in d.items() if k in names}

@@ -35,13 +35,13 @@ class Context:
     now_iso: str = ""
     """Targets that need an environment check before this pass's launches there (target -> CheckEnv)."""
 
+    policies: Policies = field(init=False)
+    """``desired.config.policies`` (read for every entry, every pass)."""
+
     def __post_init__(self) -> None:
         self.specs = self.desired.by_id()
         self.now_iso = iso(self.now)
-
-    @property
-    def policies(self) -> Policies:
-        return self.desired.config.policies
+        self.policies = self.desired.config.policies
 
     @property
     def project(self) -> str:

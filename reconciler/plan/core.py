@@ -95,8 +95,9 @@ def make_plan(
 
     _phase_guard(entries, ctx)
     for entry in entries.values():
-        if _has_live_attempt(entry) and entry.current is not None:
-            count_active(entry.current.target, entry.current.gpus, None, ctx)
+        current = entry.current
+        if current is not None and _is_live(entry, current):
+            count_active(current.target, current.gpus, None, ctx)
 
     gates = _Gates(entries, ctx, stages)
     for spec in sorted(candidates, key=lambda s: (s.stage, s.priority, s.id)):
@@ -138,11 +139,15 @@ def make_plan(
 
 
 def _has_live_attempt(entry: StatusEntry) -> bool:
-    if entry.current is None:
-        return False
+    current = entry.current
+    return current is not None and _is_live(entry, current)
+
+
+def _is_live(entry: StatusEntry, current: Attempt) -> bool:
+    """``current`` (the entry's current attempt) may still have a process or job of ours."""
     if entry.status.active:
         return True
-    return entry.status is Status.ON_HOLD and entry.current.finished is None
+    return entry.status is Status.ON_HOLD and current.finished is None
 
 
 def _adopt(entry: StatusEntry, ctx: Context) -> StatusEntry:

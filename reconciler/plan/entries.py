@@ -21,6 +21,8 @@ def sync(entry: StatusEntry, spec: ExperimentSpec, policies: Policies, now_iso: 
     """The entry with its descriptive fields taken from ``spec``."""
     if entry.condition("Orphaned") or entry.condition("Archived"):  # back in the spec
         entry = entry.replace(conditions=tuple(c for c in entry.conditions if c.type not in ("Archived", "Orphaned")))
+    elif _in_step(entry, spec, policies):  # the usual case, every pass: nothing to copy
+        return entry
     changes: dict[str, object] = {
         "phase": spec.phase,
         "group": spec.group.value,
@@ -58,6 +60,31 @@ def sync(entry: StatusEntry, spec: ExperimentSpec, policies: Policies, now_iso: 
             changes["conditions"] = tuple(c for c in entry.conditions if c.type != "OutOfSync")
     changed = {k: v for k, v in changes.items() if getattr(entry, k) != v}
     return entry.replace(**changed) if changed else entry
+
+
+def _in_step(entry: StatusEntry, spec: ExperimentSpec, policies: Policies) -> bool:
+    """``sync`` would change nothing (the same comparisons, without building the changes)."""
+    if entry.spec_hash != spec.spec_hash:
+        return False
+    if spec.expected_duration_hours is not None:
+        duration = (spec.expected_duration_hours, "spec")
+        if (entry.expected_duration_hours, entry.duration_basis) != duration:
+            return False
+    elif entry.duration_basis == "spec":
+        return False
+    max_retries = spec.max_retries if spec.max_retries is not None else policies.max_retries
+    return (
+        entry.phase == spec.phase
+        and entry.group == spec.group.value
+        and entry.method == spec.method
+        and entry.dataset == spec.dataset
+        and entry.seed == spec.seed
+        and entry.stage == spec.stage
+        and entry.priority == spec.priority
+        and entry.result_file == spec.result_path
+        and entry.max_retries == max_retries
+        and entry.experiment_id == spec.base_id
+    )
 
 
 def resync_after_attempt(entry: StatusEntry, spec: ExperimentSpec | None) -> StatusEntry:

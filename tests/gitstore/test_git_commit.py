@@ -228,3 +228,33 @@ def test_a_pass_with_thousands_of_transitions_commits(tmp_path: Path) -> None:
     message = git(root, "log", "-1", "--format=%B")
     assert message.startswith("reconcile: 5000 launched\n\nexp00000_s0: pending -> running")
     assert "exp04999_s0" in message
+
+
+def test_the_idle_check_sees_our_files_and_only_ours(tmp_path: Path) -> None:
+    """An idle pass asks ``git status`` about our paths' directories (not one pathspec per file):
+    a person's file beside ours neither makes a commit nor gets into one; a change to any of ours,
+    tracked, staged away, renamed or new and ignored, still does."""
+    results = {f"experiments/results/e{i}_s0.csv": f"exp_id,value\ne{i}_s0,{i}\n" for i in range(3)}
+    root = init_repo(tmp_path / "repo", {".gitignore": "*.tmp.csv\n", **results})
+    ours = sorted(results)
+    write(root, "experiments/results/person.txt", "mine\n")  # untracked, not ours
+    write(root, "experiments/results/scratch.tmp.csv", "x\n")  # ignored, not ours
+    with ProjectRepo(root) as repo:
+        assert commit_status(repo, ours, "idle", settings=BOT) is None
+        assert _count(root) == 1
+        write(root, "experiments/results/e1_s0.csv", "exp_id,value\ne1_s0,9\n")
+        sha = commit_status(repo, ours, "changed", settings=BOT)
+        assert sha is not None
+        assert git(root, "diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD~1", "HEAD") == ours[1]
+        # A person renamed one of ours (staged): the rename's source is ours, so the pass sees
+        # it and commits our path as it is now (gone); the person's new name is theirs to commit.
+        git(root, "mv", ours[0], "experiments/results/renamed.csv")
+        assert commit_status(repo, ours, "renamed away", settings=BOT) is not None
+        assert git(root, "diff-tree", "--no-commit-id", "--name-status", "-r", "HEAD~1", "HEAD") == f"D\t{ours[0]}"
+        # A new result whose name the project's .gitignore matches is still committed.
+        write(root, "experiments/results/new.tmp.csv", "exp_id,value\nnew,1\n")
+        assert commit_status(repo, [*ours, "experiments/results/new.tmp.csv"], "new", settings=BOT) is not None
+    files = git(root, "ls-tree", "-r", "--name-only", "HEAD").splitlines()
+    assert "experiments/results/new.tmp.csv" in files
+    assert "experiments/results/renamed.csv" not in files
+    assert "experiments/results/person.txt" not in files and "experiments/results/scratch.tmp.csv" not in files

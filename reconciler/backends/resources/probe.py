@@ -11,13 +11,12 @@ and it prints one JSON document on one line (format in ``reconciler.backends.pro
 
 Constraints: Python >= 3.6, standard library only, no third-party import, read-only except for
 nothing at all (it never writes). Keep the output small: every run dir gets a compact record
-(a list), only live or wanted runs get the details.
+(a list), only live or wanted runs get the details. It runs every pass on every target (with
+``python -S``): ``subprocess`` and ``shutil`` are imported only where a GPU tool or ``ps`` is run.
 """
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 from typing import Any, Dict, List, Optional, Set, Tuple
@@ -70,6 +69,8 @@ def process_state(pid: int) -> Optional[Tuple[str, str, int]]:
         if len(rest) < 20:
             return None
         return rest[0].decode(), rest[19].decode(), int(rest[2])
+    import subprocess
+
     try:
         out = subprocess.run(
             ["ps", "-o", "stat=", "-o", "pgid=", "-o", "lstart=", "-p", str(pid)],
@@ -197,6 +198,8 @@ def scan_runs(root: str, want: Set[Tuple[str, int]], tail: int, now: float) -> D
 
 
 def run_tool(argv: List[str]) -> Dict[str, Any]:
+    import subprocess
+
     try:
         proc = subprocess.run(
             argv,
@@ -219,6 +222,8 @@ def gpu_section(commands: List[List[str]], live_pids: Set[int]) -> Optional[Dict
 
     ``own`` lists the GPU processes whose process group is one of this project's live runs.
     """
+    import shutil
+
     if len(commands) != 2 or shutil.which(commands[0][0]) is None:
         return None
     query = run_tool(commands[0])
@@ -241,7 +246,8 @@ def free_gb(path: str) -> Optional[float]:
             break
         path = parent
     try:
-        return round(shutil.disk_usage(path).free / 2.0**30, 2)
+        st = os.statvfs(path)
+        return round(st.f_bavail * st.f_frsize / 2.0**30, 2)
     except OSError:
         return None
 
