@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import glob
+import importlib
 import sys
 from pathlib import Path
 
@@ -18,7 +19,22 @@ from reconciler import __version__
 from reconciler.commands.common import EXIT_OK, EXIT_STALLED, run_guarded
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """Each subcommand's module is imported when that command runs (all of them for ``--help``):
+    ``reconcile --once`` from cron and the ``validate``/``guard`` hooks on every commit do not
+    pay for the dashboard, the SSH library or the status tables."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _COMMANDS:
+            module, attribute = _COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(f"reconciler.commands.{module}"), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconcile")
 @click.option("--once", is_flag=True, help="Run one pass and exit (for cron).")
 @click.option(
@@ -73,33 +89,17 @@ def _expand(patterns: tuple[str, ...]) -> list[Path]:
     return out or [Path(p) for p in patterns]
 
 
-def _register() -> None:
-    """Attach every subcommand (kept in ``reconciler.commands``, one module each)."""
-    import importlib
-
-    for module, name in _COMMANDS:
-        try:
-            command = getattr(importlib.import_module(f"reconciler.commands.{module}"), name)
-        except ModuleNotFoundError as exc:  # a command module being written in parallel
-            if exc.name != f"reconciler.commands.{module}":
-                raise
-            continue
-        main.add_command(command)
-
-
-_COMMANDS = (
-    ("validate", "validate"),
-    ("plan", "plan"),
-    ("status", "status"),
-    ("log", "log"),
-    ("init", "init"),
-    ("import_seed", "import_seed"),
-    ("guard", "guard"),
-    ("resolve", "resolve"),
-    ("env_check", "env_check"),
-    ("export", "export_command"),
-    ("dashboard", "dashboard_command"),
-)
-
-
-_register()
+_COMMANDS = {
+    "validate": ("validate", "validate"),
+    "plan": ("plan", "plan"),
+    "status": ("status", "status"),
+    "log": ("log", "log"),
+    "init": ("init", "init"),
+    "import-seed": ("import_seed", "import_seed"),
+    "guard": ("guard", "guard"),
+    "resolve": ("resolve", "resolve"),
+    "env-check": ("env_check", "env_check"),
+    "export": ("export", "export_command"),
+    "dashboard": ("dashboard", "dashboard_command"),
+}
+"""Subcommand -> (module in ``reconciler.commands``, attribute)."""

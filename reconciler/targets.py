@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.backends.base import Completed, Runner, Transport
 from reconciler.backends.batch import BatchRunner
@@ -20,12 +21,14 @@ from reconciler.backends.pbs import Pbs
 from reconciler.backends.scheduler import Scheduler
 from reconciler.backends.shell import ShellRunner
 from reconciler.backends.slurm import Slurm
-from reconciler.backends.ssh import SshPool
 from reconciler.errors import InvalidTarget
 from reconciler.model.actions import CheckEnv, Collect, Kill, Launch
 from reconciler.model.config import Config, Target, TargetKind
 from reconciler.model.env import EnvVerdict
 from reconciler.model.observed import TargetObservation
+
+if TYPE_CHECKING:
+    from reconciler.backends.ssh import SshPool
 
 
 @dataclass
@@ -51,6 +54,8 @@ def open_runners(config: Config, project_dir: Path) -> Runners:
         transport: Transport
         if target.ssh is not None:
             if runners.pool is None:
+                from reconciler.backends.ssh import SshPool  # asyncssh takes ~0.25 s to import
+
                 runners.pool = SshPool.from_policies(config.policies)
             transport = runners.pool.transport(target.ssh, name=target.name)
         elif target.kind is TargetKind.SSH:
