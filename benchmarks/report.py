@@ -171,6 +171,11 @@ def target_line(cells: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _client(cells: list[dict[str, Any]], variant: str) -> str:
+    clients = sorted({c["naive"][variant].get("client", "?") for c in ok(cells) if c["naive"].get(variant)})
+    return ", ".join(clients) or "none run"
+
+
 def markdown(results: dict[str, Any]) -> str:
     m = results["meta"]
     cells = results["cells"]
@@ -186,10 +191,10 @@ def markdown(results: dict[str, Any]) -> str:
         "`pass s`, `cmds`, `KiB`, `CPU s` (controller: user + system), `target CPU s` (SSH servers and "
         "the commands they ran), `peak MiB` (controller's peak RSS during the pass), `plan ms`, "
         "`commit ms` (the commit step of an idle pass: it finds nothing to commit): medians over the "
-        "steady passes. Naive: one SSH command per running experiment per poll; `seed` = a fresh "
-        "connection per command, one loop over everything (what the seed's agents and supervisor "
-        "do); `per host` = one kept connection and one loop per host, hosts in parallel. "
-        "`~`: polled a sample and scaled linearly.",
+        "steady passes. Naive: one SSH command per running experiment per poll; `seed` = "
+        '`ssh host "<check>"` per command, one loop over everything (what the seed\'s agents and '
+        f"supervisor do; client: {_client(cells, 'seed')}); `per host` = one kept connection and one "
+        "loop per host, hosts in parallel. `~`: polled a sample and scaled linearly.",
         "",
         grid_table(cells),
         "",
@@ -241,7 +246,7 @@ def wall_chart(results: dict[str, Any]) -> str:
         y_label="seconds (log)",
         note=(
             f"measured on {m['label']} ({m['cpus']} cores, shared), {m['date']}; "
-            "naive = seed style, fresh ssh per command"
+            "naive = seed style, one ssh command (new connection) per running run"
         ),
     )
 
