@@ -10,6 +10,7 @@ other files stay exactly as they were, staged or not. No commit is made when the
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 from collections.abc import Mapping, Sequence
@@ -39,12 +40,12 @@ def commit_status(
     identity = identity_env(settings or GitSettings())
     message = commit_message(subject, body, trailers)
     repo_paths = sorted({repo.repo_path(p) for p in paths})
-    present = [p for p in repo_paths if (repo.root / p).exists() or (repo.root / p).is_symlink()]
-    missing = [p for p in repo_paths if p not in present]
     head = repo.resolve_or_none("HEAD")
-    what = f"committing {', '.join(paths)}"
     if head is not None and _unchanged(repo, repo_paths):
         return None
+    present = [p for p in repo_paths if os.path.lexists(repo.root / p)]
+    missing = sorted(set(repo_paths).difference(present))
+    what = f"committing {', '.join(paths)}"
     with temp_index(repo, head) as env:
         if present:
             # --force: these paths are the reconciler's, a project's .gitignore does not apply.
