@@ -33,6 +33,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections import Counter
@@ -59,6 +60,8 @@ PASS_TIMEOUT = 120
 SETTLE_SECONDS = 90.0
 PERSON = ["-c", "user.name=person", "-c", "user.email=person@localhost"]
 TARGETS = ("ta", "tb")
+PYCACHE = Path(tempfile.gettempdir()) / f"reconciler-chaos-pycache-{os.getuid()}"
+"""Bytecode of the passes' interpreters (stale entries are recompiled: Python checks the sources)."""
 ROOTS = {"ta": "runs-a", "tb": "runs-b", "pa": "runs-pa", "pb": "runs-pb"}
 
 JOB = textwrap.dedent(
@@ -333,7 +336,10 @@ class Run:
             env.update(self.shim.env())
         env["LAUNCH_LOG"] = str(self.launch_log)
         env["CHAOS_COUNTER"] = str(self.counter)
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        # Every pass is a new interpreter: keep its compiled modules in one cache outside the tree
+        # (a machine that sets PYTHONDONTWRITEBYTECODE otherwise compiles ~100 modules per pass).
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
         env.update(extra or {})
         return env
 
