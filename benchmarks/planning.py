@@ -3,14 +3,18 @@
 Three plans over ``n`` experiments on ``hosts`` targets:
 
 - ``cold``: everything pending, every experiment placed and launched (the first pass);
-- ``steady``: every experiment running (live probe answers with a 20-line log tail and a
-  sidecar, already recorded), nothing to do (target < 200 ms at 10,000);
+- ``steady``: every experiment running, its sidecar already recorded, nothing to do (target
+  < 200 ms at 10,000). The probe answers as it does for healthy runs: no log tail, except 1 in 100
+  whose tail has a line that passes the fatal prefilter without being fatal (``grad norm inf``),
+  so the full regexes run on those; ``steady_tails``: the same, every live run with a 20-line tail
+  (what a probe without the target-side filter sends);
 - ``staged``: 70 % of the experiments in stage 1 running, 30 % in stage 2 waiting for them:
   the stage gate is evaluated for every waiting experiment.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -26,7 +30,9 @@ from reconciler.plan import fold, make_plan
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 LOG_TAIL = tuple(f"epoch 3 step {120 + k}/500 loss 0.{5321 - k} lr 3.0e-04 12.3 it/s" for k in range(20))
-"""What a live run's probe answer carries: the last 20 lines of its log (checked for fatal lines)."""
+"""The last 20 lines of a healthy run's log (no fatal marker: the probe does not send them)."""
+SUSPECT_TAIL = (*LOG_TAIL[1:], "step 140 grad norm inf, update skipped")
+"""A tail that passes the fatal prefilter (``inf`` ends a word) and matches no fatal signature."""
 
 
 def _specs(n: int, staged: bool) -> tuple[ExperimentSpec, ...]:
@@ -90,7 +96,7 @@ def _world(n: int, hosts: int, staged: bool, repeats: int) -> dict[str, Any]:
             alive=True,
             heartbeat_age=3.0,
             age=300.0,
-            log_tail=LOG_TAIL,
+            log_tail=SUSPECT_TAIL if i % 100 == 0 else (),
             sidecar={"status": "running", "epoch": 3, "step": 120 + i % 7, "wandb_run_id": f"run{i}"},
         )
     live = ObservedState(
@@ -104,7 +110,18 @@ def _world(n: int, hosts: int, staged: bool, repeats: int) -> dict[str, Any]:
     # the pass after it: the same answers again, nothing to do.
     recorded = make_plan(desired, recorded, live, later).state
     steady, steady_ms = _timed(lambda: make_plan(desired, recorded, live, later), repeats)
+    tails = ObservedState(
+        {
+            name: dataclasses.replace(
+                obs, runs={k: dataclasses.replace(r, log_tail=LOG_TAIL) for k, r in obs.runs.items()}
+            )
+            for name, obs in live.targets.items()
+        }
+    )
+    with_tails, tails_ms = _timed(lambda: make_plan(desired, recorded, tails, later), repeats)
     return {
+        "steady_tails_ms": tails_ms,
+        "steady_tails_empty": with_tails.empty,
         "launches": len(launches),
         "cold_ms": cold_ms,
         "steady_ms": steady_ms,
@@ -124,6 +141,8 @@ def synthetic_planning(n: int, hosts: int, repeats: int) -> dict[str, Any]:
         "steady_ms": flat["steady_ms"],
         "steady_io_actions": flat["steady_io_actions"],
         "steady_empty": flat["steady_empty"],
+        "steady_tails_ms": flat["steady_tails_ms"],
+        "steady_tails_empty": flat["steady_tails_empty"],
         "staged_waiting": n - staged["launches"],
         "staged_ms": staged["steady_ms"],
         "staged_io_actions": staged["steady_io_actions"],

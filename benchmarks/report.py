@@ -134,7 +134,17 @@ def planning_lines(p: dict[str, Any]) -> list[str]:
     n = f"{p['experiments']:,}"
     return [
         f"- steady, {n} running, nothing to do: **{median(p['steady_ms']):.0f} ms** median of "
-        f"{len(p['steady_ms'])} (target < 200 ms; empty plan: {p['steady_empty']})",
+        f"{len(p['steady_ms'])} (target < 200 ms; empty plan: {p['steady_empty']}); healthy live runs "
+        "come without log tails (the probe sends a live run's tail only when it may hold a fatal line), "
+        "1 in 100 with a suspect tail",
+        *(
+            [
+                f"- the same with a 20-line log tail for every live run (a probe without that filter): "
+                f"{median(p['steady_tails_ms']):.0f} ms (empty plan: {p['steady_tails_empty']})"
+            ]
+            if "steady_tails_ms" in p
+            else []
+        ),
         f"- cold, {n} pending, {p['cold_launches']:,} launches placed: {median(p['cold_ms']):.0f} ms",
         f"- stage-gated, {p['staged_waiting']:,} of {n} waiting for stage 1: {median(p['staged_ms']):.0f} ms",
     ]

@@ -5,7 +5,8 @@ content at ``<root>/.reconciler/probe-<hash>.py``, so a pass costs one remote co
 
 Request (JSON on stdin)::
 
-    {"root": "~/proj", "want": [["A_s0", 1]], "tail": 20, "smi": [GPU_QUERY, APPS_QUERY]}
+    {"root": "~/proj", "want": [["A_s0", 1]], "tail": 20, "smi": [GPU_QUERY, APPS_QUERY],
+     "fatal": {"markers": FATAL_MARKERS, "words": FATAL_WORDS}}
 
 Answer (one JSON line on stdout)::
 
@@ -19,7 +20,9 @@ Answer (one JSON line on stdout)::
                      "apps": {"rc": 0, "out": "...", "err": ""} | null, "own": [pid, ...]}}
 
 ``runs`` has one compact record per run dir (``pid``/``start_time`` only for runs without an exit
-code or wanted ones); ``details`` only for runs without an exit code or named in ``want``.
+code or wanted ones); ``details`` only for runs without an exit code or named in ``want``. A live
+process with no exit code and no batch job has an empty ``log_tail`` unless the tail may hold a
+fatal line (``model.observed.FATAL_MARKERS``): healthy runs move no log text.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from typing import Any
 
 from reconciler.backends.gpus import APPS_QUERY, GPU_QUERY, build_gpus
 from reconciler.errors import TransportError
-from reconciler.model.observed import GpuObservation, RunObservation, TargetObservation
+from reconciler.model.observed import FATAL_MARKERS, FATAL_WORDS, GpuObservation, RunObservation, TargetObservation
 
 PROBE_VERSION = 1
 
@@ -68,6 +71,7 @@ def probe_request(root: str, want: Collection[tuple[str, int]] = (), tail: int =
         "want": sorted([exp_id, int(n)] for exp_id, n in want),
         "tail": tail,
         "smi": [list(GPU_QUERY), list(APPS_QUERY)],
+        "fatal": {"markers": list(FATAL_MARKERS), "words": list(FATAL_WORDS)},
     }
     return json.dumps(doc, separators=(",", ":")).encode()
 

@@ -7,6 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+FATAL_MARKERS = ("out of memory", "outofmemoryerror", "cublas_status_alloc_failed", "non-finite loss")
+FATAL_WORDS = ("nan", "inf")
+"""A live run's log tail can hold a fatal line (CUDA out of memory, NaN loss) only when its
+lowercased text holds one of ``FATAL_MARKERS`` or ends a word with one of ``FATAL_WORDS``. The probe
+sends a live run's tail only then (the markers travel in its request), and the planner matches its
+regexes only then (``plan.failure``): most passes over healthy runs move and scan no log text."""
+
 
 @dataclass(frozen=True)
 class RunObservation:
@@ -28,6 +35,8 @@ class RunObservation:
     """Size of the result file in the run's code dir, ``None`` when absent."""
     sidecar: Mapping[str, Any] | None = None
     log_tail: tuple[str, ...] = ()
+    """The last lines of ``stdout.log``; empty for a live process (no exit code, no batch job)
+    whose tail holds no fatal marker."""
     job_id: str | None = None
     job_state: str | None = None
     """Batch scheduler state, mapped to our vocabulary by the scheduler adapter."""

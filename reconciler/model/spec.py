@@ -132,7 +132,7 @@ class ExperimentSpec:
             out = out.replace("{" + key + "}", value)
         return out
 
-    @property
+    @functools.cached_property
     def result_path(self) -> str:
         """The result file path relative to the project (placeholders filled)."""
         seed = "" if self.seed is None else str(self.seed)

@@ -99,8 +99,10 @@ def _duration_guard(
     ``hold_factor`` x: ``on_hold`` (killed only when the policy says so). A ``continue`` decision
     on this attempt turns the guard off."""
     hours = entry.expected_duration_hours
+    if not hours:
+        return entry, []
     started = parse_iso(entry.started)
-    if not hours or started is None or entry.condition("Continued") is not None:
+    if started is None or entry.condition("Continued") is not None:
         return entry, []
     elapsed = (ctx.now - started).total_seconds() / 3600.0
     policy = ctx.policies.timeouts
@@ -131,16 +133,18 @@ def _merge_sidecar(entry: StatusEntry, run: RunObservation, now_iso: str) -> Sta
     """The job's own fields; the controller's decisions (status, hold, cancel) are never taken from it.
     A checkpoint upload the job reported as failed opens an ``artifact`` escalation (the job kept
     the checkpoint); a later confirmed upload closes it."""
-    if not run.sidecar:
+    sidecar = run.sidecar
+    if not sidecar:
         return entry
-    entry = _artifact(entry, run.sidecar, now_iso)
+    if "hf_upload_error" in sidecar or "hf_artifact_url" in sidecar:
+        entry = _artifact(entry, sidecar, now_iso)
     changes: dict[str, object] = {}
     for key in SIDECAR_FIELDS:
-        if key in run.sidecar and run.sidecar[key] != getattr(entry, key):
-            value = run.sidecar[key]
+        if key in sidecar and sidecar[key] != getattr(entry, key):
+            value = sidecar[key]
             changes[key] = str(value) if value is not None else None
-    owned = {k: v for k, v in run.sidecar.items() if k not in SIDECAR_FIELDS and k not in _CONTROLLER_FIELDS}
-    if tuple(sorted(owned.items())) != entry.sidecar:
+    owned = {k: v for k, v in sidecar.items() if k not in _NOT_OWNED}
+    if owned != dict(entry.sidecar):  # every pass, every live run: no sort unless it changed
         changes["sidecar"] = tuple(sorted(owned.items()))
     return entry.replace(**changes) if changes else entry
 
@@ -164,6 +168,7 @@ def _artifact(entry: StatusEntry, sidecar: Mapping[str, Any], now_iso: str) -> S
 
 
 _CONTROLLER_FIELDS = frozenset({"id", "status", "host", "gpu", "pid", "job_id", "retry_count", "started", "finished"})
+_NOT_OWNED = _CONTROLLER_FIELDS | frozenset(SIDECAR_FIELDS)
 
 
 def _collect(entry: StatusEntry, run: RunObservation, target: str) -> Collect:

@@ -75,7 +75,7 @@ def _in_step(entry: StatusEntry, spec: ExperimentSpec, policies: Policies) -> bo
     max_retries = spec.max_retries if spec.max_retries is not None else policies.max_retries
     return (
         entry.phase == spec.phase
-        and entry.group == spec.group.value
+        and entry.group == spec.group  # a str enum: equal to its value, without the enum descriptor
         and entry.method == spec.method
         and entry.dataset == spec.dataset
         and entry.seed == spec.seed

@@ -13,6 +13,7 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from reconciler.model.observed import FATAL_MARKERS, FATAL_WORDS
 from reconciler.model.spec import RemediationRule
 
 CUDA_OOM = "cuda_oom"
@@ -48,18 +49,18 @@ FATAL_WHILE_RUNNING = (CUDA_OOM, NAN_LOSS)
 def _may_be_fatal(log_tail: Sequence[str]) -> bool:
     """A cheap necessary condition for a fatal signature (CUDA OOM, NaN loss) in ``log_tail``.
 
-    Every pass looks at the log tail of every live run (20 lines each, 10,000 runs: megabytes),
-    and the signatures' case-insensitive regexes cost ~10 us a line. Each signature needs one of
-    these in the lowercased text: ``out of memory``, ``outofmemoryerror``,
-    ``cublas_status_alloc_failed``, ``non-finite loss``, or ``nan`` / ``inf`` ending a word;
-    substring searches find them at C speed, and only a tail that has one is matched in full."""
+    Every pass looks at every live run, and the signatures' case-insensitive regexes cost ~10 us a
+    line. Each signature needs one of ``FATAL_MARKERS`` in the lowercased text, or one of
+    ``FATAL_WORDS`` ending a word; substring searches find them at C speed, and only a tail that
+    has one is matched in full. The probe applies the same test on the target (its request carries
+    the markers) and sends a live run's tail only when it passes, so this mostly sees ``()``."""
+    if not log_tail:  # a live run's tail with no marker: the probe did not send it
+        return False
     text = "\n".join(log_tail).lower()
-    if any(marker in text for marker in _FATAL_MARKERS):
-        return True
-    return _ends_a_word(text, "nan") or _ends_a_word(text, "inf")
-
-
-_FATAL_MARKERS = ("out of memory", "outofmemoryerror", "cublas_status_alloc_failed", "non-finite loss")
+    for marker in FATAL_MARKERS:
+        if marker in text:
+            return True
+    return any(word in text and _ends_a_word(text, word) for word in FATAL_WORDS)
 
 
 def _ends_a_word(text: str, word: str) -> bool:

@@ -22,7 +22,7 @@ from reconciler.errors import TransportError
 from reconciler.model.actions import Collect
 from reconciler.model.config import Target, TargetKind
 from reconciler.model.observed import TargetObservation
-from tests.backends.helpers import PROJECT, Backend, kill_for, make_launch, poll, run
+from tests.backends.helpers import PROJECT, Backend, fake_run_dir, kill_for, make_launch, poll, proc_state, run
 
 DATA = Path(__file__).parent.parent / "data" / "nvidia-smi"
 
@@ -73,6 +73,37 @@ def test_compact_records_for_done_runs_details_on_request(backend: Backend) -> N
     assert wanted.log_tail == tuple(f"log line {n}" for n in range(80, 100))
     assert unfinished.exit_code is None and unfinished.alive is False and unfinished.start_time == "123456"
     assert unfinished.heartbeat_age is None and unfinished.result_size is None
+
+
+def test_a_live_run_sends_its_log_tail_only_when_it_may_hold_a_fatal_line(backend: Backend) -> None:
+    """Healthy live runs move no log text (the controller reads it only for fatal lines); a
+    marker brings the whole tail; a run with an exit code always sends its tail (evidence)."""
+    root = backend.make_root()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        state = proc_state(sleeper.pid)
+        assert state is not None
+        healthy = fake_run_dir(root, "healthy_s0", sleeper.pid, state[1])
+        sick = fake_run_dir(root, "sick_s0", sleeper.pid, state[1])
+        ended = fake_run_dir(root, "ended_s0", sleeper.pid, state[1])
+        lines = [f"epoch 3 step {k}/500 loss 0.{5321 - k} INFO info 12.3 it/s" for k in range(30)]
+        (healthy / "stdout.log").write_text("\n".join(lines) + "\n")
+        (sick / "stdout.log").write_text("\n".join([*lines, "step 31 train_loss: NaN", "still going"]) + "\n")
+        (ended / "stdout.log").write_text("\n".join(lines) + "\n")
+        (ended / "exit_code").write_text("1\n")
+
+        async def scenario() -> TargetObservation:
+            return await (await backend.runner()).probe(want=[("ended_s0", 1)])
+
+        obs = run(scenario())
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    got = {exp_id: r for (exp_id, _), r in obs.runs.items()}
+    assert got["healthy_s0"].alive and got["healthy_s0"].log_tail == ()
+    assert got["sick_s0"].alive and got["sick_s0"].log_tail[-2:] == ("step 31 train_loss: NaN", "still going")
+    assert len(got["sick_s0"].log_tail) == 20
+    assert got["ended_s0"].log_tail == tuple(lines[-20:])
 
 
 def test_thousand_done_runs_stay_small(tmp_path: Path) -> None:

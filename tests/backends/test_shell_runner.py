@@ -71,7 +71,8 @@ def test_running_job_is_alive_with_heartbeat_and_env(backend: Backend) -> None:
 
         async def alive_with_log() -> RunObservation | None:
             obs = await observe(runner, action.exp_id, 2)
-            return obs if obs is not None and obs.alive and obs.log_tail else None
+            started = Path(action.run_dir, "stdout.log")
+            return obs if obs is not None and obs.alive and started.exists() and started.read_text() else None
 
         live = await poll(alive_with_log, "the run to be alive with output")
         Path(action.run_dir, "go").touch()
@@ -80,9 +81,10 @@ def test_running_job_is_alive_with_heartbeat_and_env(backend: Backend) -> None:
 
     live, done, code_dir = run(scenario())
     assert live.exit_code is None and live.heartbeat_age is not None and live.heartbeat_age < 30
-    assert live.log_tail[0].startswith("gpu=1,3 id=E") and f"pwd={code_dir}" in live.log_tail[0]
-    assert "attempt=2 x=a b'c" in live.log_tail[0]
+    assert live.log_tail == ()  # a healthy live run's tail stays on the target (no fatal marker)
     assert done.exit_code == 0 and not done.alive and done.log_tail[-1] == "finished"
+    assert done.log_tail[0].startswith("gpu=1,3 id=E") and f"pwd={code_dir}" in done.log_tail[0]
+    assert "attempt=2 x=a b'c" in done.log_tail[0]
 
 
 def test_second_launch_of_the_same_attempt_adopts_the_first(backend: Backend) -> None:

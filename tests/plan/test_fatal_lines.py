@@ -1,11 +1,16 @@
 """The fatal-line check on live runs' log tails: its cheap prefilter never hides a signature
-that the full regexes find (``failure.fatal_signature`` against the regexes alone)."""
+that the full regexes find (``failure.fatal_signature`` against the regexes alone), and the probe's
+copy of the prefilter (it drops a live run's tail on the target) agrees with it."""
 
 from __future__ import annotations
+
+import json
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler.backends import probe as probe_request
+from reconciler.backends.resources import probe as target_probe
 from reconciler.plan import failure
 from reconciler.plan.failure import CUDA_OOM, NAN_LOSS, Failure, fatal_signature
 
@@ -45,3 +50,13 @@ def test_fatal_lines_found_and_ordinary_ones_not() -> None:
     assert found is not None and found.klass == CUDA_OOM and found.evidence == (oom,)
     assert fatal_signature(["loss: -inf"]) is not None
     assert fatal_signature(["loss: infinite patience", "nanoseconds: 12"]) is None
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(line, max_size=6))
+def test_the_probe_drops_a_live_tail_only_when_it_cannot_be_fatal(log_tail: list[str]) -> None:
+    fatal = json.loads(probe_request.probe_request("/r"))["fatal"]
+    kept = target_probe.may_be_fatal(log_tail, fatal)
+    assert kept == failure._may_be_fatal(log_tail)
+    if not kept:
+        assert _by_regex_alone(log_tail) is None

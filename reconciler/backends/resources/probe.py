@@ -5,7 +5,8 @@
 ``ShellRunner.probe`` installs this file as ``<root>/.reconciler/probe-<hash>.py`` and runs it with
 one JSON request on stdin::
 
-    {"root": "~/proj", "want": [["A_s0", 1]], "tail": 20, "smi": [[argv...], [argv...]]}
+    {"root": "~/proj", "want": [["A_s0", 1]], "tail": 20, "smi": [[argv...], [argv...]],
+     "fatal": {"markers": ["out of memory", ...], "words": ["nan", "inf"]}}
 
 and it prints one JSON document on one line (format in ``reconciler.backends.probe``).
 
@@ -111,6 +112,22 @@ def tail_lines(path: str, count: int) -> List[str]:
     return [line[-MAX_LINE:] for line in lines[-count:]] if count > 0 else []
 
 
+def may_be_fatal(lines: List[str], fatal: Dict[str, List[str]]) -> bool:
+    """The lowercased text holds a fatal marker, or a fatal word ending a word (the controller's
+    ``plan.failure._may_be_fatal``, with the markers from the request)."""
+    text = "\n".join(lines).lower()
+    if any(marker in text for marker in fatal.get("markers", ())):
+        return True
+    for word in fatal.get("words", ()):
+        at = text.find(word) if word else -1
+        while at >= 0:
+            end = at + len(word)
+            if end == len(text) or not (text[end].isalnum() or text[end] == "_"):
+                return True
+            at = text.find(word, end)
+    return False
+
+
 def mtime_age(path: str, now: float, digits: int = 1) -> Optional[float]:
     try:
         age = max(0.0, now - os.stat(path).st_mtime)
@@ -140,8 +157,12 @@ def result_size(run_dir: str) -> Optional[int]:
         return None
 
 
-def scan_runs(root: str, want: Set[Tuple[str, int]], tail: int, now: float) -> Dict[str, Any]:
-    """Compact records of every run dir; details for unfinished or wanted ones."""
+def scan_runs(
+    root: str, want: Set[Tuple[str, int]], tail: int, now: float, fatal: Optional[Dict[str, List[str]]] = None
+) -> Dict[str, Any]:
+    """Compact records of every run dir; details for unfinished or wanted ones. With ``fatal``, a
+    live process with no exit code and no batch job sends its log tail only when it may hold a
+    fatal line: that is all the controller reads it for."""
     records = []  # type: List[List[Any]]
     details = []  # type: List[Dict[str, Any]]
     errors = []  # type: List[str]
@@ -183,6 +204,9 @@ def scan_runs(root: str, want: Set[Tuple[str, int]], tail: int, now: float) -> D
             alive = is_alive(pid, start)
             if alive and pid is not None:
                 alive_pids.append(pid)
+            lines = tail_lines(os.path.join(run_dir, "stdout.log"), tail)
+            if alive and exit_code is None and job_id is None and fatal is not None and not may_be_fatal(lines, fatal):
+                lines = []
             details.append(
                 {
                     "exp_id": exp_id,
@@ -191,7 +215,7 @@ def scan_runs(root: str, want: Set[Tuple[str, int]], tail: int, now: float) -> D
                     "heartbeat_age": mtime_age(os.path.join(run_dir, "heartbeat"), now),
                     "result_size": result_size(run_dir),
                     "sidecar": read_sidecar(os.path.join(run_dir, "status.json")),
-                    "log_tail": tail_lines(os.path.join(run_dir, "stdout.log"), tail),
+                    "log_tail": lines,
                 }
             )
     return {"runs": records, "details": details, "errors": errors[:20], "alive_pids": alive_pids}
@@ -264,7 +288,8 @@ def main() -> int:
         "free_disk_gb": free_gb(root),
         "fields": FIELDS,
     }  # type: Dict[str, Any]
-    scan = scan_runs(root, want, int(request.get("tail", 20)), now)
+    fatal = request.get("fatal")
+    scan = scan_runs(root, want, int(request.get("tail", 20)), now, fatal if isinstance(fatal, dict) else None)
     alive_pids = set(scan.pop("alive_pids"))
     doc.update(scan)
     doc["gpus"] = gpu_section(request.get("smi") or [], alive_pids)
