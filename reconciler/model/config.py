@@ -6,6 +6,7 @@ here is the documented default of the schema.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -231,11 +232,12 @@ class Config:
     hub: HubSettings = field(default_factory=HubSettings)
 
     def target(self, name: str) -> Target:
-        for t in self.targets:
-            if t.name == name:
-                return t
-        raise KeyError(name)
+        return self._by_name[name]
 
-    @property
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Target]:
+        return {t.name: t for t in self.targets}
+
+    @functools.cached_property
     def target_names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.targets)

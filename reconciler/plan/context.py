@@ -34,12 +34,20 @@ class Context:
     env_checks: dict[str, CheckEnv] = field(default_factory=dict)
     now_iso: str = ""
     """Targets that need an environment check before this pass's launches there (target -> CheckEnv)."""
+    reservations: int = 0
+    """Placements made so far in this pass (each one changes what later placements see)."""
+    unplaceable: dict[tuple[object, ...], str] = field(default_factory=dict)
+    """Why nothing fitted, by what placement depends on (``place.placement_key``): the answer
+    holds until the next reservation, so a queue of alike experiments is refused once a pass."""
 
     policies: Policies = field(init=False)
     """``desired.config.policies`` (read for every entry, every pass)."""
+    observed_names: tuple[str, ...] = field(init=False)
+    """The observed targets' names, sorted (every pending entry looks for its run dir on each)."""
 
     def __post_init__(self) -> None:
         self.specs = self.desired.by_id()
+        self.observed_names = tuple(sorted(self.observed.targets))
         self.now_iso = iso(self.now)
         self.policies = self.desired.config.policies
 

@@ -104,14 +104,14 @@ def make_plan(
         entry = entries[spec.id]
         blocked = gates.blocked(spec)
         if blocked:
-            entries[spec.id] = entry.replace(waiting_reason=blocked)
+            entries[spec.id] = _waiting(entry, blocked)
             for held_by in gates.holding(spec):
                 entries[held_by.id] = _note_held_stage(entries[held_by.id], spec.stage)
             continue
         previous = entry.current.target if entry.current is not None else None
         placed = place(spec, ctx, pinned=previous if ctx.policies.retry_target == "same" else None)
         if isinstance(placed, str):
-            entries[spec.id] = entry.replace(waiting_reason=placed)
+            entries[spec.id] = _waiting(entry, placed)
             continue
         entries[spec.id] = entry.replace(waiting_reason=None)
         launch = _launch(entries[spec.id], spec, placed, ctx, entries.values())
@@ -138,6 +138,11 @@ def make_plan(
     return Plan(tuple(sorted(actions, key=sort_key)), state, recorded)
 
 
+def _waiting(entry: StatusEntry, reason: str) -> StatusEntry:
+    """The entry waiting for ``reason`` (the same object when that is already recorded)."""
+    return entry if entry.waiting_reason == reason else entry.replace(waiting_reason=reason)
+
+
 def _has_live_attempt(entry: StatusEntry) -> bool:
     current = entry.current
     return current is not None and _is_live(entry, current)
@@ -154,11 +159,14 @@ def _adopt(entry: StatusEntry, ctx: Context) -> StatusEntry:
     """A pending entry whose next attempt already exists on a target (a pass died after
     creating its run dir or starting it) takes that attempt instead of launching again."""
     n = entry.attempt + 1
-    token = launch_token(ctx.project, entry.id, n)
-    for name in sorted(ctx.observed.targets):
+    token = None
+    for name in ctx.observed_names:
         tobs = ctx.observed.targets[name]
         run = tobs.run(entry.id, n) if tobs.reachable else None
-        if run is None or run.token != token:
+        if run is None:
+            continue
+        token = token or launch_token(ctx.project, entry.id, n)
+        if run.token != token:
             continue
         spec = ctx.specs.get(entry.id)
         target = ctx.desired.config.target(name) if name in ctx.desired.config.target_names else None
@@ -177,9 +185,10 @@ def _adopt(entry: StatusEntry, ctx: Context) -> StatusEntry:
             git_commit=ctx.desired.revision,
         )
         return outcomes.started(entry, attempt, ctx.now)
-    for exp_id, attempt_n, where in sorted(ctx.inflight):
+    for exp_id, attempt_n, where in sorted(ctx.inflight) if ctx.inflight else ():
         seen = ctx.observed.target(where)
         if exp_id == entry.id and attempt_n == n and (seen is None or not seen.reachable):
+            token = launch_token(ctx.project, entry.id, n)
             attempt = Attempt(n=n, target=where, command=entry.command, run_dir="", token=token)
             entry = outcomes.started(entry, attempt, ctx.now, status=Status.UNREACHABLE)
             return entry.replace(started=None)

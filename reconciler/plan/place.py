@@ -34,6 +34,19 @@ def place(spec: ExperimentSpec, ctx: Context, pinned: str | None = None) -> Plac
     names = spec.targets or ctx.desired.config.target_names
     if pinned is not None and pinned in names:
         names = (pinned,)
+    key = (names, spec.gpus, spec.vram_gb, ctx.reservations)
+    refused = ctx.unplaceable.get(key)
+    if refused is not None:  # an alike experiment found nothing, and nothing was placed since
+        return refused
+    placed = _place(spec, names, ctx)
+    if isinstance(placed, str):
+        ctx.unplaceable[key] = placed
+    return placed
+
+
+def _place(spec: ExperimentSpec, names: tuple[str, ...], ctx: Context) -> Placement | str:
+    """``place`` over ``names`` (every input it reads besides the context is in its memo key:
+    the target names, the GPU count and the VRAM estimate)."""
     candidates = sorted(names, key=lambda n: (ctx.runs_on_target[n], n))
     reasons: list[str] = []
     for name in candidates:
@@ -119,6 +132,7 @@ def _free_mb(gpu: GpuObservation, target: str, ctx: Context) -> float:
 
 
 def _reserve(spec: ExperimentSpec, target: Target, gpus: tuple[int, ...], ctx: Context) -> None:
+    ctx.reservations += 1
     ctx.runs_on_target[target.name] += 1
     for index in gpus:
         ctx.runs_on_gpu[(target.name, index)] += 1
@@ -129,6 +143,7 @@ def count_active(target: str, gpus: tuple[int, ...], vram_gb: float | None, ctx:
     """Account for a run already on a target (recorded or adopted) before placing new ones.
 
     Its memory is already in the probe's "used" figure, so only the slot counts."""
+    ctx.reservations += 1
     ctx.runs_on_target[target] += 1
     for index in gpus:
         ctx.runs_on_gpu[(target, index)] += 1

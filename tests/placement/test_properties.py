@@ -21,6 +21,7 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -35,7 +36,10 @@ from reconciler.model.observed import GpuObservation, ObservedState, RunObservat
 from reconciler.model.spec import ExperimentSpec
 from reconciler.model.status import Attempt, StateFile, Status, StatusEntry
 from reconciler.plan import make_plan
+from reconciler.plan import place as place_mod
+from reconciler.plan.context import Context
 from reconciler.plan.core import Plan
+from reconciler.plan.place import Placement
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 REVISION = "c0ffee0000000000000000000000000000000000"
@@ -390,3 +394,19 @@ def test_an_experiment_with_a_vram_estimate_is_not_launched_without_a_gpu(gpus: 
     )
     result = plan(world)
     assert [(a.exp_id, a.gpus) for a in result.actions if isinstance(a, Launch)] == []
+
+
+def _place_without_memo(spec: ExperimentSpec, ctx: Context, pinned: str | None = None) -> Placement | str:
+    names = spec.targets or ctx.desired.config.target_names
+    return place_mod._place(spec, (pinned,) if pinned is not None and pinned in names else names, ctx)
+
+
+@SETTINGS
+@given(worlds())
+def test_refusals_remembered_within_a_pass_change_no_plan(world: World) -> None:
+    """``place`` remembers why nothing fitted until the next reservation: a queue of alike
+    experiments gets the same launches and the same waiting reasons as placing each afresh."""
+    memo = plan(world)
+    with mock.patch("reconciler.plan.core.place", _place_without_memo):
+        fresh = plan(world)
+    assert (memo.actions, memo.state) == (fresh.actions, fresh.state)
