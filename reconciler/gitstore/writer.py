@@ -41,10 +41,14 @@ def commit_status(
     message = commit_message(subject, body, trailers)
     repo_paths = sorted({repo.repo_path(p) for p in paths})
     head = repo.resolve_or_none("HEAD")
-    if head is not None and _unchanged(repo, repo_paths):
+    changed = _changed(repo, repo_paths) if head is not None else None
+    if changed is not None and not changed:
         return None
-    present = [p for p in repo_paths if os.path.lexists(repo.root / p)]
-    missing = sorted(set(repo_paths).difference(present))
+    # Only what git status showed goes through ``git add`` (the temporary index starts from HEAD
+    # with no stat data, so adding all our paths would hash every result file of the project).
+    staged = repo_paths if changed is None else changed
+    present = [p for p in staged if os.path.lexists(repo.root / p)]
+    missing = sorted(set(staged).difference(present))
     what = f"committing {', '.join(paths)}"
     with temp_index(repo, head) as env:
         if present:
@@ -55,18 +59,18 @@ def commit_status(
         tree = repo.run("write-tree", what=what, env=env)
     if tree == tree_of(repo, head):
         if head is not None:
-            _sync_index(repo, repo_paths)
+            _sync_index(repo, staged)
         return None
     sha = repo.commit_tree(tree, [head] if head else [], message, what=what, env=identity)
     # The expected old value makes this a compare-and-swap: a commit someone made meanwhile is
     # never thrown away; the pass fails and the next one starts from the new HEAD.
     repo.run("update-ref", "-m", f"reconciler: {subject}", "HEAD", sha, head or "", what=what)
     try:
-        _sync_index(repo, repo_paths)
+        _sync_index(repo, staged)
     except GitStoreError as exc:
         raise GitStoreError(
             f"committed {sha[:12]}, but the index was not updated ({exc}); "
-            f"the next pass retries, or run: git reset -- {' '.join(repo_paths)}"
+            f"the next pass retries, or run: git reset -- {' '.join(staged)}"
         ) from exc
     return sha
 
@@ -84,11 +88,13 @@ def _sync_index(repo: ProjectRepo, repo_paths: list[str]) -> None:
     repo.run("reset", "--quiet", "--", *repo_paths, what="updating the index for the status files")
 
 
-def _unchanged(repo: ProjectRepo, repo_paths: Sequence[str]) -> bool:
-    """Fast path of an idle pass: ``git status`` (stat-cached in the real index) shows nothing
-    under the paths — no change against the index, no index change against HEAD, no new file
-    (ignored ones included: the reconciler's files are committed even where .gitignore matches).
-    Anything shown, or a status that fails, takes the full path through a temporary index.
+def _changed(repo: ProjectRepo, repo_paths: Sequence[str]) -> list[str] | None:
+    """Which of our paths may differ from HEAD, from ``git status`` (stat-cached in the real
+    index): a change against the index, an index change against HEAD, a new file (ignored ones
+    included: the reconciler's files are committed even where .gitignore matches). A path where
+    the work tree differs from HEAD differs from the index or the index from HEAD, so it is
+    shown. Empty: the fast path of an idle pass; ``None`` when status fails (then every path
+    goes through the temporary index).
 
     ``git status`` is asked about the paths' directories, not about each path: thousands of
     literal pathspecs (one per result file) cost git far more than the few directories that
@@ -97,8 +103,15 @@ def _unchanged(repo: ProjectRepo, repo_paths: Sequence[str]) -> bool:
     dirs = sorted({posixpath.dirname(p) or p for p in ours})
     done = repo.execute("status", "--porcelain", "-z", "--ignored=matching", "--untracked-files=all", "--", *dirs)
     if done.status != 0:
-        return False
-    return not any(_is_ours(name, ours) for name in _status_names(done.stdout))
+        return None
+    changed: set[str] = set()
+    for name in _status_names(done.stdout):
+        if name.endswith("/"):  # a whole directory with nothing tracked (ignored): ours under it
+            changed.update(p for p in ours if p.startswith(name))
+        path = name.rstrip("/")
+        if _is_ours(path, ours):
+            changed.add(path)
+    return sorted(changed)
 
 
 def _status_names(porcelain_z: str) -> list[str]:

@@ -258,3 +258,33 @@ def test_the_idle_check_sees_our_files_and_only_ours(tmp_path: Path) -> None:
     assert "experiments/results/new.tmp.csv" in files
     assert "experiments/results/renamed.csv" not in files
     assert "experiments/results/person.txt" not in files and "experiments/results/scratch.tmp.csv" not in files
+
+
+def test_only_what_status_shows_is_staged_and_ignored_directories_still_count(tmp_path: Path) -> None:
+    """A commit stages only the paths ``git status`` shows (not every result of the project);
+    a directory the project ignores, with nothing tracked in it, shows as one entry, and our new
+    files under it are still committed."""
+    root = init_repo(tmp_path / "repo", {"dispatch/state.json": "{}\n", ".gitignore": "experiments/results/\n"})
+    first = {f"experiments/results/e{i}_s0.csv": f"exp_id,value\ne{i}_s0,{i}\n" for i in range(50)}
+    for path, text in first.items():
+        write(root, path, text)
+    write(root, "dispatch/state.json", '{"v": 1}\n')
+    ours = ["dispatch/state.json", *sorted(first)]
+    with ProjectRepo(root) as repo:
+        assert commit_status(repo, ours, "first results", settings=BOT) is not None
+        assert git(root, "ls-tree", "-r", "--name-only", "HEAD", "experiments/results").splitlines() == sorted(first)
+        write(root, "dispatch/state.json", '{"v": 2}\n')
+        write(root, "experiments/results/new_s0.csv", "exp_id,value\nnew_s0,1\n")
+        write(root, "experiments/results/e7_s0.csv", "exp_id,value\ne7_s0,70\n")
+        (root / "experiments/results/e9_s0.csv").unlink()
+        ours.append("experiments/results/new_s0.csv")
+        assert commit_status(repo, ours, "more", settings=BOT) is not None
+        assert commit_status(repo, ours, "idle", settings=BOT) is None
+    changed = git(root, "diff-tree", "--no-commit-id", "--name-status", "-r", "HEAD~1", "HEAD").splitlines()
+    assert changed == [
+        "M\tdispatch/state.json",
+        "M\texperiments/results/e7_s0.csv",
+        "D\texperiments/results/e9_s0.csv",
+        "A\texperiments/results/new_s0.csv",
+    ]
+    assert porcelain(root) == ""
