@@ -29,6 +29,7 @@ from pathlib import Path
 from reconciler.backends import wrapper
 from reconciler.backends.base import Transport
 from reconciler.backends.scheduler import JobInfo, JobRequest, JobState, Scheduler, job_name, walltime_seconds
+from reconciler.backends.scripts import receive_stdin
 from reconciler.backends.shell import ShellRunner
 from reconciler.crashpoints import crash_point
 from reconciler.errors import SchedulerOutputError, SubmitRejected, TemporaryError
@@ -102,7 +103,8 @@ class BatchRunner(ShellRunner):
 
     async def _submit(self, request: JobRequest) -> str:
         job_script = self.scheduler.job_script(request)
-        done = await self._run(self.submit_script(request), stdin=job_script.encode())
+        data = job_script.encode()
+        done = await self._run(self.submit_script(request, len(data)), stdin=data)
         if done.returncode == SUBMIT_FAILED_EXIT:
             detail = (done.stderr.strip() or done.stdout.strip())[-500:]
             raise SubmitRejected(f"{self.name}: the scheduler refused {request.name}: {detail}", "SubmitRejected")
@@ -142,14 +144,15 @@ echo @@find@@
 {find}
 """
 
-    def submit_script(self, request: JobRequest) -> str:
-        """Write ``job.sh`` (stdin) and submit it, unless a submit already answered; the answer
-        goes to ``submit.out`` at once and follows a ``@@submit@@`` line."""
+    def submit_script(self, request: JobRequest, size: int) -> str:
+        """Write ``job.sh`` (stdin, ``size`` bytes: a cut stream submits nothing) and submit it,
+        unless a submit already answered; the answer goes to ``submit.out`` at once and follows
+        a ``@@submit@@`` line."""
         q = shlex.quote
         submit = self.scheduler.submit_command(f"{request.run_dir}/job.sh", request)
         return f"""cd {q(request.run_dir)} || exit 1
 if [ -s submit.out ]; then cat >/dev/null; echo @@submit@@; cat submit.out; exit 0; fi
-cat > .job.sh.$$ && mv -f .job.sh.$$ job.sh || exit 1
+{receive_stdin("job.sh", size)}
 out=$( {submit} 2>&1 ); rc=$?
 if [ $rc -ne 0 ]; then printf '%s\\n' "$out" >&2; exit {SUBMIT_FAILED_EXIT}; fi
 printf '%s\\n' "$out" > .submit.$$ && mv -f .submit.$$ submit.out

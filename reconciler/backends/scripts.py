@@ -65,6 +65,17 @@ def probe_command(root: str, script_name: str, python: str, install_from: str | 
     return "\n".join(lines) + "\n"
 
 
+def receive_stdin(dest: str, size: int) -> str:
+    """Shell lines that write stdin to ``dest`` (in the current dir) only when all ``size`` bytes
+    arrived, else exit 1: a controller that dies mid-stream closes stdin early, and ``cat`` takes
+    the cut text for the whole (an empty ``job.sh`` was submitted that way)."""
+    tmp = f".{dest}.$$"
+    return (
+        f'cat > {tmp} && [ "$(wc -c < {tmp})" -eq {int(size)} ] && mv -f {tmp} {shlex.quote(dest)} '
+        f'|| {{ rm -f {tmp}; echo "{dest}: incomplete input (expected {int(size)} bytes)" >&2; exit 1; }}'
+    )
+
+
 def check_commit(commit: str) -> str:
     if not _COMMIT.match(commit):
         raise InvalidTarget(f"commit {commit!r} is not a valid directory name", "InvalidSpec")

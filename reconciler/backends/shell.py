@@ -199,8 +199,8 @@ class ShellRunner:
     async def prepare_run_dir(self, action: Launch) -> None:
         """One command: create the run dir, claim it with the token (a foreign token raises
         ``PermanentError(reason="ForeignRunDir")``) and write ``wrapper.sh`` (unless it ran)."""
-        script = wrapper.wrapper_script(action, self.target.env, self.project)
-        done = await self._run(wrapper.prepare_script(action), stdin=script.encode())
+        script = wrapper.wrapper_script(action, self.target.env, self.project).encode()
+        done = await self._run(wrapper.prepare_script(action, len(script)), stdin=script)
         if done.returncode == wrapper.FOREIGN_TOKEN_EXIT:
             raise PermanentError(
                 f"{self.name}: {action.run_dir} belongs to another launch ({done.stderr.strip()})",

@@ -16,6 +16,7 @@ import posixpath
 import re
 import shlex
 
+from reconciler.backends.scripts import receive_stdin
 from reconciler.errors import PermanentError
 from reconciler.model.actions import Launch
 from reconciler.model.config import EnvActivation
@@ -153,8 +154,9 @@ echo "$rc" > exit_code.tmp && mv -f exit_code.tmp exit_code
 """
 
 
-def prepare_script(action: Launch) -> str:
-    """First launch command: run dir, token claim, ``wrapper.sh`` (from stdin) and ``result_path``.
+def prepare_script(action: Launch, size: int) -> str:
+    """First launch command: run dir, token claim, ``wrapper.sh`` (``size`` bytes from stdin) and
+    ``result_path``.
 
     The token is claimed with ``ln`` (atomic: exactly one of two racing launchers creates it).
     Once ``launch.lock`` exists the wrapper on disk is what ran, so it is left untouched.
@@ -171,7 +173,7 @@ fi
 t=$(cat token 2>/dev/null)
 if [ "$t" != {token} ]; then echo "run dir holds token $t" >&2; exit {FOREIGN_TOKEN_EXIT}; fi
 if [ -d launch.lock ]; then cat >/dev/null; echo launched; exit 0; fi
-cat > .wrapper.$$ && mv -f .wrapper.$$ wrapper.sh || exit 1
+{receive_stdin("wrapper.sh", size)}
 printf '%s\\n' {q(result_path(action))} > .result_path.$$ && mv -f .result_path.$$ result_path || exit 1
 mkdir -p ../../../logs && ln -sfn {q(log_target)} {q(f"../../../logs/{log_name(action)}")} 2>/dev/null
 echo ready

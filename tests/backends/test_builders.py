@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -67,7 +68,8 @@ def test_every_script_is_valid_sh() -> None:
     env = EnvActivation(conda="my env", setup=("module load cuda/12.1",), variables=(("V", NASTY),))
     for script in (
         wrapper.wrapper_script(action, env, "proj"),
-        wrapper.prepare_script(action),
+        wrapper.prepare_script(action, 1234),
+        scripts.receive_stdin("job.sh", 99),
         wrapper.start_script(action.run_dir),
         scripts.probe_command("~/p", "probe-x.py", "python3 -I"),
         scripts.probe_command("/p", "probe-x.py", "python3", install_from=".probe-x.py.1.tmp"),
@@ -149,3 +151,17 @@ def test_python_words() -> None:
     assert scripts.python_words("'/opt/my py/bin/python3' -I") == "'/opt/my py/bin/python3' -I"
     assert scripts.python_words("/usr/bin/python3") == "/usr/bin/python3"
     assert scripts.python_words("") == "python3"
+
+
+def test_a_wrapper_cut_short_is_never_installed(tmp_path: Path) -> None:
+    """The launch's first command installs ``wrapper.sh`` only when every announced byte came."""
+    run_dir = tmp_path / "runs" / "A_s0" / "1"
+    action = launch(run_dir=str(run_dir))
+    body = wrapper.wrapper_script(action, EnvActivation(), "proj").encode()
+    script = wrapper.prepare_script(action, len(body))
+    cut = subprocess.run(["sh", "-c", script], input=body[: len(body) // 2], capture_output=True, timeout=30)
+    assert cut.returncode == 1 and b"incomplete input" in cut.stderr
+    assert not (run_dir / "wrapper.sh").exists() and not list(run_dir.glob(".wrapper.sh.*"))
+    whole = subprocess.run(["sh", "-c", script], input=body, capture_output=True, timeout=30)
+    assert whole.returncode == 0 and whole.stdout.strip() == b"ready", whole.stderr
+    assert (run_dir / "wrapper.sh").read_bytes() == body

@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
+from reconciler.backends.batch import BatchRunner
+from reconciler.backends.local import LocalTransport
 from reconciler.backends.pbs import Pbs, parse_qstat_json, parse_qstat_text
 from reconciler.backends.scheduler import JobInfo, JobRequest, JobState
-from reconciler.model.config import BatchOptions
+from reconciler.model.config import BatchOptions, Target, TargetKind
 
 SHIM = Path(__file__).resolve().parents[1] / "shims" / "pbs"
 DATA = Path(__file__).resolve().parents[1] / "data" / "pbs"
@@ -270,3 +272,31 @@ def test_shim_text_is_parsed_like_its_json(cluster: Cluster) -> None:
     assert parse_qstat_text(text) == as_json
     assert all(len(line.expandtabs(8)) <= 79 for line in text.splitlines())
     assert [i.exit_status for i in as_json.values()] == [0, 4]
+
+
+@pytest.mark.parametrize("cut", [0, 1, 40])
+def test_a_job_script_cut_short_is_never_submitted(cluster: Cluster, cut: int) -> None:
+    """A controller that dies while sending ``job.sh`` closes its stdin early: the submit command
+    sees fewer bytes than announced, writes no ``job.sh``, submits nothing and exits 1; the whole
+    script is submitted."""
+    target = Target("hpc", TargetKind.PBS, str(cluster.root / "runs"))
+    runner = BatchRunner(target, LocalTransport(), None, "proj", PBS)
+    run_dir = cluster.root / "runs" / "cut"
+    run_dir.mkdir(parents=True)
+    (run_dir / "wrapper.sh").write_text("echo ran\n")
+    req = JobRequest(
+        name="rc.proj.cut.1", run_dir=str(run_dir), wrapper=str(run_dir / "wrapper.sh"),
+        output=str(run_dir / "pbs.log"), walltime_seconds=60, gpus=0, options=BatchOptions(),
+    )  # fmt: skip
+    data = PBS.job_script(req).encode()
+    command = runner.submit_script(req, len(data))
+    env = cluster.env
+    cut_short = subprocess.run(["sh", "-c", command], input=data[:cut], capture_output=True, env=env, timeout=60)
+    assert cut_short.returncode == 1 and b"incomplete input" in cut_short.stderr
+    assert sorted(p.name for p in run_dir.iterdir()) == ["wrapper.sh"]
+    assert cluster.status([], ("rc.proj.cut.1",)) == {}
+    whole = subprocess.run(["sh", "-c", command], input=data, capture_output=True, env=env, timeout=60)
+    assert whole.returncode == 0, whole.stderr
+    assert (run_dir / "job.sh").read_bytes() == data
+    job_id = PBS.parse_submit(whole.stdout.decode().split("@@submit@@\n")[-1])
+    assert cluster.wait(job_id).exit_status == 0
