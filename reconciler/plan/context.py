@@ -32,13 +32,14 @@ class Context:
     runs_on_gpu: Counter[tuple[str, int]] = field(default_factory=Counter)
     reserved_mb: defaultdict[tuple[str, int], float] = field(default_factory=lambda: defaultdict(float))
     env_checks: dict[str, CheckEnv] = field(default_factory=dict)
-    now_iso: str = ""
     """Targets that need an environment check before this pass's launches there (target -> CheckEnv)."""
+    now_iso: str = ""
     reservations: int = 0
-    """Placements made so far in this pass (each one changes what later placements see)."""
+    """Slots counted or reserved so far in this pass (each one changes what later placements see)."""
     unplaceable: dict[tuple[object, ...], str] = field(default_factory=dict)
-    """Why nothing fitted, by what placement depends on (``place.placement_key``): the answer
-    holds until the next reservation, so a queue of alike experiments is refused once a pass."""
+    """Why nothing fitted, by what ``place`` reads of a spec (eligible targets, GPU count, VRAM
+    estimate) and ``reservations``: a queue of alike experiments is refused once until the next
+    reservation."""
 
     policies: Policies = field(init=False)
     """``desired.config.policies`` (read for every entry, every pass)."""

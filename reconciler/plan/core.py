@@ -185,7 +185,7 @@ def _adopt(entry: StatusEntry, ctx: Context) -> StatusEntry:
             git_commit=ctx.desired.revision,
         )
         return outcomes.started(entry, attempt, ctx.now)
-    for exp_id, attempt_n, where in sorted(ctx.inflight) if ctx.inflight else ():
+    for exp_id, attempt_n, where in sorted(ctx.inflight):
         seen = ctx.observed.target(where)
         if exp_id == entry.id and attempt_n == n and (seen is None or not seen.reachable):
             token = launch_token(ctx.project, entry.id, n)

@@ -60,7 +60,7 @@ def _may_be_fatal(log_tail: Sequence[str]) -> bool:
     for marker in FATAL_MARKERS:
         if marker in text:
             return True
-    return any(word in text and _ends_a_word(text, word) for word in FATAL_WORDS)
+    return any(_ends_a_word(text, word) for word in FATAL_WORDS)
 
 
 def _ends_a_word(text: str, word: str) -> bool:
