@@ -14,21 +14,28 @@ Answer (one JSON line on stdout)::
      "fields": ["exp_id", "attempt", "token", "launched", "exit_code", "pid", "start_time", "age"],
      "runs": [["A_s0", 1, "tok", 1, null, 4242, "9137", 37.5], ...],
      "details": [{"exp_id": "A_s0", "attempt": 1, "alive": true, "heartbeat_age": 3.1,
-                  "result_size": null, "sidecar": {...} | null, "log_tail": ["..."]}],
+                  "result_size": null, "sidecar": {...} | null, "log_tail": ["..."],
+                  "launch": {"gpus": [0], "command": "...", "commit": "...", "vram_gb": 30}
+                            | {"cuda_env": "0,1"} | null,
+                  "started_age": 12.5 | null}],
      "errors": [],
      "gpus": null | {"query": {"rc": 0, "out": "...", "err": ""},
-                     "apps": {"rc": 0, "out": "...", "err": ""} | null, "own": [pid, ...]}}
+                     "apps": {"rc": 0, "out": "...", "err": ""} | null, "own": [pid, ...],
+                     "groups": [[pid, pgid], ...]}}
 
 ``runs`` has one compact record per run dir (``pid``/``start_time`` only for runs without an exit
 code or wanted ones); ``details`` only for runs without an exit code or named in ``want``. A live
 process with no exit code and no batch job has an empty ``log_tail`` unless the tail may hold a
-fatal line (``model.observed.FATAL_MARKERS``): healthy runs move no log text.
+fatal line (``model.observed.FATAL_MARKERS``): healthy runs move no log text. ``launch`` is the
+run dir's ``launch.json`` (what the launch chose, written before the process started), or for a
+run dir of an older version the ``CUDA_VISIBLE_DEVICES`` word its wrapper exports.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from collections.abc import Collection, Mapping
 from contextlib import AbstractContextManager
 from functools import cache
@@ -39,7 +46,14 @@ from typing import Any
 
 from reconciler.backends.gpus import APPS_QUERY, GPU_QUERY, build_gpus
 from reconciler.errors import TransportError
-from reconciler.model.observed import FATAL_MARKERS, FATAL_WORDS, GpuObservation, RunObservation, TargetObservation
+from reconciler.model.observed import (
+    FATAL_MARKERS,
+    FATAL_WORDS,
+    GpuObservation,
+    LaunchRecord,
+    RunObservation,
+    TargetObservation,
+)
 
 PROBE_VERSION = 1
 
@@ -127,6 +141,56 @@ def own_gpu_pids(doc: Mapping[str, Any]) -> frozenset[int]:
     return frozenset(p for p in own or () if isinstance(p, int))
 
 
+def gpu_groups(doc: Mapping[str, Any]) -> dict[int, int]:
+    """pid -> process group of the GPU processes that belong to a live run of ours."""
+    section = doc.get("gpus")
+    pairs = section.get("groups") if isinstance(section, Mapping) else None
+    out: dict[int, int] = {}
+    for pair in pairs if isinstance(pairs, list) else ():
+        if isinstance(pair, list) and len(pair) == 2:
+            pid, pgid = _opt_int(pair[0]), _opt_int(pair[1])
+            if pid is not None and pgid is not None:
+                out[pid] = pgid
+    return out
+
+
+def _gpu_list(value: object) -> tuple[int, ...] | None:
+    if not isinstance(value, list) or not all(_opt_int(g) is not None and g >= 0 for g in value):
+        return None
+    return tuple(sorted(set(value)))
+
+
+def _cuda_env(word: str) -> tuple[int, ...] | None:
+    """The GPUs of an exported ``CUDA_VISIBLE_DEVICES`` shell word (``0,1``, ``''``); ``None`` when
+    it is not a plain list of indexes."""
+    try:
+        words = shlex.split(word)
+    except ValueError:
+        return None
+    text = words[0] if len(words) == 1 else "" if not words else None
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not all(p.isdigit() for p in parts):
+        return None
+    return tuple(sorted({int(p) for p in parts}))
+
+
+def launch_record(value: object) -> LaunchRecord | None:
+    """The run's ``launch`` detail as a ``LaunchRecord`` (fields of the wrong type are dropped)."""
+    if not isinstance(value, Mapping):
+        return None
+    if "cuda_env" in value:
+        word = value.get("cuda_env")
+        return LaunchRecord(gpus=_cuda_env(word) if isinstance(word, str) else None)
+    return LaunchRecord(
+        gpus=_gpu_list(value.get("gpus")),
+        command=_opt_str(value.get("command")),
+        commit=_opt_str(value.get("commit")) or None,
+        vram_gb=_opt_float(value.get("vram_gb")),
+    )
+
+
 def _list(value: object) -> list[Any]:
     if value is None:
         return []
@@ -178,6 +242,8 @@ def _observation(target: str, doc: dict[str, Any], fields: list[str], commands: 
             log_tail=tuple(str(line) for line in det.get("log_tail") or ()),
             age=_opt_float(rec.get("age")),
             job_id=_opt_str(rec.get("job_id")) or None,
+            launch=launch_record(det.get("launch")),
+            started_age=_opt_float(det.get("started_age")),
         )
     gpus, note = _gpus(doc.get("gpus"))
     return TargetObservation(
@@ -190,4 +256,5 @@ def _observation(target: str, doc: dict[str, Any], fields: list[str], commands: 
         root=_opt_str(doc.get("root")),
         free_disk_gb=_opt_float(doc.get("free_disk_gb")),
         commands=commands,
+        gpu_groups=gpu_groups(doc),
     )

@@ -8,7 +8,7 @@ and parse live in ``probe``. The remote layout under the target's root ``R``::
 
     R/.reconciler/probe-<hash>.py     the installed probe
     R/code/<commit>/                  unpacked tree, ``.complete`` written last
-    R/runs/<exp_id>/<attempt>/        token, launch.lock/, wrapper.sh, pid, start_time, host,
+    R/runs/<exp_id>/<attempt>/        token, launch.json, launch.lock/, wrapper.sh, pid, start_time, host,
                                       heartbeat, stdout.log, exit_code, result_path, status.json
     R/checkpoints/<exp_id>/
 """

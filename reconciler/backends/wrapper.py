@@ -1,9 +1,11 @@
 """Pure builders for the apply stage's launch: the run wrapper and the two launch commands.
 
 A launch is two remote commands. ``prepare_script`` creates the attempt's run dir, claims it with
-the token (refusing a dir that holds another token), and writes ``wrapper.sh`` (sent on stdin)
-and ``result_path``. ``start_script`` starts the wrapper detached under ``setsid`` and waits for
-it to record its pid and start time. The wrapper's first act, ``mkdir launch.lock || exit 0``,
+the token (refusing a dir that holds another token), and writes ``launch.json`` (what this launch
+chose: GPUs, command, commit, VRAM estimate; a pass that dies after starting the run adopts it
+from there), ``wrapper.sh`` (sent on stdin) and ``result_path``, each atomically.
+``start_script`` starts the wrapper detached under ``setsid`` and waits for it to record its pid
+and start time. The wrapper's first act, ``mkdir launch.lock || exit 0``,
 makes a second start of the same attempt a no-op, whoever issues it: that is the exactly-once
 launch of the design (invariant 1).
 
@@ -12,6 +14,7 @@ Everything here returns text; nothing runs. All quoting goes through ``shlex.quo
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
 import shlex
@@ -154,9 +157,24 @@ echo "$rc" > exit_code.tmp && mv -f exit_code.tmp exit_code
 """
 
 
+def launch_record(action: Launch) -> str:
+    """``launch.json``: what this launch chose, one JSON line (the probe reports it, so a pass that
+    adopts the run after a crash knows its GPUs, command and commit)."""
+    doc = {
+        "v": 1,
+        "exp_id": action.exp_id,
+        "attempt": action.attempt,
+        "gpus": list(action.gpus),
+        "command": action.command,
+        "commit": action.commit,
+        "vram_gb": action.vram_gb,
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
 def prepare_script(action: Launch, size: int) -> str:
-    """First launch command: run dir, token claim, ``wrapper.sh`` (``size`` bytes from stdin) and
-    ``result_path``.
+    """First launch command: run dir, token claim, ``launch.json``, ``wrapper.sh`` (``size`` bytes
+    from stdin) and ``result_path``.
 
     The token is claimed with ``ln`` (atomic: exactly one of two racing launchers creates it).
     Once ``launch.lock`` exists the wrapper on disk is what ran, so it is left untouched.
@@ -173,6 +191,7 @@ fi
 t=$(cat token 2>/dev/null)
 if [ "$t" != {token} ]; then echo "run dir holds token $t" >&2; exit {FOREIGN_TOKEN_EXIT}; fi
 if [ -d launch.lock ]; then cat >/dev/null; echo launched; exit 0; fi
+printf '%s\\n' {q(launch_record(action))} > .launch.json.$$ && mv -f .launch.json.$$ launch.json || exit 1
 {receive_stdin("wrapper.sh", size)}
 printf '%s\\n' {q(result_path(action))} > .result_path.$$ && mv -f .result_path.$$ result_path || exit 1
 mkdir -p ../../../logs && ln -sfn {q(log_target)} {q(f"../../../logs/{log_name(action)}")} 2>/dev/null

@@ -16,6 +16,18 @@ regexes only then (``plan.failure``): most passes over healthy runs move and sca
 
 
 @dataclass(frozen=True)
+class LaunchRecord:
+    """What the launch chose for a run, as the run dir holds it (``launch.json``, written before
+    the process starts; for run dirs of older versions only ``gpus``, read from the wrapper's
+    ``CUDA_VISIBLE_DEVICES``). ``None`` fields were not recorded."""
+
+    gpus: tuple[int, ...] | None = None
+    command: str | None = None
+    commit: str | None = None
+    vram_gb: float | None = None
+
+
+@dataclass(frozen=True)
 class RunObservation:
     """One run dir ``<root>/runs/<exp_id>/<attempt>/`` as the probe saw it."""
 
@@ -42,6 +54,10 @@ class RunObservation:
     """Batch scheduler state, mapped to our vocabulary by the scheduler adapter."""
     age: float | None = None
     """Seconds since the run dir was created."""
+    launch: LaunchRecord | None = None
+    """What the launch chose (GPUs, command, commit), for adopting the run after a crash."""
+    started_age: float | None = None
+    """Seconds since the wrapper recorded its pid (the process's start), ``None`` before."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,9 @@ class TargetObservation:
     free_disk_gb: float | None = None
     commands: int = 0
     """Remote commands this probe issued (the benchmark checks it equals 1)."""
+    gpu_groups: Mapping[int, int] = field(default_factory=dict)
+    """Process group of each GPU compute process (pid -> pgid) that belongs to a live run of ours:
+    the memory ``nvidia-smi`` attributes to a run is that of the processes in its group."""
 
     def run(self, exp_id: str, attempt: int) -> RunObservation | None:
         return self.runs.get((exp_id, attempt))

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from reconciler.model.actions import Action, Launch, Record, ShipCode, sort_key
-from reconciler.model.config import Config, Target
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
 from reconciler.model.escalation import Escalation
@@ -24,6 +23,7 @@ from reconciler.model.spec import DesiredRunState, ExperimentSpec
 from reconciler.model.status import Attempt, StateFile, Status, StatusEntry
 from reconciler.plan import outcomes
 from reconciler.plan.active import checkpoint_path, decide_active
+from reconciler.plan.adopt import adopt, complete
 from reconciler.plan.context import Context, parse_iso
 from reconciler.plan.decisions import apply_decisions
 from reconciler.plan.duration import estimate
@@ -31,6 +31,7 @@ from reconciler.plan.earlystop import Results, apply_early_stop
 from reconciler.plan.entries import mark_orphan, new_entry, sync
 from reconciler.plan.envcheck import check_env_action
 from reconciler.plan.events import describe
+from reconciler.plan.launchenv import launch_env, render_command
 from reconciler.plan.place import Placement, count_active, env_state, place
 from reconciler.plan.tidy import tidy_actions
 
@@ -79,9 +80,9 @@ def make_plan(
             continue
         entry = entries[exp_id]
         if entry.status is Status.PENDING:
-            entry = _adopt(entry, ctx)
+            entry = adopt(entry, ctx)
         if _has_live_attempt(entry):
-            entry, io = decide_active(entry, ctx)
+            entry, io = decide_active(complete(entry, ctx), ctx)
             actions.extend(io)
         entries[exp_id] = entry
         if entry.status is Status.PENDING:
@@ -94,10 +95,12 @@ def make_plan(
     candidates = apply_early_stop(candidates, entries, results, ctx.now)
 
     _phase_guard(entries, ctx)
+    # every live run of ours (adopted ones included) holds its slots and memory before any placement
     for entry in entries.values():
         current = entry.current
         if current is not None and _is_live(entry, current):
-            count_active(current.target, current.gpus, None, ctx)
+            live_spec = ctx.specs.get(entry.id)
+            count_active(current, live_spec.vram_gb if live_spec is not None else None, ctx)
 
     gates = _Gates(entries, ctx, stages)
     for spec in sorted(candidates, key=lambda s: (s.stage, s.priority, s.id)):
@@ -153,46 +156,6 @@ def _is_live(entry: StatusEntry, current: Attempt) -> bool:
     if entry.status.active:
         return True
     return entry.status is Status.ON_HOLD and current.finished is None
-
-
-def _adopt(entry: StatusEntry, ctx: Context) -> StatusEntry:
-    """A pending entry whose next attempt already exists on a target (a pass died after
-    creating its run dir or starting it) takes that attempt instead of launching again."""
-    n = entry.attempt + 1
-    token = None
-    for name in ctx.observed_names:
-        tobs = ctx.observed.targets[name]
-        run = tobs.run(entry.id, n) if tobs.reachable else None
-        if run is None:
-            continue
-        token = token or launch_token(ctx.project, entry.id, n)
-        if run.token != token:
-            continue
-        spec = ctx.specs.get(entry.id)
-        target = ctx.desired.config.target(name) if name in ctx.desired.config.target_names else None
-        command = entry.command
-        if spec is not None and target is not None:
-            command = render_command(entry, spec, target, tobs.root or "", n)
-        attempt = Attempt(
-            n=n,
-            target=name,
-            command=command,
-            run_dir=run_dir(tobs.root or "", entry.id, n),
-            token=token,
-            host=tobs.host,
-            pid=run.pid,
-            start_time=run.start_time,
-            git_commit=ctx.desired.revision,
-        )
-        return outcomes.started(entry, attempt, ctx.now)
-    for exp_id, attempt_n, where in sorted(ctx.inflight):
-        seen = ctx.observed.target(where)
-        if exp_id == entry.id and attempt_n == n and (seen is None or not seen.reachable):
-            token = launch_token(ctx.project, entry.id, n)
-            attempt = Attempt(n=n, target=where, command=entry.command, run_dir="", token=token)
-            entry = outcomes.started(entry, attempt, ctx.now, status=Status.UNREACHABLE)
-            return entry.replace(started=None)
-    return entry
 
 
 def _pending(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, ExperimentSpec | None]:
@@ -321,46 +284,12 @@ def _launch(
         result_file=result,
         checkpoint_dir=checkpoint,
         gpus=placed.gpus,
-        env=_env(spec, placed, ctx.desired.config),
+        env=launch_env(spec, placed.gpus, placed.gpu_host, ctx.desired.config),
         expected_duration_hours=duration[0] if duration else None,
         duration_basis=duration[1] if duration else None,
         vram_gb=spec.vram_gb,
         gpu_count=placed.gpu_count,
     )
-
-
-def render_command(entry: StatusEntry, spec: ExperimentSpec, target: Target, root: str, n: int) -> str:
-    """The entry's command (the spec's, remediated by earlier failures) with placeholders filled
-    for attempt ``n`` on ``target``: results go into the attempt's own run dir."""
-    result = entry.result_file or spec.result_path
-    checkpoint = checkpoint_path(target, root, entry.id)
-    return spec.render(entry.command, checkpoint, result_file=f"{run_dir(root, entry.id, n)}/{result}")
-
-
-def _env(spec: ExperimentSpec, placed: Placement, config: Config) -> tuple[tuple[str, str], ...]:
-    """The spec's variables, then the project's tracking settings the job-side runtime reads
-    (the spec's own values win); a run given no GPU on a GPU host sees none (not GPU 0 by default)."""
-    env = spec.env
-    given = {k for k, _ in env}
-    extra = [(k, v) for k, v in tracking_env(config) if k not in given]
-    if placed.gpu_host and not placed.gpus and "CUDA_VISIBLE_DEVICES" not in given:
-        extra.append(("CUDA_VISIBLE_DEVICES", ""))
-    return (*env, *extra)
-
-
-def tracking_env(config: Config) -> tuple[tuple[str, str], ...]:
-    """``WANDB_PROJECT``/``WANDB_ENTITY``/``WANDB_MODE`` when the config names a wandb project, and
-    ``RECONCILER_HF_REPO`` when it names a Hub repo (no secrets: the
-    API keys come from the target's own environment)."""
-    out: list[tuple[str, str]] = []
-    if config.wandb.project:
-        out.append(("WANDB_PROJECT", config.wandb.project))
-        if config.wandb.entity:
-            out.append(("WANDB_ENTITY", config.wandb.entity))
-        out.append(("WANDB_MODE", config.wandb.mode))
-    if config.hub.repo:
-        out.append(("RECONCILER_HF_REPO", config.hub.repo))
-    return tuple(out)
 
 
 def _ship(actions: list[Action], revision: str | None) -> list[Action]:

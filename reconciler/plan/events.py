@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reconciler.model.status import StateFile, Status, StatusEntry
+from reconciler.plan.adopt import ADOPTED
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,8 @@ class Event:
     before: str | None
     after: str
     detail: str
+    adopted: bool = False
+    """The attempt was adopted (a crashed pass had created or started it), not launched now."""
 
     @property
     def line(self) -> str:
@@ -43,8 +46,19 @@ def events(old: StateFile, new: StateFile) -> list[Event]:
         retried = _retried_class(prev, entry)
         if retried:
             detail = f"{retried}, retry {entry.retry_count} of {entry.max_retries}: {detail}"
-        out.append(Event(entry.id, prev.status.value if prev else None, entry.status.value, detail))
+        adopted = _adopted(prev, entry)
+        if adopted:
+            detail = f"adopted {detail}" if detail else "adopted"
+        out.append(Event(entry.id, prev.status.value if prev else None, entry.status.value, detail, adopted))
     return out
+
+
+def _adopted(prev: StatusEntry | None, entry: StatusEntry) -> bool:
+    """A new attempt taken over from a crashed pass (``plan.adopt`` notes it), not launched."""
+    if entry.attempt <= (prev.attempt if prev is not None else 0):
+        return False
+    last = entry.notes.rsplit("\n", 1)[-1]
+    return last.startswith(f"attempt {entry.attempt} {ADOPTED} on ")
 
 
 def _retried_class(prev: StatusEntry | None, entry: StatusEntry) -> str | None:
@@ -93,7 +107,9 @@ def subject(evts: Iterable[Event]) -> str:
     counts: Counter[str] = Counter()
     for e in evts:
         retry_now = e.before == e.after == "running"
-        if retry_now or (e.after == "pending" and e.before in ("running", "unreachable", "queued")):
+        if e.adopted:
+            counts["adopted"] += 1
+        elif retry_now or (e.after == "pending" and e.before in ("running", "unreachable", "queued")):
             counts["retrying"] += 1
         elif e.after == "running" and e.before in ("unreachable", "on_hold"):
             counts["back"] += 1
@@ -103,6 +119,7 @@ def subject(evts: Iterable[Event]) -> str:
         return "reconcile: status updated"
     order = [
         "launched",
+        "adopted",
         "queued",
         "done",
         "failed",

@@ -1,8 +1,11 @@
 """Placement: which target (and which GPUs) a pending experiment goes to, if any.
 
 Deterministic: targets are tried least loaded first (then by name); GPUs with the most free
-memory first (then by index). Each placement reserves its slots and memory, so later experiments
-in the same pass see them. When nothing fits, the reason names every target and why.
+memory first (then by index). Every live run of ours (recorded or adopted) holds its slots and the
+memory ``nvidia-smi`` does not show for it yet (``count_active``); each placement reserves its
+slots and memory, so later experiments in the same pass see them. When nothing fits, the reason
+names every target and why, and the GPUs that had the memory but were excluded (blacklisted, at
+``max_runs_per_gpu``, or reserved for runs of ours).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from reconciler.model.config import Target
 from reconciler.model.env import EnvVerdict, env_hash
 from reconciler.model.observed import GpuObservation, TargetObservation
 from reconciler.model.spec import ExperimentSpec
+from reconciler.model.status import Attempt
 from reconciler.plan.context import Context
 from reconciler.plan.failure import MIN_FREE_GB
 
@@ -112,9 +116,36 @@ def _pick_gpus(spec: ExperimentSpec, target: Target, tobs: TargetObservation, ct
     fits.sort(key=lambda g: (-_free_mb(g, target.name, ctx), g.index))
     if len(fits) >= need:
         return tuple(sorted(g.index for g in fits[:need]))
+    excluded = _excluded(tobs.gpus, target, need_mb, ctx)
+    why = f" ({'; '.join(excluded)})" if excluded else ""
     if spec.vram_gb:
-        return f"no GPU with {spec.vram_gb * factor:.1f} GB free on {target.name}"
-    return f"no free GPU on {target.name}"
+        amount = f"{spec.vram_gb * factor:.1f} GB free"
+        if fits:
+            return f"only {len(fits)} of the {need} GPUs needed with {amount} on {target.name}{why}"
+        return f"no GPU with {amount} on {target.name}{why}"
+    if fits:
+        return f"only {len(fits)} of the {need} GPUs needed free on {target.name}{why}"
+    return f"no free GPU on {target.name}{why}"
+
+
+def _excluded(gpus: tuple[GpuObservation, ...], target: Target, need_mb: float, ctx: Context) -> list[str]:
+    """The GPUs that have ``need_mb`` free by ``nvidia-smi`` but were not eligible, each with why
+    (so that "no GPU with N GB free" is never said while one has it)."""
+    out = []
+    for gpu in sorted(gpus, key=lambda g: g.index):
+        raw = _free_mb(gpu, target.name, None)
+        if raw < need_mb:
+            continue
+        label = f"GPU {gpu.index} {gpu.name}"
+        runs = ctx.runs_on_gpu[(target.name, gpu.index)]
+        if not _usable(gpu, target):
+            out.append(f"{label} blacklisted")
+        elif runs >= target.gpus.max_runs_per_gpu:
+            out.append(f"{label} at max_runs_per_gpu ({runs} of {target.gpus.max_runs_per_gpu})")
+        else:
+            reserved = ctx.reserved_mb[(target.name, gpu.index)] / 1024.0
+            out.append(f"{label} has {raw / 1024.0:.1f} GB free, {reserved:.1f} GB of it held for runs of ours")
+    return out
 
 
 def _usable(gpu: GpuObservation, target: Target) -> bool:
@@ -123,12 +154,13 @@ def _usable(gpu: GpuObservation, target: Target) -> bool:
     return not any(model.lower() in gpu.name.lower() for model in target.gpus.blacklist_models)
 
 
-def _free_mb(gpu: GpuObservation, target: str, ctx: Context) -> float:
+def _free_mb(gpu: GpuObservation, target: str, ctx: Context | None) -> float:
+    """Free MiB by ``nvidia-smi`` less what this pass holds for runs of ours (none without ``ctx``)."""
     free = gpu.memory_free_mb
     if free is None:
         total, used = gpu.memory_total_mb, gpu.memory_used_mb
         free = (total - used) if total is not None and used is not None else 0.0
-    return free - ctx.reserved_mb[(target, gpu.index)]
+    return free - (ctx.reserved_mb[(target, gpu.index)] if ctx is not None else 0.0)
 
 
 def _reserve(spec: ExperimentSpec, target: Target, gpus: tuple[int, ...], ctx: Context) -> None:
@@ -139,11 +171,31 @@ def _reserve(spec: ExperimentSpec, target: Target, gpus: tuple[int, ...], ctx: C
         ctx.reserved_mb[(target.name, index)] += (spec.vram_gb or 0.0) * 1024.0
 
 
-def count_active(target: str, gpus: tuple[int, ...], vram_gb: float | None, ctx: Context) -> None:
-    """Account for a run already on a target (recorded or adopted) before placing new ones.
+def count_active(attempt: Attempt, vram_gb: float | None, ctx: Context) -> None:
+    """Account for a live run of ours (recorded or adopted) before placing new ones: its slots,
+    and on each of its GPUs the memory ``nvidia-smi`` does not show for it yet.
 
-    Its memory is already in the probe's "used" figure, so only the slot counts."""
+    A young run has not allocated its memory yet, so the observed free memory still counts it as
+    free: it holds ``max(estimate, attributed) - attributed`` on top, where ``attributed`` is what
+    ``nvidia-smi`` lists for the processes of the run's process group (already missing from the
+    free figure, so never counted twice). A run without an estimate holds only its slot."""
+    target = attempt.target
     ctx.reservations += 1
     ctx.runs_on_target[target] += 1
-    for index in gpus:
+    tobs = ctx.observed.target(target)
+    estimate = (vram_gb or 0.0) * 1024.0
+    for index in attempt.gpus:
         ctx.runs_on_gpu[(target, index)] += 1
+        seen = attributed_mb(tobs, index, attempt.pid)
+        ctx.reserved_mb[(target, index)] += max(estimate, seen) - seen
+
+
+def attributed_mb(tobs: TargetObservation | None, index: int, pgid: int | None) -> float:
+    """MiB ``nvidia-smi`` lists on GPU ``index`` for the processes of group ``pgid`` (a run of
+    ours: its wrapper's pid is its process group)."""
+    if tobs is None or tobs.gpus is None or pgid is None:
+        return 0.0
+    groups = tobs.gpu_groups
+    return sum(
+        used or 0.0 for gpu in tobs.gpus if gpu.index == index for pid, used in gpu.processes if groups.get(pid) == pgid
+    )

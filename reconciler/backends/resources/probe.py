@@ -18,6 +18,7 @@ nothing at all (it never writes). Keep the output small: every run dir gets a co
 
 import json
 import os
+import stat
 import sys
 import time
 from typing import Any, Dict, List, Optional, Set, Tuple
@@ -27,6 +28,9 @@ FIELDS = ["exp_id", "attempt", "token", "launched", "exit_code", "pid", "start_t
 TAIL_BYTES = 65536
 MAX_LINE = 400
 SIDECAR_MAX = 262144
+LAUNCH_MAX = 65536
+WRAPPER_MAX = 262144
+CUDA_EXPORT = "export CUDA_VISIBLE_DEVICES="
 SMI_TIMEOUT = 30
 HAVE_PROC = os.path.isdir("/proc/self")
 
@@ -147,6 +151,48 @@ def read_sidecar(path: str) -> Optional[Dict[str, Any]]:
     return doc if isinstance(doc, dict) else None
 
 
+def read_regular(path: str, limit: int) -> Optional[bytes]:
+    """The bytes of a regular file no larger than ``limit`` (never through a symlink), else None."""
+    try:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+            return None
+        return os.read(fd, limit + 1)[:limit]
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def launch_record(run_dir: str, names: Set[str]) -> Optional[Dict[str, Any]]:
+    """What the launch chose for this run: ``launch.json`` (written before the process started),
+    or, in a run dir of an older version, the last ``CUDA_VISIBLE_DEVICES`` the wrapper exports
+    (``{"cuda_env": <the shell word>}``). None when neither is there."""
+    if "launch.json" in names:
+        data = read_regular(os.path.join(run_dir, "launch.json"), LAUNCH_MAX)
+        try:
+            doc = json.loads(data.decode("utf-8")) if data is not None else None
+        except ValueError:
+            doc = None
+        return doc if isinstance(doc, dict) else None
+    if "wrapper.sh" not in names:
+        return None
+    data = read_regular(os.path.join(run_dir, "wrapper.sh"), WRAPPER_MAX)
+    if data is None:
+        return None
+    found = None
+    for raw in data.decode("utf-8", "replace").splitlines():
+        line = raw.strip()
+        if line.startswith(CUDA_EXPORT):
+            found = line[len(CUDA_EXPORT) :]
+    return {"cuda_env": found} if found is not None else None
+
+
 def result_size(run_dir: str) -> Optional[int]:
     path = read_text(os.path.join(run_dir, "result_path"))
     if not path:
@@ -216,6 +262,8 @@ def scan_runs(
                     "result_size": result_size(run_dir),
                     "sidecar": read_sidecar(os.path.join(run_dir, "status.json")),
                     "log_tail": lines,
+                    "launch": launch_record(run_dir, names),
+                    "started_age": mtime_age(os.path.join(run_dir, "pid"), now) if "pid" in names else None,
                 }
             )
     return {"runs": records, "details": details, "errors": errors[:20], "alive_pids": alive_pids}
@@ -244,7 +292,8 @@ def run_tool(argv: List[str]) -> Dict[str, Any]:
 def gpu_section(commands: List[List[str]], live_pids: Set[int]) -> Optional[Dict[str, Any]]:
     """Raw nvidia-smi output (parsed on the controller), None when nvidia-smi is not on PATH.
 
-    ``own`` lists the GPU processes whose process group is one of this project's live runs.
+    ``own`` lists the GPU processes whose process group is one of this project's live runs, and
+    ``groups`` the same as ``[pid, pgid]`` pairs (the memory of a run is its group's).
     """
     import shutil
 
@@ -253,6 +302,7 @@ def gpu_section(commands: List[List[str]], live_pids: Set[int]) -> Optional[Dict
     query = run_tool(commands[0])
     apps = run_tool(commands[1]) if query["rc"] == 0 else None
     own = []
+    groups = []
     if apps is not None and apps["rc"] == 0:
         for line in apps["out"].splitlines():
             head = line.split(",", 1)[0].strip()
@@ -260,7 +310,8 @@ def gpu_section(commands: List[List[str]], live_pids: Set[int]) -> Optional[Dict
                 state = process_state(int(head))
                 if state is not None and state[2] in live_pids:
                     own.append(int(head))
-    return {"query": query, "apps": apps, "own": own}
+                    groups.append([int(head), state[2]])
+    return {"query": query, "apps": apps, "own": own, "groups": groups}
 
 
 def free_gb(path: str) -> Optional[float]:
