@@ -82,11 +82,16 @@ EXPERIMENTS = (
     Exp("e12", 12, 1),
 )
 
-# Worked out by hand from the docstring's world (least-loaded host first, most free GPU first).
+# Worked out by hand from the docstring's world (least-loaded host first, most free GPU first); a
+# GPU that had the memory but was excluded is named with why (issue 14, item 11).
+H100_FULL = "GPU 0 NVIDIA H100 80GB HBM3 at max_runs_per_gpu (2 of 2)"
+A6000_OUT = "GPU 2 NVIDIA RTX A6000 blacklisted"
 EXPECTED_WAITING = {
-    "e05": "no GPU with 24.0 GB free on lab1; no GPU with 24.0 GB free on lab2",
-    "e09": f"no GPU with 12.0 GB free on lab1; lab2 at max_runs ({MAX_RUNS})",
-    "e10": f"no GPU with 4.8 GB free on lab1; lab2 at max_runs ({MAX_RUNS})",
+    "e05": f"no GPU with 24.0 GB free on lab1 ({H100_FULL}; {A6000_OUT}); no GPU with 24.0 GB free on lab2 "
+    "(GPU 0 NVIDIA A100-SXM4-40GB has 39.0 GB free, 24.0 GB of it held for runs of ours)",
+    "e09": f"no GPU with 12.0 GB free on lab1 ({H100_FULL}; {A6000_OUT}); lab2 at max_runs ({MAX_RUNS})",
+    "e10": f"no GPU with 4.8 GB free on lab1 ({H100_FULL}; GPU 1 NVIDIA H100 80GB HBM3 has 5.4 GB free, "
+    f"4.0 GB of it held for runs of ours; {A6000_OUT}); lab2 at max_runs ({MAX_RUNS})",
     "e12": f"lab1 at max_runs ({MAX_RUNS}); lab2 at max_runs ({MAX_RUNS})",
 }
 
