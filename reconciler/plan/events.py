@@ -107,7 +107,7 @@ def subject(evts: Iterable[Event]) -> str:
     counts: Counter[str] = Counter()
     for e in evts:
         retry_now = e.before == e.after == "running"
-        if e.adopted:
+        if e.adopted and e.after in ("running", "queued"):
             counts["adopted"] += 1
         elif retry_now or (e.after == "pending" and e.before in ("running", "unreachable", "queued")):
             counts["retrying"] += 1

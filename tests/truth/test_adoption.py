@@ -68,13 +68,19 @@ def _check_adopted(project: Path, adopted: set[str]) -> None:
     assert len(jobs) == 3  # every GPU busy, none twice
 
 
-def test_runs_of_a_pass_that_crashed_after_apply_are_adopted_with_their_gpus(project: Path) -> None:
+@pytest.mark.parametrize("older_run_dirs", [False, True], ids=["launch.json", "wrapper-only"])
+def test_runs_of_a_pass_that_crashed_after_apply_are_adopted_with_their_gpus(
+    project: Path, older_run_dirs: bool
+) -> None:
     crashed = reconcile(project, "--once", env={"RECONCILER_CRASH_AT": "after_apply"})
     assert crashed.returncode == CRASH_EXIT_CODE, crashed.stderr
     started = _wait_for_jobs(project, 3)
     assert sorted(started.values()) == [(0,), (1,), (2,)]
     until(lambda: len(launches(project)) == 3)
     first = set(launches(project))
+    if older_run_dirs:  # run dirs of a version without launch.json: the wrapper's export tells the GPUs
+        for record in root(project).glob("runs/*/*/launch.json"):
+            record.unlink()
 
     normal = reconcile(project, "--once")
     assert normal.returncode == 0, normal.stderr
@@ -115,3 +121,22 @@ def test_runs_of_a_pass_killed_after_its_first_launch_are_adopted_with_their_gpu
     state = {e["id"]: e for e in entries(project)}
     assert all(state[exp_id]["attempt"] == 1 for exp_id in prepared)
     assert all(n == 1 for n in Counter(launches(project)).values())
+
+
+def test_the_invariant_helper_reports_a_gpu_with_more_live_runs_than_allowed() -> None:
+    def entry(exp_id: str, status: str, gpus: list[int], target: str = "lab1") -> dict[str, object]:
+        attempt = {"n": 1, "target": target, "gpus": gpus, "finished": None}
+        return {"id": exp_id, "status": status, "attempt": 1, "attempts": [attempt]}
+
+    state = [
+        entry("a", "running", [0]),
+        entry("b", "unreachable", [0, 1]),
+        entry("c", "done", [1]),  # not live
+        entry("d", "on_hold", [1]),  # held, its process may live
+        entry("e", "running", [0], target="lab2"),
+    ]
+    assert gpu_violations(state, 1) == [
+        "lab1 GPU 0: 2 live runs > max_runs_per_gpu 1 (a, b)",
+        "lab1 GPU 1: 2 live runs > max_runs_per_gpu 1 (b, d)",
+    ]
+    assert gpu_violations(state, {"lab1": 2}) == []
