@@ -48,7 +48,7 @@ def _wait_for_jobs(project: Path, count: int, deadline: float = 30.0) -> dict[st
         time.sleep(0.05)
 
 
-def _check_adopted(project: Path, adopted: set[str]) -> None:
+def _check_adopted(project: Path, adopted: set[str], commit: str) -> None:
     """Every adopted entry carries what its run dir recorded; no GPU holds two live runs."""
     state = {e["id"]: e for e in entries(project)}
     jobs = _wait_for_jobs(project, len([e for e in state.values() if e["status"] == "running"]))
@@ -59,7 +59,7 @@ def _check_adopted(project: Path, adopted: set[str]) -> None:
         assert attempt["gpus"], f"{exp_id} adopted without its GPUs: {attempt}"
         assert attempt["started"] and entry["started"], attempt
         assert attempt["command"].startswith(f"python3 job.py --exp {exp_id} --out {attempt['run_dir']}/")
-        assert attempt["git_commit"] == git(project, "rev-parse", "HEAD~1") or attempt["git_commit"]
+        assert attempt["git_commit"] == entry["git_commit"] == commit
         assert entry["gpu"] == attempt["gpus"][0]
         # what the job really got is what the state says
         assert jobs[attempt["run_dir"]] == tuple(attempt["gpus"]), (exp_id, jobs)
@@ -72,6 +72,7 @@ def _check_adopted(project: Path, adopted: set[str]) -> None:
 def test_runs_of_a_pass_that_crashed_after_apply_are_adopted_with_their_gpus(
     project: Path, older_run_dirs: bool
 ) -> None:
+    desired = git(project, "rev-parse", "HEAD")
     crashed = reconcile(project, "--once", env={"RECONCILER_CRASH_AT": "after_apply"})
     assert crashed.returncode == CRASH_EXIT_CODE, crashed.stderr
     started = _wait_for_jobs(project, 3)
@@ -84,7 +85,7 @@ def test_runs_of_a_pass_that_crashed_after_apply_are_adopted_with_their_gpus(
 
     normal = reconcile(project, "--once")
     assert normal.returncode == 0, normal.stderr
-    _check_adopted(project, first)
+    _check_adopted(project, first, desired)
     assert Counter(launches(project)) == Counter(first)  # nothing launched again, nothing new
     subject = git(project, "log", "-1", "--format=%s")
     assert "3 adopted" in subject and "launched" not in subject, subject
@@ -94,6 +95,7 @@ def test_runs_of_a_pass_that_crashed_after_apply_are_adopted_with_their_gpus(
 
 
 def test_runs_of_a_pass_killed_after_its_first_launch_are_adopted_with_their_gpus(project: Path) -> None:
+    desired = git(project, "rev-parse", "HEAD")
     env = {**os.environ, "LAUNCH_LOG": str(project.parent / "launches.log")}
     runs = root(project) / "runs"
     proc = subprocess.Popen(
@@ -117,7 +119,7 @@ def test_runs_of_a_pass_killed_after_its_first_launch_are_adopted_with_their_gpu
 
     normal = reconcile(project, "--once")
     assert normal.returncode == 0, normal.stderr
-    _check_adopted(project, prepared)
+    _check_adopted(project, prepared, desired)
     state = {e["id"]: e for e in entries(project)}
     assert all(state[exp_id]["attempt"] == 1 for exp_id in prepared)
     assert all(n == 1 for n in Counter(launches(project)).values())
@@ -140,3 +142,22 @@ def test_the_invariant_helper_reports_a_gpu_with_more_live_runs_than_allowed() -
         "lab1 GPU 1: 2 live runs > max_runs_per_gpu 1 (b, d)",
     ]
     assert gpu_violations(state, {"lab1": 2}) == []
+
+
+def test_an_adopted_attempt_records_what_ran_not_what_the_spec_says_now(project: Path) -> None:
+    """The spec changes between the crash and the next pass: the adopted attempts record the
+    command and commit they were started with (``launch.json``), not the new ones."""
+    desired = git(project, "rev-parse", "HEAD")
+    crashed = reconcile(project, "--once", env={"RECONCILER_CRASH_AT": "after_apply"})
+    assert crashed.returncode == CRASH_EXIT_CODE, crashed.stderr
+    until(lambda: len(launches(project)) == 3)
+    spec = project / "dispatch" / "experiments.yaml"
+    spec.write_text(spec.read_text().replace("--sleep 120.0", "--sleep 121.0"))
+    git(project, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qam", "longer sleep")
+
+    assert reconcile(project, "--once").returncode == 0
+    for exp_id in sorted(set(launches(project))):
+        entry = next(e for e in entries(project) if e["id"] == exp_id)
+        attempt = current(entry)
+        assert attempt["command"].endswith("--sleep 120.0"), attempt["command"]
+        assert attempt["git_commit"] == desired != git(project, "rev-parse", "HEAD~1")
