@@ -403,17 +403,18 @@ class Run:
         self.launch_log = base / "launches.log"
         self.bin = base / "bin"
         self.counter = base / "sh-counter"
+        self.tag = f"chaos-{scenario.seed}-{scenario.index}-{base.name}"
+        """In every job's environment (``CHAOS_TAG``): the scenario's live jobs in ``/proc``."""
         self.shim = batch.Shim(base / "pbs") if scenario.batch else None
         if self.shim:
             self.shim.person_env = self.env()  # the jobs a person's qrls starts get the scenario's
         self.qdeleted: set[str] = set()
         """Experiments whose live job a person deleted on the cluster (they may end cancelled)."""
-        self.tag = f"chaos-{scenario.seed}-{scenario.index}-{base.name}"
-        """In every job's environment (``CHAOS_TAG``): the scenario's live jobs in ``/proc``."""
         self.fleet: targets.SshFleet | None = None
         self.tables: dict[str, tuple[gpus.GpuHost, ...]] = {}
         self.pass_head = ""
         self.pass_state_dirty = False
+        self.pass_write_fails = False
         self.seen: set[str] = set()
 
     # -- setup -----------------------------------------------------------------------------------
@@ -514,6 +515,7 @@ class Run:
     def start(self, extra: dict[str, str] | None = None, *, session: bool = False) -> subprocess.Popen[str]:
         """Start a pass (``session``: in its own process group, for a ``kill``)."""
         self.counter.unlink(missing_ok=True)
+        self.pass_write_fails = "RECONCILER_FAIL_WRITE" in (extra or {})
         self.pass_head = invariants.head(self.project)
         committed = subprocess.run(
             ["git", "show", f"{self.pass_head}:dispatch/state.json"], cwd=self.project, capture_output=True
@@ -563,7 +565,9 @@ class Run:
         self.outcome.checks["b:provenance"] += 1
         for text in invariants.provenance_violations(p, self.state(), self.roots()):
             self.violation(text, "b:provenance")
-        if rc in (0, 1, 2, 75):  # a pass that ended by itself leaves no stray file (a killed one may)
+        # A pass that ended by itself leaves no stray file; a killed or crashed one, or one whose
+        # status write failed (its collected results wait for the next pass), may: the next must not.
+        if rc in (0, 1, 2, 75) and not self.pass_write_fails:
             self.outcome.checks["c:files"] += 1
             for path in invariants.untracked_files(p):
                 self.violation(f"invariant c ({what}): {path} is untracked and not ignored", "c:files")
