@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import textwrap
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,7 +122,7 @@ class GpuHost:
         }
 
 
-def install(bin_dir: Path, gpu_dir: Path, tables: dict[str, tuple[GpuHost, ...]]) -> None:
+def install(bin_dir: Path, gpu_dir: Path, tables: Mapping[str, Sequence[GpuHost]]) -> None:
     """Write the fake as ``<bin_dir>/nvidia-smi`` and each host's table into ``gpu_dir``."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     gpu_dir.mkdir(parents=True, exist_ok=True)
@@ -193,7 +194,7 @@ def live_runs(tag: str) -> list[LiveRun]:
 
 
 def gpu_violations(
-    runs: list[LiveRun], tables: dict[str, tuple[GpuHost, ...]], max_runs_per_gpu: int, vram_factor: float
+    runs: list[LiveRun], tables: Mapping[str, Sequence[GpuHost]], max_runs_per_gpu: int, vram_factor: float
 ) -> dict[tuple[str, int], str]:
     """Invariant (a) over the live runs: (host, GPU) -> what is wrong there."""
     on: dict[tuple[str, int], dict[tuple[str, str], LiveRun]] = defaultdict(dict)
