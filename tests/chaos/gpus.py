@@ -7,7 +7,9 @@ base load, in MiB) written to ``<dir>/<host>.json``. The fake (``FAKE_SMI``, ins
 (``GPU_QUERY``/``APPS_QUERY``, CSV, no header, no units, like the real tool) and fails on any
 other. Its ``memory.used`` is the base load plus, per GPU, the memory of every live job of the
 scenario on that host whose ``CUDA_VISIBLE_DEVICES`` names the GPU; its compute-apps list is those
-jobs (pid, uuid, MiB). A job is a live process whose environment holds ``CHAOS_TAG=<scenario>``,
+jobs (pid, uuid, MiB). A job's memory shows only once it has lived ``CHAOS_GPU_WARMUP`` seconds
+(a real job allocates after its CUDA start-up: a pass soon after the launch sees the GPU as free as
+before, issue 14 item 3). A job is a live process whose environment holds ``CHAOS_TAG=<scenario>``,
 ``CHAOS_GPU_HOST=<host>`` and ``CHAOS_VRAM_MB`` (the target's variables and the experiment's env
 set them) and whose command line runs ``job.py``; zombies are dead. So the memory appears when
 the job starts and disappears when it exits, whatever the reconciler believes.
@@ -37,12 +39,18 @@ FAKE_SMI = textwrap.dedent(
                 "--format=csv,noheader,nounits"]
     APPS_ARGS = ["--query-compute-apps=pid,gpu_uuid,used_memory", "--format=csv,noheader,nounits"]
 
-    def environ(pid):
+    def environ(pid, warmup):
         try:
             with open("/proc/%s/stat" % pid, "rb") as f:
                 stat = f.read()
-            if stat[stat.rfind(b")") + 2:][:1] in (b"Z", b"X"):
+            rest = stat[stat.rfind(b")") + 2:].split()
+            if rest[0] in (b"Z", b"X"):
                 return None
+            if warmup > 0:
+                with open("/proc/uptime") as f:
+                    uptime = float(f.read().split()[0])
+                if uptime - int(rest[19]) / os.sysconf("SC_CLK_TCK") < warmup:
+                    return None
             with open("/proc/%s/cmdline" % pid, "rb") as f:
                 argv = f.read().split(b"\\0")
             if b"python" not in os.path.basename(argv[0]) or b"job.py" not in argv[1:3]:
@@ -66,10 +74,11 @@ FAKE_SMI = textwrap.dedent(
             return 3
         used = {g["index"]: 0 for g in gpus}
         apps = []
+        warmup = float(os.environ.get("CHAOS_GPU_WARMUP", "0") or 0)
         for name in os.listdir("/proc"):
             if not name.isdigit():
                 continue
-            env = environ(name)
+            env = environ(name, warmup)
             if not env or env.get(b"CHAOS_TAG") != tag.encode() or env.get(b"CHAOS_GPU_HOST") != host.encode():
                 continue
             mb = int(env.get(b"CHAOS_VRAM_MB", b"0") or 0)

@@ -188,6 +188,8 @@ class Scenario:
     ssh: bool = False
     """Real OpenSSH targets (``tests.chaos.targets``), with fake GPUs."""
     max_runs_per_gpu: int = 1
+    warmup: float = 0.0
+    """Seconds before a job's memory shows in the fake ``nvidia-smi``."""
     foreign: tuple[int, ...] = ()
     """Foreign load (MiB) on GPU 1 of each host."""
 
@@ -202,6 +204,8 @@ class Scenario:
 
         exps = ", ".join(one(e) for e in self.experiments)
         kind = {"pbs": " pbs", "local": ""}.get(self.kind, f" {self.kind} mrpg={self.max_runs_per_gpu}")
+        if self.gpu and self.warmup:
+            kind += f" warmup={self.warmup:g}"
         if self.gpu and any(self.foreign):
             kind += f" foreign={'/'.join(map(str, self.foreign))}"
         return f"seed={self.seed} index={self.index}{kind} [{exps}] steps: " + " ".join(map(str, self.steps))
@@ -327,6 +331,7 @@ def generate_gpu(seed: int, index: int, *, ssh: bool) -> Scenario:
         )
     mrpg = rng.choice([1, 2])
     foreign = tuple(rng.choice([0, 0, 30000]) for _ in names)
+    warmup = rng.choice([0.0, 1.0, 3.0])
     faults = SSH_FAULTS if ssh else LOCAL_FAULTS
     steps: list[Step] = []
     for _ in range(rng.randint(1, 3)):
@@ -338,7 +343,9 @@ def generate_gpu(seed: int, index: int, *, ssh: bool) -> Scenario:
             arg = _fault_arg(rng, kind, names)
         steps.extend(Step("pass") for _ in range(rng.choice([0, 0, 1, 2])))
         steps.append(Step(kind, arg))
-    return Scenario(seed, index, experiments, steps, gpu=True, ssh=ssh, max_runs_per_gpu=mrpg, foreign=foreign)
+    return Scenario(
+        seed, index, experiments, steps, gpu=True, ssh=ssh, max_runs_per_gpu=mrpg, warmup=warmup, foreign=foreign
+    )
 
 
 def _fault_arg(rng: random.Random, kind: str, targets: tuple[str, ...]) -> str:
@@ -352,7 +359,7 @@ def _fault_arg(rng: random.Random, kind: str, targets: tuple[str, ...]) -> str:
     if kind == "down":
         return f"{rng.choice(targets)}:{rng.randint(1, 2)}"
     if kind == "commit":
-        return f"{rng.choice(['priority', 'seed', 'experiment'])}:{rng.choice([0.0, 0.3, 0.8])}"
+        return f"{rng.choice(['priority', 'seed', 'experiment', 'command'])}:{rng.choice([0.0, 0.3, 0.8])}"
     if kind == "disk_full":
         return rng.choice(["dispatch/state.json", "progress/lab.log"])
     if kind == "corrupt":
@@ -459,7 +466,12 @@ class Run:
         gpus.install(gpu_bin, gpu_dir, self.tables)
         blocks = []
         for name in names:
-            variables = {"CHAOS_GPU_DIR": str(gpu_dir), "CHAOS_GPU_HOST": name, "CHAOS_TAG": self.tag}
+            variables = {
+                "CHAOS_GPU_DIR": str(gpu_dir),
+                "CHAOS_GPU_HOST": name,
+                "CHAOS_GPU_WARMUP": f"{s.warmup:g}",
+                "CHAOS_TAG": self.tag,
+            }
             if s.ssh:
                 variables["LAUNCH_LOG"] = str(self.launch_log)
             assert self.fleet is not None or not s.ssh
@@ -685,6 +697,9 @@ class Run:
         elif what == "seed":
             exp = self.experiments[-1]
             exp["seeds"] = [*exp["seeds"], len(exp["seeds"])]
+        elif what == "command":  # an edit of a command while its runs may live (on_change: keep)
+            exp = self.experiments[0]
+            exp["sleep"] = round(float(exp["sleep"]) + 0.1, 1)
         else:
             n = len(self.experiments)
             names = targets.SSH_TARGETS if self.fleet else ["ta", "tb"]
