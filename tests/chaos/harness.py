@@ -192,6 +192,8 @@ class Scenario:
     """Seconds before a job's memory shows in the fake ``nvidia-smi``."""
     foreign: tuple[int, ...] = ()
     """Foreign load (MiB) on GPU 1 of each host."""
+    name: str = ""
+    """A named scenario's name (``tests.chaos.named``): its replay is ``--named <name>``."""
 
     @property
     def kind(self) -> str:
@@ -208,7 +210,8 @@ class Scenario:
             kind += f" warmup={self.warmup:g}"
         if self.gpu and any(self.foreign):
             kind += f" foreign={'/'.join(map(str, self.foreign))}"
-        return f"seed={self.seed} index={self.index}{kind} [{exps}] steps: " + " ".join(map(str, self.steps))
+        head = f"named={self.name}" if self.name else f"seed={self.seed} index={self.index}"
+        return f"{head}{kind} [{exps}] steps: " + " ".join(map(str, self.steps))
 
 
 @dataclass
@@ -236,7 +239,10 @@ class Outcome:
         env = batch.replay_prefix() + "".join(
             f"{name}={os.environ[name]} " for name in (GPU_SHARE_ENV, SSH_SHARE_ENV) if name in os.environ
         )
-        lines.append(f"  replay: {env}CHAOS_SEED={s.seed} .venv/bin/python -m tests.chaos.run --only {s.index}")
+        if s.name:
+            lines.append(f"  replay: .venv/bin/python -m tests.chaos.run --named {s.name}")
+        else:
+            lines.append(f"  replay: {env}CHAOS_SEED={s.seed} .venv/bin/python -m tests.chaos.run --only {s.index}")
         return "\n".join(lines)
 
 
@@ -351,7 +357,7 @@ def generate_gpu(seed: int, index: int, *, ssh: bool) -> Scenario:
 def _fault_arg(rng: random.Random, kind: str, targets: tuple[str, ...]) -> str:
     """The argument of a fault step of every scenario but a crash."""
     if kind == "kill":
-        return f"{rng.uniform(0.05, 1.0):.2f}"
+        return rng.choice([f"{rng.uniform(0.05, 1.0):.2f}", f"{rng.uniform(0.05, 1.0):.2f}", "write", "launch"])
     if kind == "drop":
         return f"{rng.choice(['before', 'after'])}:{rng.randint(1, 6)}"
     if kind == "slow":
@@ -669,15 +675,29 @@ class Run:
             self.run_pass(f"pass after {step}")
 
     def _kill(self, step: Step) -> None:
-        """SIGKILL the pass's whole process group at a seeded fraction of a typical pass."""
+        """SIGKILL the pass's whole process group at a seeded fraction of a typical pass, or
+        (``write``) the moment one of its status writes has a temp file in the project, or
+        (``launch``) the moment it has started a run (a new ``pid`` file in a run dir)."""
+        before = self._pid_files()
         proc = self.start(session=True)
-        delay = float(step.arg) * TYPICAL_PASS["ssh" if self.fleet else "local"]
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=delay)
+        if step.arg == "launch":
+            while proc.poll() is None and self._pid_files() <= before:
+                time.sleep(0.002)
+        elif step.arg == "write":
+            dirs = [self.project / d for d in ("dispatch", "progress", "experiments/logs", "experiments/results")]
+            while proc.poll() is None and not any(_temp_files(d) for d in dirs):
+                time.sleep(0.001)
+        else:
+            delay = float(step.arg) * TYPICAL_PASS["ssh" if self.fleet else "local"]
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=delay)
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
         self.finish(proc, str(step), {*ALLOWED_EXIT, -signal.SIGKILL})
+
+    def _pid_files(self) -> set[str]:
+        return {str(p) for root in self.roots().values() for p in root.glob("runs/*/*/pid")}
 
     def cleanup(self) -> None:
         """Kill what the scenario left running (its jobs, by the pids /proc shows with its tag)."""
@@ -883,6 +903,12 @@ class Run:
                 sha = line[1:]
             elif line and not line.startswith(OWNED_PREFIXES):
                 self.violation(f"reconciler commit {sha} touched {line}")
+
+
+def _temp_files(directory: Path) -> list[str]:
+    with contextlib.suppress(OSError):
+        return [e.name for e in os.scandir(directory) if e.name.endswith(".tmp")]
+    return []
 
 
 def play(scenario: Scenario, base: Path) -> Outcome:

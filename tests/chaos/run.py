@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.chaos.harness import FAULTS, INVARIANTS, Outcome, generate, play
+from tests.chaos.harness import FAULTS, INVARIANTS, Outcome, Scenario, generate, play
+from tests.chaos.named import named
 
 LONG_SEED = 20261205
 """The seed of the long run with the issue-14 invariants (the 1,000-scenario run of issue 9 used
@@ -28,8 +29,8 @@ LONG_SEED = 20261205
 KINDS = ("local", "gpu", "ssh", "pbs")
 
 
-def play_one(seed: int, index: int, *, verbose: bool) -> Outcome:
-    scenario = generate(seed, index)
+def play_one(seed: int, index: int, *, verbose: bool, scenario: Scenario | None = None) -> Outcome:
+    scenario = scenario or generate(seed, index)
     base = Path(tempfile.mkdtemp(prefix=f"chaos-{seed}-{index}-"))
     try:
         outcome = play(scenario, base)
@@ -141,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None, help=f"default: CHAOS_SEED, else {LONG_SEED}")
     parser.add_argument("--markdown", action="store_true", help="also print the counts as a Markdown table")
     parser.add_argument("--only", type=int, action="append", help="replay this scenario index (repeatable)")
+    parser.add_argument(
+        "--named", action="append", choices=[*named(), "all"], help="play a named scenario (tests.chaos.named)"
+    )
     parser.add_argument("--start", type=int, default=0, help="first scenario index")
     parser.add_argument("--jobs", type=int, default=default_jobs(), help="scenarios at a time (CHAOS_JOBS)")
     parser.add_argument("--minutes", type=float, default=None, help="start no scenario after this many minutes")
@@ -149,7 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     indices = ns.only or list(range(ns.start, ns.start + ns.scenarios))
     started = time.monotonic()
     deadline = started + ns.minutes * 60 if ns.minutes else None
-    outcomes = run_many(seed, indices, jobs=ns.jobs, deadline=deadline)
+    if ns.named:
+        chosen = [s for n, s in named().items() if n in ns.named or "all" in ns.named]
+        outcomes = [play_one(s.seed, s.index, verbose=True, scenario=s) for s in chosen]
+    else:
+        outcomes = run_many(seed, indices, jobs=ns.jobs, deadline=deadline)
     seconds = time.monotonic() - started
     print(summary(seed, outcomes, seconds))
     if ns.markdown:

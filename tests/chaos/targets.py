@@ -18,10 +18,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pwd
 import shutil
 import subprocess
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 
@@ -31,6 +31,9 @@ from tests.fixtures import sshd as fixture
 GPU_TARGETS = ("ta", "tb")
 SSH_TARGETS = ("sa", "sb")
 REMOTE_PATH = "/usr/local/bin:/usr/bin:/bin"
+_STARTING = threading.Lock()
+"""Scenarios played side by side start their fleets one at a time: a port found free stays the
+one fleet's until its sshd listens (and ``useradd`` runs once)."""
 
 
 def ssh_available() -> str | None:
@@ -46,6 +49,10 @@ class SshFleet:
     """Two sshd "hosts" of one scenario, and a directory of ``rctest``'s for its target roots."""
 
     def __init__(self) -> None:
+        with _STARTING:
+            self._start()
+
+    def _start(self) -> None:
         account = fixture._ensure_user()
         self.uid, self.gid = account.pw_uid, account.pw_gid
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
@@ -161,10 +168,3 @@ def gpu_tables(rng_choices: list[int], names: tuple[str, ...]) -> dict[str, tupl
         name: (GpuHost(0, host_no=i), GpuHost(1, base_used=4 + foreign, host_no=i))
         for i, (name, foreign) in enumerate(zip(names, rng_choices, strict=True))
     }
-
-
-def rctest_home() -> Path | None:
-    try:
-        return Path(pwd.getpwnam(fixture.USER).pw_dir)
-    except KeyError:
-        return None
