@@ -1,10 +1,11 @@
 """The issue-14 invariants of the chaos suite, checked after every pass where they make sense.
 
-(b) ``provenance_violations``: a ``done`` entry's command, commit, target and result are those of
+(b) ``provenance_violations``: a ``done`` entry's command, commit, target, GPUs and result are those of
     the attempt that produced its result. The truth is the attempt's run dir on the target
     (``<root of entry.target>/runs/<id>/<attempt>``): it must hold the attempt's token, exit code
-    0, a ``wrapper.sh`` that ``cd``s into ``code/<entry.git_commit>`` and runs the entry's command
-    (its template expanded with the run's own ``result_path``), and the result file the project
+    0, a ``wrapper.sh`` that ``cd``s into ``code/<entry.git_commit>``, runs the entry's command
+    (its template expanded with the run's own ``result_path``) and exports the GPUs the attempt
+    records (``CUDA_VISIBLE_DEVICES``), and the result file the project
     committed, byte for byte (every job writes its pid and time into it, so two attempts never
     write the same bytes).
 (c) ``untracked_files``: ``git status --porcelain --ignored`` shows no untracked, unignored file
@@ -98,6 +99,9 @@ def provenance_violations(project: Path, state: dict[str, dict[str, Any]], roots
             out.append(f"{where}: records command {command!r} but its run dir ran {ran!r}")
         if attempt.get("command") and ran is not None and attempt["command"] != ran:
             out.append(f"{where}: attempt record says {attempt['command']!r} but its run dir ran {ran!r}")
+        exported = _exported_gpus(wrapper)
+        if exported is not None and list(attempt.get("gpus") or []) != exported:
+            out.append(f"{where}: attempt record says GPUs {attempt.get('gpus')} but its run dir ran on {exported}")
         commit = entry.get("git_commit")
         if commit and f"/code/{commit} " not in wrapper and f"/code/{commit}\n" not in wrapper:
             shipped = _code_commit(wrapper)
@@ -130,6 +134,16 @@ def _ran_command(wrapper: str) -> str | None:
             except ValueError:
                 return None
             return parts[3] if len(parts) >= 4 else None
+    return None
+
+
+def _exported_gpus(wrapper: str) -> list[int] | None:
+    """The GPUs the wrapper exported (``CUDA_VISIBLE_DEVICES``), or None when it exported none."""
+    for line in wrapper.splitlines():
+        words = line.strip()
+        if words.startswith("export CUDA_VISIBLE_DEVICES="):
+            value = shlex.split(words.split("=", 1)[1] or "''")
+            return [int(w) for w in (value[0] if value else "").split(",") if w.strip().isdigit()]
     return None
 
 

@@ -140,13 +140,14 @@ def test_provenance_compares_a_done_entry_with_its_run_dir(tmp_path: Path) -> No
     result = run_dir / "out.csv"
     result.write_text("row from attempt 1\n")
     ran = f"python3 job.py --exp e0_s0 --out {result}"
-    (run_dir / "wrapper.sh").write_text(f"  cd {root}/code/abc123 || exit 112\n  exec sh -c '{ran}'\n")
+    wrapper = f"  cd {root}/code/abc123 || exit 112\n  export CUDA_VISIBLE_DEVICES=1\n  exec sh -c '{ran}'\n"
+    (run_dir / "wrapper.sh").write_text(wrapper)
     (run_dir / "result_path").write_text(str(result))
     (run_dir / "exit_code").write_text("0\n")
     (run_dir / "token").write_text("tok")
     (project / "experiments" / "results").mkdir(parents=True)
     (project / "experiments" / "results" / "e0_s0.csv").write_text("row from attempt 1\n")
-    attempt = {"n": 1, "target": "ta", "token": "tok", "command": ran, "git_commit": "abc123"}
+    attempt = {"n": 1, "target": "ta", "token": "tok", "command": ran, "git_commit": "abc123", "gpus": [1]}
     good = entry(status="done", target="ta", git_commit="abc123", attempts=[attempt])
     roots = {"ta": root, "tb": tmp_path / "other"}
     assert invariants.provenance_violations(project, {"e0_s0": good}, roots) == []
@@ -154,6 +155,10 @@ def test_provenance_compares_a_done_entry_with_its_run_dir(tmp_path: Path) -> No
     assert "but its run dir ran" in invariants.provenance_violations(project, {"e0_s0": edited}, roots)[0]
     moved = {**good, "target": "tb"}
     assert "no run dir" in invariants.provenance_violations(project, {"e0_s0": moved}, roots)[0]
+    adopted = {**good, "attempts": [{**attempt, "gpus": []}]}
+    assert (
+        "GPUs [] but its run dir ran on [1]" in invariants.provenance_violations(project, {"e0_s0": adopted}, roots)[0]
+    )
     newer = {**good, "git_commit": "def456"}
     assert "records commit def456" in invariants.provenance_violations(project, {"e0_s0": newer}, roots)[0]
     (project / "experiments" / "results" / "e0_s0.csv").write_text("row from attempt 2\n")
