@@ -5,23 +5,31 @@ roots, 2-3 experiments of short jobs). Every pass is a real ``reconcile --once``
 faults:
 
 ``crash``       ``RECONCILER_CRASH_AT=<point>[:n]`` (every point of ``reconciler.crashpoints.POINTS``)
+``kill``        SIGKILL of the pass's process group: at a seeded fraction of a typical pass, the
+                moment a status write has its temp file (``write``), or once a run started (``launch``)
 ``drop``        one target command of the pass "loses its connection" (exit 255, like ssh), either
                 before the command ran or after it ran with its output lost
 ``slow``        one target answers slowly (under, or over, the command timeout)
 ``down``        one target refuses every command for k passes (k <= 2: no on-hold escalation)
-``commit``      a person commits to the dispatch YAML while a pass runs (priority, a seed, an experiment)
+``commit``      a person commits to the dispatch YAML while a pass runs (priority, a seed, an experiment,
+                a command)
 ``disk_full``   ``RECONCILER_FAIL_WRITE``: the status write (state.json or lab.log) fails with ENOSPC
 ``corrupt``     state.json is truncated, garbled or deleted between passes
 ``concurrent``  a second pass starts while the first holds the lock: it must exit 75
 
 A seed-stable share of the scenarios runs on PBS targets through the project's PBS shim, with the
-batch faults and invariants added (``tests.chaos.batch``; ``CHAOS_BATCH`` sets the share).
+batch faults and invariants added (``tests.chaos.batch``; ``CHAOS_BATCH`` sets the share); other
+shares run on targets with fake GPUs (``CHAOS_GPU``: local targets, ``tests.chaos.gpus``) and on
+real OpenSSH targets with fake GPUs (``CHAOS_SSH``: ``tests.chaos.targets``).
 
 Target faults go through a fake ``sh`` first on ``PATH`` (``LocalTransport`` runs ``sh -c``): it
 recognises a target by its root in the script, so no hook in the backends is needed.
 
-After the steps, normal passes run (bounded) until every experiment is final; then the invariants
-of design section 4 are checked (``check``). A violation carries the seed and the scenario so that
+After every pass the issue-14 invariants are checked (``Run.after_pass``; ``tests.chaos.invariants``
+and ``tests.chaos.gpus``): (a) GPU exclusivity from the live processes, (b) provenance of done
+entries, (c) no untracked file, (d) no commit without a transition. After the steps, normal passes
+run (bounded) until every experiment is final; then the invariants of design section 4 are checked
+(``check``). A violation carries the seed and the scenario so that
 ``python -m tests.chaos.run --seed S --only I`` replays it.
 """
 
