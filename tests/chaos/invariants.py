@@ -12,7 +12,8 @@
     (``??``): every file a pass leaves in the project is committed or ignored.
 (d) ``projection``/``noise_commits``: a pass that made a reconciler commit changed the committed
     state on a transition-relevant field. What counts (``TRANSITION_FIELDS`` per entry, plus the
-    set of entries, the committed result files, and per attempt ``ATTEMPT_FIELDS``): status,
+    set of entries, the committed result files and environment verdicts, and per attempt
+    ``ATTEMPT_FIELDS``): status,
     attempt, escalation, failure class, retries, the spec the entry records (command, spec hash,
     priority, stage...), the condition types shown, and the outcome of each attempt. Not counted:
     counters (``unreachable``), heartbeats, progress (``sidecar``), waiting reasons, timestamps of
@@ -188,6 +189,9 @@ def projection(project: Path, commit: str) -> dict[str, Any]:
         out[str(e.get("id"))] = item
     results = _git(project, "ls-tree", "-r", commit, "--", "experiments/results").stdout
     out["<results>"] = sorted(results.splitlines())
+    # A target's environment verdict (checked when the code or its age asks for it) is a transition.
+    verdicts = _git(project, "ls-tree", commit, "--", "progress/").stdout
+    out["<env verdicts>"] = sorted(line for line in verdicts.splitlines() if "/env_" in line)
     return out
 
 
