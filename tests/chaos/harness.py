@@ -233,6 +233,8 @@ class Outcome:
     """Concurrent-pass steps where the first pass ended before the second did (nothing checked)."""
     missed: int = 0
     """``qdel`` steps that found no live job to delete (nothing injected)."""
+    kill_missed: int = 0
+    """``kill`` steps whose pass had ended before the kill (nothing injected)."""
     checks: Counter[str] = field(default_factory=Counter)
     """Invariant checks run, by invariant."""
     by_invariant: Counter[str] = field(default_factory=Counter)
@@ -702,6 +704,8 @@ class Run:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            self.outcome.kill_missed += 1
         self.finish(proc, str(step), {*ALLOWED_EXIT, -signal.SIGKILL})
 
     def _pid_files(self) -> set[str]:

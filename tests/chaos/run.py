@@ -114,6 +114,7 @@ def summary(seed: int, outcomes: list[Outcome], seconds: float) -> str:
         "violations by invariant: "
         + (", ".join(f"{k} {t.violations[k]}" for k in INVARIANTS if t.violations[k]) or "none"),
         f"concurrent passes that did not overlap (unchecked): {sum(o.inconclusive for o in outcomes)}",
+        f"kills that came after their pass ended (not injected): {sum(o.kill_missed for o in outcomes)}",
         f"violations:      {sum(len(o.violations) for o in bad)} in {len(bad)} scenario(s)",
     ]
     lines += [o.report() for o in bad]
