@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.chaos.harness import Scenario, Step
+from tests.chaos.scenarios import Scenario, Step
 
 
 def _gpu_exps(n: int, seeds: int, vram: int, sleep: float, where: list[str]) -> list[dict[str, Any]]:

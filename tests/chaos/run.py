@@ -20,8 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.chaos.harness import FAULTS, INVARIANTS, Outcome, Scenario, generate, play
+from tests.chaos.harness import INVARIANTS, Outcome, play
 from tests.chaos.named import named
+from tests.chaos.scenarios import FAULTS, Scenario, generate
 
 LONG_SEED = 20261205
 """The seed of the long run with the issue-14 invariants (the 1,000-scenario run of issue 9 used

@@ -15,7 +15,7 @@ import pytest
 from reconciler.backends.pbs import Pbs
 from reconciler.errors import SchedulerOutputError
 from tests.chaos import batch
-from tests.chaos.harness import generate
+from tests.chaos.scenarios import generate
 
 SEED = 20261126
 

@@ -15,7 +15,7 @@ import pytest
 
 from reconciler.backends.gpus import APPS_QUERY, GPU_QUERY, build_gpus
 from tests.chaos import gpus, invariants
-from tests.chaos.harness import generate, is_gpu, is_ssh
+from tests.chaos.scenarios import generate, is_gpu, is_ssh
 
 SEED = 20261205
 IDENTITY = ["-c", "user.name=t", "-c", "user.email=t@localhost"]
