@@ -5,23 +5,31 @@ roots, 2-3 experiments of short jobs). Every pass is a real ``reconcile --once``
 faults:
 
 ``crash``       ``RECONCILER_CRASH_AT=<point>[:n]`` (every point of ``reconciler.crashpoints.POINTS``)
+``kill``        SIGKILL of the pass's process group: at a seeded fraction of a typical pass, the
+                moment a status write has its temp file (``write``), or once a run started (``launch``)
 ``drop``        one target command of the pass "loses its connection" (exit 255, like ssh), either
                 before the command ran or after it ran with its output lost
 ``slow``        one target answers slowly (under, or over, the command timeout)
 ``down``        one target refuses every command for k passes (k <= 2: no on-hold escalation)
-``commit``      a person commits to the dispatch YAML while a pass runs (priority, a seed, an experiment)
+``commit``      a person commits to the dispatch YAML while a pass runs (priority, a seed, an experiment,
+                a command)
 ``disk_full``   ``RECONCILER_FAIL_WRITE``: the status write (state.json or lab.log) fails with ENOSPC
 ``corrupt``     state.json is truncated, garbled or deleted between passes
 ``concurrent``  a second pass starts while the first holds the lock: it must exit 75
 
 A seed-stable share of the scenarios runs on PBS targets through the project's PBS shim, with the
-batch faults and invariants added (``tests.chaos.batch``; ``CHAOS_BATCH`` sets the share).
+batch faults and invariants added (``tests.chaos.batch``; ``CHAOS_BATCH`` sets the share); other
+shares run on targets with fake GPUs (``CHAOS_GPU``: local targets, ``tests.chaos.gpus``) and on
+real OpenSSH targets with fake GPUs (``CHAOS_SSH``: ``tests.chaos.targets``).
 
 Target faults go through a fake ``sh`` first on ``PATH`` (``LocalTransport`` runs ``sh -c``): it
 recognises a target by its root in the script, so no hook in the backends is needed.
 
-After the steps, normal passes run (bounded) until every experiment is final; then the invariants
-of design section 4 are checked (``check``). A violation carries the seed and the scenario so that
+After every pass the issue-14 invariants are checked (``Run.after_pass``; ``tests.chaos.invariants``
+and ``tests.chaos.gpus``): (a) GPU exclusivity from the live processes, (b) provenance of done
+entries, (c) no untracked file, (d) no commit without a transition. After the steps, normal passes
+run (bounded) until every experiment is final; then the invariants of design section 4 are checked
+(``check``). A violation carries the seed and the scenario so that
 ``python -m tests.chaos.run --seed S --only I`` replays it.
 """
 
@@ -30,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,23 +51,42 @@ from typing import Any
 
 import yaml
 
-from reconciler.crashpoints import CRASH_EXIT_CODE, POINTS
-from tests.chaos import batch
+from reconciler.crashpoints import CRASH_EXIT_CODE
+from tests.chaos import batch, gpus, invariants, targets
+from tests.chaos.scenarios import (
+    COMMAND_TIMEOUT,
+    DEFAULT_SEED,
+    GPU_SHARE_ENV,
+    SSH_SHARE_ENV,
+    Scenario,
+    Step,
+)
 
-DEFAULT_SEED = 20261126
-LOCAL_FAULTS = ("crash", "drop", "slow", "down", "commit", "disk_full", "corrupt", "concurrent")
-FAULTS = (*LOCAL_FAULTS, *batch.BATCH_FAULTS)
-MULTI_HIT = ("after_run_dir", "after_launch", "after_collect", "after_kill")
-"""Points a pass can reach more than once (one per action): ``<point>:2`` dies at the second."""
+TYPICAL_PASS = {"local": 1.2, "ssh": 2.5}
+"""Seconds of a typical pass: a ``kill`` strikes at a seeded fraction of it."""
+VRAM_FACTOR = 1.2
+RECHECK_SECONDS = 0.3
+"""Invariant (a) holds a finding only when it is still there this much later: a run being killed
+(cancel, restart) may outlive the pass that killed it by a moment."""
+INVARIANTS = (
+    "a:gpu",
+    "b:provenance",
+    "c:files",
+    "d:commits",
+    "1:exactly-once",
+    "2:idle-pass",
+    "3:nothing-lost",
+    "pass",
+    "batch",
+    "harness",
+)
 ALLOWED_EXIT = {0, 1, 2, 75, CRASH_EXIT_CODE}
 RECONCILER_EMAIL = "reconciler@localhost"
 OWNED_PREFIXES = ("dispatch/state.json", "progress/", "experiments/results/", "experiments/logs/")
 """What a reconciler commit may touch (status, events, results, experiment notes)."""
-COMMAND_TIMEOUT = 3
 PASS_TIMEOUT = 120
 SETTLE_SECONDS = 90.0
 PERSON = ["-c", "user.name=person", "-c", "user.email=person@localhost"]
-TARGETS = ("ta", "tb")
 PYCACHE = Path(tempfile.gettempdir()) / f"reconciler-chaos-pycache-{os.getuid()}"
 """Bytecode of the passes' interpreters (stale entries are recompiled: Python checks the sources)."""
 ROOTS = {"ta": "runs-a", "tb": "runs-b", "pa": "runs-pa", "pb": "runs-pb"}
@@ -77,9 +104,12 @@ JOB = textwrap.dedent(
         f.write(f"{a.exp} {os.environ.get('RECONCILER_ATTEMPT', '?')} {os.getpid()}\\n")
     time.sleep(a.sleep)
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    # The pid and the time make every run's result unique (invariant b compares them byte for byte).
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "").replace(",", " ")
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z"
     with open(a.out + ".tmp", "w") as f:
         f.write("exp_id,method,dataset,group,metric,seed,value,host,gpu,finished_at\\n")
-        f.write(f"{a.exp},m,d,main,accuracy,{a.seed},0.9,{socket.gethostname()},,2026-11-26T00:00:00Z\\n")
+        f.write(f"{a.exp},m,d,main,accuracy,{a.seed},0.9,{socket.gethostname()}-{os.getpid()},{gpu},{when}\\n")
     os.replace(a.out + ".tmp", a.out)
     """
 )
@@ -141,30 +171,6 @@ CONFIG = textwrap.dedent(
 
 
 @dataclass
-class Step:
-    kind: str
-    arg: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.kind}({self.arg})" if self.arg else self.kind
-
-
-@dataclass
-class Scenario:
-    seed: int
-    index: int
-    experiments: list[dict[str, Any]]
-    steps: list[Step]
-    batch: bool = False
-    """PBS targets through the shim (``tests.chaos.batch``)."""
-
-    def describe(self) -> str:
-        exps = ", ".join(f"{e['id']}x{len(e['seeds'])}@{'/'.join(e['targets'])}" for e in self.experiments)
-        kind = " pbs" if self.batch else ""
-        return f"seed={self.seed} index={self.index}{kind} [{exps}] steps: " + " ".join(map(str, self.steps))
-
-
-@dataclass
 class Outcome:
     scenario: Scenario
     violations: list[str] = field(default_factory=list)
@@ -175,87 +181,27 @@ class Outcome:
     """Concurrent-pass steps where the first pass ended before the second did (nothing checked)."""
     missed: int = 0
     """``qdel`` steps that found no live job to delete (nothing injected)."""
+    kill_missed: int = 0
+    """``kill`` steps whose pass had ended before the kill (nothing injected)."""
+    checks: Counter[str] = field(default_factory=Counter)
+    """Invariant checks run, by invariant."""
+    by_invariant: Counter[str] = field(default_factory=Counter)
+    """Violations, by invariant."""
+    skipped: str = ""
+    """Why the scenario was not played (an SSH scenario without sshd or root)."""
 
     def report(self) -> str:
         lines = [f"VIOLATION in scenario {self.scenario.describe()}"]
         lines += [f"  - {v}" for v in self.violations]
         s = self.scenario
-        env = batch.replay_prefix()
-        lines.append(f"  replay: {env}CHAOS_SEED={s.seed} .venv/bin/python -m tests.chaos.run --only {s.index}")
+        env = batch.replay_prefix() + "".join(
+            f"{name}={os.environ[name]} " for name in (GPU_SHARE_ENV, SSH_SHARE_ENV) if name in os.environ
+        )
+        if s.name:
+            lines.append(f"  replay: .venv/bin/python -m tests.chaos.run --named {s.name}")
+        else:
+            lines.append(f"  replay: {env}CHAOS_SEED={s.seed} .venv/bin/python -m tests.chaos.run --only {s.index}")
         return "\n".join(lines)
-
-
-def generate(seed: int, index: int) -> Scenario:
-    if batch.is_batch(seed, index):
-        return generate_batch(seed, index)
-    rng = random.Random(f"{seed}:{index}")
-    experiments = []
-    for i in range(rng.randint(2, 3)):
-        experiments.append(
-            {
-                "id": f"e{i}",
-                "seeds": list(range(rng.randint(1, 2))),
-                "sleep": rng.choice([0.1, 0.5, 1.5]),
-                "targets": rng.choice([["ta"], ["tb"], ["ta", "tb"]]),
-            }
-        )
-    steps: list[Step] = []
-    for _ in range(rng.randint(1, 3)):
-        kind = rng.choice((*LOCAL_FAULTS, "crash", "crash"))  # crashes weigh 3: every point, often
-        if kind == "crash":
-            point = rng.choice(POINTS)
-            arg = point + (rng.choice(["", "", ":2"]) if point in MULTI_HIT else "")
-        else:
-            arg = _fault_arg(rng, kind, TARGETS)
-        # A fault may come before the first pass or after a few normal ones.
-        steps.extend(Step("pass") for _ in range(rng.choice([0, 0, 1, 2])))
-        steps.append(Step(kind, arg))
-    return Scenario(seed, index, experiments, steps)
-
-
-def generate_batch(seed: int, index: int) -> Scenario:
-    """A scenario on PBS (and local) targets, with the batch faults in the mix (own random stream)."""
-    rng = random.Random(f"{seed}:{index}:pbs")
-    experiments: list[dict[str, Any]] = []
-    for i in range(rng.randint(2, 3)):
-        experiments.append(
-            {
-                "id": f"e{i}",
-                "seeds": list(range(rng.randint(1, 2))),
-                "sleep": rng.choice([0.1, 0.5, 1.5, 3.0]),
-                "targets": list(rng.choice(batch.EXPERIMENT_TARGETS)),
-            }
-        )
-    exp_ids = [e["id"] for e in experiments]
-    steps: list[Step] = []
-    for _ in range(rng.randint(1, 3)):
-        kind = batch.fault_kind(rng, LOCAL_FAULTS)
-        if kind == "crash":
-            arg = batch.crash_point(rng, POINTS, MULTI_HIT)
-        elif kind in batch.BATCH_FAULTS:
-            arg = batch.fault_arg(rng, kind, exp_ids)
-        else:
-            arg = _fault_arg(rng, kind, batch.BATCH_TARGETS)
-        steps.extend(Step("pass") for _ in range(rng.choice([0, 0, 1, 2])))
-        steps.append(Step(kind, arg))
-    return Scenario(seed, index, experiments, steps, batch=True)
-
-
-def _fault_arg(rng: random.Random, kind: str, targets: tuple[str, ...]) -> str:
-    """The argument of a fault step of every scenario but a crash."""
-    if kind == "drop":
-        return f"{rng.choice(['before', 'after'])}:{rng.randint(1, 6)}"
-    if kind == "slow":
-        return f"{rng.choice(targets)}:{rng.choice([0.5, COMMAND_TIMEOUT + 1.0])}"
-    if kind == "down":
-        return f"{rng.choice(targets)}:{rng.randint(1, 2)}"
-    if kind == "commit":
-        return f"{rng.choice(['priority', 'seed', 'experiment'])}:{rng.choice([0.0, 0.3, 0.8])}"
-    if kind == "disk_full":
-        return rng.choice(["dispatch/state.json", "progress/lab.log"])
-    if kind == "corrupt":
-        return rng.choice(["truncate", "garbage", "delete", "empty"])
-    return ""
 
 
 def _dispatch(experiments: list[dict[str, Any]], priorities: dict[str, int] | None = None) -> str:
@@ -276,6 +222,9 @@ def _dispatch(experiments: list[dict[str, Any]], priorities: dict[str, int] | No
         }
         if priorities and e["id"] in priorities:
             item["priority"] = priorities[e["id"]]
+        if "vram" in e:
+            item["vram_gb"] = e["vram"]
+            item["env"] = {"CHAOS_VRAM_MB": str(int(e["vram"]) * 1024)}
         doc["experiments"].append(item)
     return yaml.safe_dump(doc, sort_keys=False)
 
@@ -298,11 +247,19 @@ class Run:
         self.launch_log = base / "launches.log"
         self.bin = base / "bin"
         self.counter = base / "sh-counter"
+        self.tag = f"chaos-{scenario.seed}-{scenario.index}-{base.name}"
+        """In every job's environment (``CHAOS_TAG``): the scenario's live jobs in ``/proc``."""
         self.shim = batch.Shim(base / "pbs") if scenario.batch else None
         if self.shim:
             self.shim.person_env = self.env()  # the jobs a person's qrls starts get the scenario's
         self.qdeleted: set[str] = set()
         """Experiments whose live job a person deleted on the cluster (they may end cancelled)."""
+        self.fleet: targets.SshFleet | None = None
+        self.tables: dict[str, tuple[gpus.GpuHost, ...]] = {}
+        self.pass_head = ""
+        self.pass_state_dirty = False
+        self.pass_write_fails = False
+        self.seen: set[str] = set()
 
     # -- setup -----------------------------------------------------------------------------------
 
@@ -310,7 +267,12 @@ class Run:
         p = self.project
         (p / "config").mkdir(parents=True)
         (p / "dispatch").mkdir()
-        (p / "config" / "reconciler.yaml").write_text(batch.config(COMMAND_TIMEOUT) if self.shim else CONFIG)
+        config = CONFIG
+        if self.scenario.gpu:
+            config = self._gpu_config()
+        elif self.shim:
+            config = batch.config(COMMAND_TIMEOUT)
+        (p / "config" / "reconciler.yaml").write_text(config)
         (p / "dispatch" / "experiments.yaml").write_text(_dispatch(self.experiments))
         (p / "job.py").write_text(JOB)
         (p / ".gitignore").write_text(".reconciler/\n")
@@ -325,8 +287,58 @@ class Run:
             if step.kind == "sched":
                 self._sched(step.arg, armed=True)
 
+    def _gpu_config(self) -> str:
+        """Two targets with fake GPUs: ``local`` ones, or ``ssh`` ones on a fresh sshd pair."""
+        s = self.scenario
+        names = targets.SSH_TARGETS if s.ssh else targets.GPU_TARGETS
+        self.tables = targets.gpu_tables(list(s.foreign), names)
+        where = self.base
+        if s.ssh:
+            self.fleet = targets.SshFleet()
+            where = self.fleet.home_dir
+            self.launch_log = where / "launches.log"
+            self.launch_log.touch()
+            self.fleet.own(self.launch_log)
+        gpu_bin, gpu_dir = where / "gpubin", where / "gpus"
+        gpus.install(gpu_bin, gpu_dir, self.tables)
+        blocks = []
+        for name in names:
+            variables = {
+                "CHAOS_GPU_DIR": str(gpu_dir),
+                "CHAOS_GPU_HOST": name,
+                "CHAOS_GPU_WARMUP": f"{s.warmup:g}",
+                "CHAOS_TAG": self.tag,
+            }
+            if s.ssh:
+                variables["LAUNCH_LOG"] = str(self.launch_log)
+            assert self.fleet is not None or not s.ssh
+            blocks.append(
+                targets.target_block(
+                    name,
+                    root=f"{self.fleet.home_dir.name}/{name}" if self.fleet else f".reconciler/{ROOTS[name]}",
+                    bin_dir=gpu_bin,
+                    variables=variables,
+                    max_runs_per_gpu=s.max_runs_per_gpu,
+                    vram_factor=VRAM_FACTOR,
+                    ssh=self.fleet.hosts[name] if self.fleet else None,
+                )
+            )
+        timeout = COMMAND_TIMEOUT * 3 if s.ssh else COMMAND_TIMEOUT
+        return (
+            "version: 1\nproject: chaostest\ntargets:\n"
+            + "".join(blocks)
+            + f"policies:\n  poll_interval: 60\n  command_timeout: {timeout}\n  connect_timeout: 5\n"
+            + "  backoff: {base_seconds: 0, factor: 1, max_seconds: 0}\n"
+        )
+
     def root(self, target: str) -> str:
+        if self.fleet is not None and target in self.fleet.hosts:
+            return str(self.fleet.root(target))
         return str((self.project / ".reconciler" / ROOTS[target]).resolve())
+
+    def roots(self) -> dict[str, Path]:
+        names = [t for t in (*ROOTS, *targets.SSH_TARGETS) if t in ROOTS or self.fleet is not None]
+        return {t: Path(self.root(t)) for t in names}
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RECONCILER_", "CHAOS_"))}
@@ -336,6 +348,7 @@ class Run:
             env.update(self.shim.env())
         env["LAUNCH_LOG"] = str(self.launch_log)
         env["CHAOS_COUNTER"] = str(self.counter)
+        env["CHAOS_TAG"] = self.tag
         # Every pass is a new interpreter: keep its compiled modules in one cache outside the tree
         # (a machine that sets PYTHONDONTWRITEBYTECODE otherwise compiles ~100 modules per pass).
         env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -348,8 +361,18 @@ class Run:
     def _argv(self) -> list[str]:
         return [sys.executable, "-m", "reconciler", "--once", "-C", str(self.project)]
 
-    def start(self, extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    def start(self, extra: dict[str, str] | None = None, *, session: bool = False) -> subprocess.Popen[str]:
+        """Start a pass (``session``: in its own process group, for a ``kill``)."""
         self.counter.unlink(missing_ok=True)
+        self.pass_write_fails = "RECONCILER_FAIL_WRITE" in (extra or {})
+        self.pass_head = invariants.head(self.project)
+        committed = subprocess.run(
+            ["git", "show", f"{self.pass_head}:dispatch/state.json"], cwd=self.project, capture_output=True
+        ).stdout
+        try:
+            self.pass_state_dirty = (self.project / "dispatch" / "state.json").read_bytes().strip() != committed.strip()
+        except OSError:
+            self.pass_state_dirty = True
         return subprocess.Popen(
             self._argv(),
             cwd=self.project,
@@ -357,6 +380,7 @@ class Run:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=session,
         )
 
     def finish(self, proc: subprocess.Popen[str], what: str, allowed: set[int] = ALLOWED_EXIT) -> tuple[int, str]:
@@ -373,7 +397,40 @@ class Run:
             self.violation(f"{what}: traceback on stderr (rc {rc}):\n{textwrap.indent(err.strip(), '      ')}")
         if rc not in allowed:
             self.violation(f"{what}: exit code {rc} not in {sorted(allowed)}; stderr: {err.strip()[-800:]}")
+        self.after_pass(what, rc)
         return rc, out + err
+
+    def after_pass(self, what: str, rc: int) -> None:
+        """The invariants that hold after every pass, whatever it went through."""
+        p = self.project
+        if self.scenario.gpu:  # (a) from the live truth, not from the state file
+            self.outcome.checks["a:gpu"] += 1
+            found = self._gpu_findings()
+            if found:
+                time.sleep(RECHECK_SECONDS)
+                again = self._gpu_findings()
+                for key in sorted(set(found) & set(again)):
+                    self.violation(f"invariant a ({what}): {again[key]}", "a:gpu")
+        self.outcome.checks["b:provenance"] += 1
+        for text in invariants.provenance_violations(p, self.state(), self.roots()):
+            self.violation(text, "b:provenance")
+        # A pass that ended by itself leaves no stray file; a killed or crashed one, or one whose
+        # status write failed (its collected results wait for the next pass), may: the next must not.
+        if rc in (0, 1, 2, 75) and not self.pass_write_fails:
+            self.outcome.checks["c:files"] += 1
+            for path in invariants.untracked_files(p):
+                self.violation(f"invariant c ({what}): {path} is untracked and not ignored", "c:files")
+        after = invariants.head(p)
+        if not self.pass_state_dirty:  # a pass that found uncommitted state may commit it as it is
+            self.outcome.checks["d:commits"] += 1
+            noise = invariants.noise_commits(p, self.pass_head, after, RECONCILER_EMAIL)
+            if noise:
+                diff = invariants.projection_diff(p, self.pass_head, after)
+                self.violation(f"invariant d ({what}): commit(s) without a transition: {noise}; {diff}", "d:commits")
+
+    def _gpu_findings(self) -> dict[tuple[str, int], str]:
+        runs = gpus.live_runs(self.tag)
+        return gpus.gpu_violations(runs, self.tables, self.scenario.max_runs_per_gpu, VRAM_FACTOR)
 
     def run_pass(self, what: str = "pass", extra: dict[str, str] | None = None) -> tuple[int, str]:
         return self.finish(self.start(extra), what)
@@ -386,8 +443,14 @@ class Run:
         if new:
             self.violation(f"batch invariant: marked failed while qstat was failing ({what}): {sorted(new)}")
 
-    def violation(self, text: str) -> None:
+    def violation(self, text: str, invariant: str = "pass") -> None:
+        """Record a violation once per scenario (a check after every pass sees a lasting one again)."""
+        key = text.split(": ", 1)[1] if text.startswith("invariant ") and ": " in text else text
+        if key in self.seen:
+            return
+        self.seen.add(key)
         self.outcome.violations.append(text)
+        self.outcome.by_invariant[invariant] += 1
 
     # -- faults ----------------------------------------------------------------------------------
 
@@ -399,11 +462,21 @@ class Run:
             for i in range(4):
                 if self.run_pass(f"{step} try {i + 1}", {"RECONCILER_CRASH_AT": arg})[0] == CRASH_EXIT_CODE:
                     break
+        elif kind == "kill":
+            self._kill(step)
         elif kind == "drop":
             self.run_pass(str(step), {"CHAOS_DROP": arg})
         elif kind == "slow":
             target, seconds = arg.split(":")
             self.run_pass(str(step), {"CHAOS_SLOW_ROOT": self.root(target), "CHAOS_SLOW_SECONDS": seconds})
+        elif kind == "down" and self.fleet is not None:
+            target, k = arg.split(":")
+            self.fleet.down(target)
+            try:
+                for i in range(int(k)):
+                    self.run_pass(f"{step} pass {i + 1}")
+            finally:
+                self.fleet.up(target)
         elif kind == "down":
             target, k = arg.split(":")
             for i in range(int(k)):
@@ -432,6 +505,41 @@ class Run:
         if kind != "pass":
             self.run_pass(f"pass after {step}")
 
+    def _kill(self, step: Step) -> None:
+        """SIGKILL the pass's whole process group at a seeded fraction of a typical pass, or
+        (``write``) the moment one of its status writes has a temp file in the project, or
+        (``launch``) the moment it has started a run (a new ``pid`` file in a run dir)."""
+        before = self._pid_files()
+        proc = self.start(session=True)
+        if step.arg == "launch":
+            while proc.poll() is None and self._pid_files() <= before:
+                time.sleep(0.002)
+        elif step.arg == "write":
+            dirs = [self.project / d for d in ("dispatch", "progress", "experiments/logs", "experiments/results")]
+            while proc.poll() is None and not any(_temp_files(d) for d in dirs):
+                time.sleep(0.001)
+        else:
+            delay = float(step.arg) * TYPICAL_PASS["ssh" if self.fleet else "local"]
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=delay)
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            self.outcome.kill_missed += 1
+        self.finish(proc, str(step), {*ALLOWED_EXIT, -signal.SIGKILL})
+
+    def _pid_files(self) -> set[str]:
+        return {str(p) for root in self.roots().values() for p in root.glob("runs/*/*/pid")}
+
+    def cleanup(self) -> None:
+        """Kill what the scenario left running (its jobs, by the pids /proc shows with its tag)."""
+        for run in gpus.live_runs(self.tag):
+            with contextlib.suppress(OSError):
+                os.killpg(os.getpgid(run.pid), signal.SIGKILL)
+        if self.fleet is not None:
+            self.fleet.close()
+
     def _commit_during_pass(self, step: Step) -> None:
         what, delay = step.arg.split(":")
         proc = self.start()
@@ -442,10 +550,17 @@ class Run:
         elif what == "seed":
             exp = self.experiments[-1]
             exp["seeds"] = [*exp["seeds"], len(exp["seeds"])]
+        elif what == "command":  # an edit of a command while its runs may live (on_change: keep)
+            exp = self.experiments[0]
+            exp["sleep"] = round(float(exp["sleep"]) + 0.1, 1)
         else:
             n = len(self.experiments)
-            targets = batch.NEW_EXPERIMENT_TARGETS if self.shim else ["ta", "tb"]
-            self.experiments.append({"id": f"e{n}", "seeds": [0], "sleep": 0.1, "targets": targets})
+            names = targets.SSH_TARGETS if self.fleet else ["ta", "tb"]
+            where = batch.NEW_EXPERIMENT_TARGETS if self.shim else list(names)
+            new: dict[str, Any] = {"id": f"e{n}", "seeds": [0], "sleep": 0.1, "targets": where}
+            if self.scenario.gpu:
+                new["vram"] = 30
+            self.experiments.append(new)
         (self.project / "dispatch" / "experiments.yaml").write_text(_dispatch(self.experiments, self.priorities))
         for attempt in range(50):  # the pass may hold the index lock for a moment
             done = subprocess.run(
@@ -574,17 +689,17 @@ class Run:
         head = git(p, "rev-parse", "HEAD")
         rc, text = self.run_pass("idle pass")
         if git(p, "rev-parse", "HEAD") != head:
-            self.violation(f"invariant 2: a pass over a settled world committed: {text.strip()[-400:]}")
+            self.violation(f"invariant 2: a pass over a settled world committed: {text.strip()[-400:]}", "2:idle-pass")
         if rc != 0:
             self.violation(f"idle pass exited {rc}: {text.strip()[-400:]}")
         state = self.state()
         # Invariant 3: nothing lost.
         missing = self.spec_ids() - set(state)
         if missing:
-            self.violation(f"invariant 3: no state entry for {sorted(missing)}")
+            self.violation(f"invariant 3: no state entry for {sorted(missing)}", "3:nothing-lost")
         committed = git(p, "show", "HEAD:dispatch/state.json")
         if committed != (p / "dispatch" / "state.json").read_text().strip():
-            self.violation("invariant 3: the working tree's state.json differs from HEAD's")
+            self.violation("invariant 3: the working tree's state.json differs from HEAD's", "3:nothing-lost")
         for exp_id, entry in sorted(state.items()):
             if entry["status"] == "cancelled" and exp_id in self.qdeleted:
                 continue  # a person deleted its job on the cluster
@@ -593,25 +708,26 @@ class Run:
                 continue
             result = entry.get("result_file") or f"experiments/results/{exp_id}.csv"
             if not (p / result).exists():
-                self.violation(f"invariant 3: {exp_id} is done but {result} is missing")
+                self.violation(f"invariant 3: {exp_id} is done but {result} is missing", "3:nothing-lost")
             elif subprocess.run(["git", "cat-file", "-e", f"HEAD:{result}"], cwd=p, capture_output=True).returncode:
-                self.violation(f"invariant 3: {exp_id} is done but {result} is not committed")
+                self.violation(f"invariant 3: {exp_id} is done but {result} is not committed", "3:nothing-lost")
         # Invariant 1: exactly-once launch per attempt.
         lines = self.launch_log.read_text().split("\n") if self.launch_log.exists() else []
         seen = Counter(tuple(line.split()[:2]) for line in lines if line.strip())
         for (exp_id, attempt), n in sorted(seen.items()):
             if n > 1:
-                self.violation(f"invariant 1: {exp_id} attempt {attempt} started {n} times")
+                self.violation(f"invariant 1: {exp_id} attempt {attempt} started {n} times", "1:exactly-once")
             recorded = {str(a.get("n")) for a in state.get(exp_id, {}).get("attempts", [])}
             if attempt not in recorded:
-                self.violation(f"invariant 1: {exp_id} attempt {attempt} ran but is not recorded ({recorded})")
+                text = f"invariant 1: {exp_id} attempt {attempt} ran but is not recorded ({recorded})"
+                self.violation(text, "1:exactly-once")
         for exp_id, entry in state.items():
             current = str(entry.get("attempt"))
             if entry["status"] == "done" and (exp_id, current) not in seen:
-                self.violation(f"invariant 1: {exp_id} attempt {current} is done but never started")
+                self.violation(f"invariant 1: {exp_id} attempt {current} is done but never started", "1:exactly-once")
         if self.shim:
             for text in batch.final_violations(state, self.shim.jobs()):
-                self.violation(text)
+                self.violation(text, "batch")
         # The reconciler's commits touch only its own paths.
         log = git(p, "log", f"--author={RECONCILER_EMAIL}", "--format=@%h", "--name-only")
         sha = ""
@@ -622,16 +738,26 @@ class Run:
                 self.violation(f"reconciler commit {sha} touched {line}")
 
 
+def _temp_files(directory: Path) -> list[str]:
+    with contextlib.suppress(OSError):
+        return [e.name for e in os.scandir(directory) if e.name.endswith(".tmp")]
+    return []
+
+
 def play(scenario: Scenario, base: Path) -> Outcome:
     started = time.monotonic()
+    if scenario.ssh and (why := targets.ssh_available()):
+        return Outcome(scenario, skipped=f"ssh scenario skipped: {why}")
     run = Run(scenario, base)
-    run.setup()
     try:
+        run.setup()
         for step in scenario.steps:
             run.step(step)
         run.check()
     except Exception as exc:  # a harness failure is reported with the scenario
-        run.violation(f"harness error: {type(exc).__name__}: {exc}")
+        run.violation(f"harness error: {type(exc).__name__}: {exc}", "harness")
+    finally:
+        run.cleanup()
     run.outcome.seconds = time.monotonic() - started
     return run.outcome
 

@@ -5,7 +5,10 @@ dropped target commands, slow and vanished targets, concurrent commits and passe
 a corrupt state file; then the invariants of design section 4 are checked (``harness.Run.check``).
 A seed-stable share (``CHAOS_BATCH``, default a quarter) runs on PBS targets through the PBS shim,
 with scheduler faults, a person's ``qdel``, ``qstat`` refusing, a crash after ``qsub``, and the
-batch invariants (``tests.chaos.batch``).
+batch invariants (``tests.chaos.batch``). Shares run on fake-GPU targets (``CHAOS_GPU``) and on
+real OpenSSH targets (``CHAOS_SSH``; skipped without sshd or root), and every pass is followed by
+the issue-14 checks: GPU exclusivity from the live processes, provenance of done entries, no
+untracked file, no commit without a transition (``harness.Run.after_pass``).
 The long run is ``python -m tests.chaos.run --scenarios 1000``.
 """
 
