@@ -24,7 +24,7 @@ from pathlib import Path
 
 from reconciler import escalations
 from reconciler.apply.executor import execute
-from reconciler.atomic import atomic_write_text
+from reconciler.atomic import atomic_write_text, sweep_temp_files
 from reconciler.crashpoints import crash_point
 from reconciler.errors import GitStoreError, StatusWriteError
 from reconciler.export.writer import pass_notes
@@ -47,6 +47,7 @@ from reconciler.statestore import (
     LAB_LOG,
     OWNED,
     STATE,
+    WRITTEN_DIRS,
     append_log,
     load_recorded,
     owned_files,
@@ -116,6 +117,9 @@ def reconcile_once(
         else:  # a dry run takes no lock: it writes nothing
             stack.enter_context(ProjectLock(project_dir))
             crash_point("after_lock")
+            # A write of ours killed half-way leaves its temporary file: what a dead (or long
+            # gone) writer left goes; a live writer's fresh file is left alone.
+            sweep_temp_files(project_dir, WRITTEN_DIRS)
         repo = stack.enter_context(ProjectRepo(project_dir))
         return _pass(repo, project_dir, dry_run=dry_run, pull=pull, push_changes=push_changes, clock=clock, log=log)
 

@@ -29,6 +29,9 @@ STATE = "dispatch/state.json"
 LAB_LOG = "progress/lab.log"
 OWNED = (STATE, "progress", "experiments/results", "experiments/logs")
 """What the reconciler writes: commits touching only these are not a change of desired state."""
+WRITTEN_DIRS = ("dispatch", "progress", "experiments", "experiments/results/**", "experiments/logs/**", ".reconciler")
+"""Where the reconciler's writes land (``atomic.sweep_temp_files`` looks there for the temporary
+files of a killed write; ``/**``: with subdirectories)."""
 INFLIGHT = ".reconciler/inflight.json"
 VOLATILE = ".reconciler/volatile.json"
 """The newest counters, progress and heartbeats that no commit holds yet (never committed)."""
