@@ -78,11 +78,21 @@ def read_volatile(project_dir: Path) -> Newest:
         raw = json.loads((project_dir / VOLATILE).read_text(encoding="utf-8"))
         out: Newest = {}
         for exp_id, item in raw["entries"].items():
-            if isinstance(item, dict) and isinstance(item.get("values"), dict):
-                out[str(exp_id)] = (int(item["attempt"]), item["values"])
+            if isinstance(item, dict) and isinstance(item.get("attempt"), int) and _valid_volatile(item.get("values")):
+                out[str(exp_id)] = (item["attempt"], item["values"])
         return out
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return {}
+
+
+def _valid_volatile(values: object) -> bool:
+    """Counters are whole numbers and the sidecar an object: anything else is not ours (skipped)."""
+    if not isinstance(values, dict):
+        return False
+    counters = values.get("unreachable", {})
+    if not isinstance(counters, dict) or not isinstance(values.get("sidecar", {}), dict):
+        return False
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in counters.values())
 
 
 def write_volatile(project_dir: Path, newest: Newest, updated: str) -> None:

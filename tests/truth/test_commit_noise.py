@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.dashboard.source import SnapshotCache
 from reconciler.engine import PassResult, reconcile_once
 from tests.engine.project import git
 from tests.engine.test_host_down import EXP, project_for
@@ -232,6 +233,14 @@ def _progress_then_done(project: Path, exp: str) -> None:
         shown.append(int(shown_entry(project, exp)["sidecar"]["step"]))
     assert commits(project) == before
     assert shown == sorted(shown) and shown[-1] > shown[0], shown  # status shows the newest progress
+    # So does the dashboard, whose cached snapshot of the same commit is rebuilt when they move.
+    cache = SnapshotCache(project)
+    assert dict(cache.get().state.by_id()[exp].sidecar)["step"] == shown[-1]
+    more_progress(project, exp)
+    assert quiet_pass(project).commit is None
+    newer = dict(cache.get(cache.get().commit).state.by_id()[exp].sidecar)["step"]
+    assert newer > shown[-1]
+    assert newer == int(shown_entry(project, exp)["sidecar"]["step"])
     assert (
         "step" not in committed_entry(project, exp)["sidecar"]
         or committed_entry(project, exp)["sidecar"]["step"] < shown[-1]
@@ -307,3 +316,27 @@ def test_the_split_commits_transitions_whole_and_keeps_only_counters_back() -> N
     assert merge(to_commit, {"a": (2, newest["a"][1])}) == to_commit  # another attempt's values: ignored
     everything, rest = split(committed, planned, fold_progress=True)
     assert everything == planned and rest == {}
+
+
+def test_an_unreadable_or_foreign_volatile_file_counts_as_none(tmp_path: Path) -> None:
+    from reconciler.statestore import VOLATILE, read_volatile, write_volatile
+
+    path = tmp_path / VOLATILE
+    path.parent.mkdir()
+    for text in ("", "{", "[]", '{"entries": 3}'):
+        path.write_text(text)
+        assert read_volatile(tmp_path) == {}
+    path.write_text(
+        json.dumps(
+            {
+                "entries": {
+                    "bad": {"attempt": 1, "values": {"unreachable": {"consecutive": "3"}}},
+                    "worse": {"attempt": "1", "values": {}},
+                    "good": {"attempt": 2, "values": {"unreachable": {"consecutive": 3}, "sidecar": {"step": 5}}},
+                }
+            }
+        )
+    )
+    assert read_volatile(tmp_path) == {"good": (2, {"unreachable": {"consecutive": 3}, "sidecar": {"step": 5}})}
+    write_volatile(tmp_path, {}, "now")
+    assert not path.exists()  # nothing newer than the commit: no file
