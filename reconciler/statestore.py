@@ -102,6 +102,11 @@ def write_volatile(project_dir: Path, newest: Newest, updated: str) -> None:
         path.unlink(missing_ok=True)
         return
     entries = {k: {"attempt": n, "values": v} for k, (n, v) in sorted(newest.items())}
+    try:  # unchanged values: the file (and its time, which the dashboard watches) stays as it is
+        if json.loads(path.read_text(encoding="utf-8")).get("entries") == entries:
+            return
+    except (OSError, ValueError, AttributeError):
+        pass
     atomic_write_text(path, json.dumps({"updated": updated, "entries": entries}, sort_keys=True) + "\n")
 
 
