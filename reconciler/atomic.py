@@ -3,8 +3,15 @@
 Called at the end of a pass, after ``apply``, to render ``dispatch/state.json``,
 ``progress/env_*.json``, escalations and results (whole-file replace), and to append to
 ``progress/lab.log`` (one line per transition). A power cut leaves either the old file or the new
-one, never a torn mix: the bytes go to a temporary file in the same directory, are fsynced, and
-``os.replace`` swaps it in; the directory is fsynced after so the rename itself survives.
+one, never a torn mix: the bytes go to a temporary file, are fsynced, and ``os.replace`` swaps it
+in; the directory is fsynced after so the rename itself survives.
+
+Where the temporary file lives: inside a project (the nearest ancestor directory holding
+``.reconciler/.gitignore``, which a pass creates), under ``<project>/.reconciler/tmp/`` as
+``<name>.<pid>.<hex>.tmp``, so a write killed half-way leaves nothing visible to ``git status`` or a
+person's ``git add -A``, whatever the project's ``.gitignore`` says; elsewhere (or when the rename
+would cross filesystems) beside the target as ``.<name>.<pid>.<hex>.tmp``. ``sweep_temp_files``
+removes the ones a killed writer left (a pass calls it under the project lock).
 
 OSError propagates unchanged: a disk that refuses a write is not something a pass can retry around.
 """
@@ -14,8 +21,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import secrets
 import stat
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 StrPath = str | os.PathLike[str]
@@ -29,7 +39,19 @@ def atomic_write_bytes(path: StrPath, data: bytes) -> None:
     target = Path(path)
     _injected_write_fault(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    scratch = scratch_dir(target)
+    if scratch is not None:
+        try:
+            scratch.mkdir(exist_ok=True)
+            _write_and_replace(scratch / f"{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp", target, data)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOTDIR, errno.EACCES, errno.EROFS):
+                raise
+    _write_and_replace(target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"), target, data)
+
+
+def _write_and_replace(tmp: Path, target: Path, data: bytes) -> None:
     # O_EXCL with a random name: never follow or clobber someone else's file; 0o666 lets the
     # umask decide the mode exactly as for a file written the ordinary way.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -46,6 +68,80 @@ def atomic_write_bytes(path: StrPath, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(target.parent)
+
+
+SCRATCH = ".reconciler"
+TMP_DIR = f"{SCRATCH}/tmp"
+STALE_SECONDS = 600.0
+"""A temporary file this old is abandoned whoever wrote it (a write of ours takes milliseconds)."""
+_IN_SCRATCH = re.compile(r"(?P<name>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.tmp")
+_BESIDE = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.tmp")
+
+
+def scratch_dir(target: Path) -> Path | None:
+    """``<project>/.reconciler/tmp`` for a ``target`` inside a project that has its self-ignoring
+    ``.reconciler/`` (searched upwards, not past the directory holding ``.git``); else ``None``."""
+    directory = target.parent.absolute()
+    for _ in range(64):
+        if (directory / SCRATCH / ".gitignore").is_file():
+            return directory / TMP_DIR
+        if (directory / ".git").exists() or directory.parent == directory:
+            return None
+        directory = directory.parent
+    return None
+
+
+def sweep_temp_files(project_dir: Path, dirs: Iterable[str], *, now: float | None = None) -> list[str]:
+    """Remove the temporary files a killed write of ours left: those in ``.reconciler/tmp/`` and
+    those named ``.<name>.<pid>.<hex>.tmp`` directly in ``dirs`` (project-relative; a trailing
+    ``/**`` includes subdirectories), whose writer is not alive or which are older than
+    ``STALE_SECONDS``. Anything else is left alone. Returns the project-relative paths removed."""
+    now = time.time() if now is None else now
+    found: list[tuple[Path, re.Pattern[str]]] = [(project_dir / TMP_DIR, _IN_SCRATCH)]
+    for rel in dirs:
+        base = project_dir / rel.removesuffix("/**")
+        found.append((base, _BESIDE))
+        if rel.endswith("/**") and base.is_dir():
+            found.extend((sub, _BESIDE) for sub in base.rglob("*") if sub.is_dir() and not sub.is_symlink())
+    removed: list[str] = []
+    for directory, pattern in found:
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for name in names:
+            match = pattern.fullmatch(name)
+            path = directory / name
+            if match is None or not _abandoned(path, int(match["pid"]), now):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path.relative_to(project_dir).as_posix())
+    return sorted(removed)
+
+
+def _abandoned(path: Path, pid: int, now: float) -> bool:
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    return now - st.st_mtime > STALE_SECONDS or not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def atomic_write_text(path: StrPath, text: str) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import sys
 import tempfile
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from reconciler import escalations
 from reconciler.apply.executor import execute
-from reconciler.atomic import atomic_write_text
+from reconciler.atomic import atomic_write_text, sweep_temp_files
 from reconciler.crashpoints import crash_point
 from reconciler.errors import GitStoreError, StatusWriteError
 from reconciler.export.writer import pass_notes
@@ -36,6 +37,7 @@ from reconciler.model.actions import ActionResult, Launch
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
 from reconciler.model.status import StateFile, Status, StatusEntry
+from reconciler.model.volatile import merge, progress_commit_due, split
 from reconciler.notify import OUTBOX, announce
 from reconciler.observe.observer import observe
 from reconciler.plan import Event, Plan, events, fold, make_plan, subject
@@ -45,16 +47,19 @@ from reconciler.statestore import (
     LAB_LOG,
     OWNED,
     STATE,
+    WRITTEN_DIRS,
     append_log,
     load_recorded,
     owned_files,
     read_env_verdicts,
     read_inflight,
     read_results,
+    read_volatile,
     write_env_verdict,
     write_inflight,
     write_observations,
     write_state,
+    write_volatile,
 )
 from reconciler.targets import Runners, open_runners
 
@@ -112,6 +117,9 @@ def reconcile_once(
         else:  # a dry run takes no lock: it writes nothing
             stack.enter_context(ProjectLock(project_dir))
             crash_point("after_lock")
+            # A write of ours killed half-way leaves its temporary file: what a dead (or long
+            # gone) writer left goes; a live writer's fresh file is left alone.
+            sweep_temp_files(project_dir, WRITTEN_DIRS)
         repo = stack.enter_context(ProjectRepo(project_dir))
         return _pass(repo, project_dir, dry_run=dry_run, pull=pull, push_changes=push_changes, clock=clock, log=log)
 
@@ -155,7 +163,10 @@ def _pass(
     loaded = load_recorded(project_dir, tree.read_text(STATE), desired.config.project)
     if loaded.restored:
         warnings.append(loaded.restored)
-    recorded = loaded.state
+    # The planner reads the committed values with the newest counters and progress laid over
+    # them (``reconciler.model.volatile``): those change without a transition and are not committed.
+    committed = loaded.state
+    recorded = merge(committed, read_volatile(project_dir))
     inflight = read_inflight(project_dir)
     for w in warnings:
         log(f"warning: {w}")
@@ -171,6 +182,7 @@ def _pass(
         project_dir,
         repo,
         desired,
+        committed,
         recorded,
         result,
         push_changes if push_changes is not None else settings.push,
@@ -264,6 +276,7 @@ def _finish(
     project_dir: Path,
     repo: ProjectRepo,
     desired: DesiredState,
+    committed: StateFile,
     recorded: StateFile,
     result: PassResult,
     push_changes: bool,
@@ -272,7 +285,8 @@ def _finish(
 ) -> PassResult:
     now = clock()
     try:
-        state, verdicts, env_lines = _write_status(project_dir, recorded, result, now)
+        minutes = desired.config.policies.progress_commit_minutes
+        state, verdicts, env_lines, progress = _write_status(project_dir, committed, result, now, minutes)
         notes = pass_notes(project_dir, desired, recorded, state)
     except OSError as exc:  # a full or read-only disk: nothing is committed, the next pass retries
         raise StatusWriteError(f"cannot write the status files in {project_dir}: {exc}") from exc
@@ -287,6 +301,8 @@ def _finish(
     body = "\n".join([*(e.line for e in result.events), *(f"env {line}" for line in env_lines)])
     trailers = {"Desired-State": desired.revision or "working-tree"}
     title = subject(result.events) if result.events else "reconcile: record status"
+    if progress and not result.events:
+        title = "reconcile: record progress"
     if verdicts:
         env_part = "env " + ", ".join(f"{v.target} {'ready' if v.ready else 'failed'}" for v in verdicts)
         title = f"{title}; {env_part}" if result.events else f"reconcile: {env_part}"
@@ -308,31 +324,35 @@ def _finish(
 
 
 def _write_status(
-    project_dir: Path, recorded: StateFile, result: PassResult, now: datetime
-) -> tuple[StateFile, list[EnvVerdict], list[str]]:
-    """Write state.json, lab.log, escalations and env verdicts of this pass (each atomically)."""
+    project_dir: Path, committed: StateFile, result: PassResult, now: datetime, progress_minutes: float
+) -> tuple[StateFile, list[EnvVerdict], list[str], bool]:
+    """Write state.json, lab.log, escalations and env verdicts of this pass (each atomically).
+
+    ``dispatch/state.json`` gets the committed part of the planned state; the newest counters,
+    progress and heartbeats that no transition folds in go to ``.reconciler/volatile.json`` (the
+    rule: ``reconciler.model.volatile``). Returns the full newest state, the env verdicts, their
+    log lines, and whether a progress commit is due."""
     state = result.state
-    if not state.same_content(recorded) or result.restored:
-        state = StateFile(
-            project=state.project,
-            entries=state.entries,
-            updated=iso(now),
-            decisions_applied=state.decisions_applied,
-            stages_approved=state.stages_approved,
-        )
-        write_state(project_dir, state)
+    progress = progress_commit_due(committed, state, now, progress_minutes)
+    to_commit, newest = split(committed, state, fold_progress=progress)
+    updated = committed.updated
+    if not to_commit.same_content(committed) or result.restored:
+        updated = iso(now)
+        write_state(project_dir, dataclasses.replace(to_commit, updated=updated))
         append_log(project_dir, [f"{iso(now)} {e.line}" for e in result.events])
     crash_point("after_state_write")
+    write_volatile(project_dir, newest, iso(now))
     write_inflight(project_dir, [])
+    state = dataclasses.replace(state, updated=updated)
     result.state = state
-    _write_escalations(project_dir, recorded, state, now)
+    _write_escalations(project_dir, committed, state, now)
     verdicts = [r.data["verdict"] for r in result.results if isinstance(r.data.get("verdict"), EnvVerdict)]
     for verdict in verdicts:
         write_env_verdict(project_dir, verdict)
     env_lines = [f"{v.target}: {v.status}" + (f" ({v.evidence[-1]})" if v.evidence else "") for v in verdicts]
     if env_lines:
         append_log(project_dir, [f"{iso(now)} env {line}" for line in env_lines])
-    return state, verdicts, env_lines
+    return state, verdicts, env_lines, progress
 
 
 def _write_escalations(project_dir: Path, before: StateFile, after: StateFile, now: datetime) -> None:

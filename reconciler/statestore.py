@@ -1,5 +1,6 @@
 """The status files on the project's disk: ``dispatch/state.json`` (read with restore-from-git),
-``progress/lab.log`` (append-only), and the in-flight journal ``.reconciler/inflight.json``.
+``progress/lab.log`` (append-only), the in-flight journal ``.reconciler/inflight.json``, and the
+newest volatile values ``.reconciler/volatile.json`` (``reconciler.model.volatile``).
 
 Called by the engine. The working-tree state is the newest truth (a pass may have written it and
 died before committing); when it is missing or corrupt, the committed one is restored, and the
@@ -22,12 +23,18 @@ from reconciler.model.env import EnvVerdict
 from reconciler.model.escalation import escalation_path
 from reconciler.model.observed import ObservedState
 from reconciler.model.status import StateFile, Status, StatusEntry
+from reconciler.model.volatile import Newest, merge
 
 STATE = "dispatch/state.json"
 LAB_LOG = "progress/lab.log"
 OWNED = (STATE, "progress", "experiments/results", "experiments/logs")
 """What the reconciler writes: commits touching only these are not a change of desired state."""
+WRITTEN_DIRS = ("dispatch", "progress", "experiments", "experiments/results/**", "experiments/logs/**", ".reconciler")
+"""Where the reconciler's writes land (``atomic.sweep_temp_files`` looks there for the temporary
+files of a killed write; ``/**``: with subdirectories)."""
 INFLIGHT = ".reconciler/inflight.json"
+VOLATILE = ".reconciler/volatile.json"
+"""The newest counters, progress and heartbeats that no commit holds yet (never committed)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,51 @@ def write_state(project_dir: Path, state: StateFile) -> None:
 def append_log(project_dir: Path, lines: Iterable[str]) -> None:
     for line in lines:
         append_line(project_dir / LAB_LOG, line)
+
+
+def read_volatile(project_dir: Path) -> Newest:
+    """The newest volatile values per experiment; empty when the file is missing or unreadable
+    (the counters then go on from the committed values)."""
+    try:
+        raw = json.loads((project_dir / VOLATILE).read_text(encoding="utf-8"))
+        out: Newest = {}
+        for exp_id, item in raw["entries"].items():
+            if isinstance(item, dict) and isinstance(item.get("attempt"), int) and _valid_volatile(item.get("values")):
+                out[str(exp_id)] = (item["attempt"], item["values"])
+        return out
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
+def _valid_volatile(values: object) -> bool:
+    """Counters are whole numbers and the sidecar an object: anything else is not ours (skipped)."""
+    if not isinstance(values, dict):
+        return False
+    counters = values.get("unreachable", {})
+    if not isinstance(counters, dict) or not isinstance(values.get("sidecar", {}), dict):
+        return False
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in counters.values())
+
+
+def write_volatile(project_dir: Path, newest: Newest, updated: str) -> None:
+    """Replace ``.reconciler/volatile.json`` (removed when nothing is newer than the commit)."""
+    path = project_dir / VOLATILE
+    if not newest:
+        path.unlink(missing_ok=True)
+        return
+    entries = {k: {"attempt": n, "values": v} for k, (n, v) in sorted(newest.items())}
+    try:  # unchanged values: the file (and its time, which the dashboard watches) stays as it is
+        if json.loads(path.read_text(encoding="utf-8")).get("entries") == entries:
+            return
+    except (OSError, ValueError, AttributeError):
+        pass
+    atomic_write_text(path, json.dumps({"updated": updated, "entries": entries}, sort_keys=True) + "\n")
+
+
+def current_state(project_dir: Path, committed: StateFile) -> StateFile:
+    """``committed`` with the newest volatile values the last pass kept (what ``reconcile
+    status`` and the dashboard show)."""
+    return merge(committed, read_volatile(project_dir))
 
 
 def read_inflight(project_dir: Path) -> list[tuple[str, int, str]]:

@@ -1,4 +1,6 @@
-"""``reconcile status [--json]``: the experiments as last committed (no network, no lock)."""
+"""``reconcile status [--json]``: the experiments as last committed (no network, no lock), with
+the newest probe counters and job progress the last pass kept in ``.reconciler/`` (those are
+committed only with a transition: ``reconciler.model.volatile``)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from rich.table import Table
 from reconciler.commands.common import EXIT_OK, EXIT_STALLED, exit_codes, project_option
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.model.status import StateFile, Status, StatusEntry
-from reconciler.statestore import STATE
+from reconciler.statestore import STATE, current_state
 
 _STYLE = {
     Status.DONE: "green",
@@ -30,13 +32,17 @@ _STYLE = {
 @click.command("status")
 @project_option
 @click.option("--json", "as_json", is_flag=True, help="Print the committed state.json entries as JSON.")
-@click.option("--rev", default="HEAD", show_default=True, help="Read the status as of this commit.")
+@click.option(
+    "--rev", default="HEAD", show_default=True, help="Read the status as of this commit (HEAD: newest progress)."
+)
 @exit_codes
 def status(project_dir: Path, as_json: bool, rev: str) -> int:
     """Show every experiment: status, target, GPU, attempt, age, and why it waits or failed."""
     with ProjectRepo(project_dir) as repo:
         text = repo.tree(rev).read_text(STATE)
     state = StateFile.loads(text) if text else StateFile(project="")
+    if rev == "HEAD":
+        state = current_state(project_dir, state)
     if as_json:
         click.echo(json.dumps([e.to_dict() for e in state.entries], indent=2, sort_keys=True))
     else:

@@ -4,7 +4,9 @@
 directory (``HEAD``, the loose ref, ``packed-refs``: a few small reads, no subprocess), so any
 commit (a pass's status commit, a decision, a person's commit, a pull) is seen within
 ``interval``. On a change it rebuilds the snapshot first, then publishes ``{"type": "commit"}``
-through the ``Broadcaster``, whose subscribers are the SSE streams of open pages.
+through the ``Broadcaster``, whose subscribers are the SSE streams of open pages. A change of the
+newest counters and progress (``.reconciler/volatile.json``, never committed) is published the same
+way, with the same sha.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from reconciler.dashboard.source import volatile_stamp
 from reconciler.errors import ReconcilerError
 from reconciler.gitstore.repo import ProjectRepo
 
@@ -130,13 +133,15 @@ class HeadWatcher(threading.Thread):
         self.interval = interval
         self.stopped = threading.Event()
         self.current = reader.head()
+        self.volatile = volatile_stamp(reader.project_dir)
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
             sha = self.reader.head()
-            if sha == self.current:
+            stamp = volatile_stamp(self.reader.project_dir)
+            if sha == self.current and stamp == self.volatile:
                 continue
-            self.current = sha
+            self.current, self.volatile = sha, stamp
             with contextlib.suppress(ReconcilerError):  # the page shows it when it asks; next change retries
                 self.on_change(sha)
             self.broadcaster.publish({"type": "commit", "commit": sha})

@@ -3,10 +3,12 @@
 The desired state and the recorded status come from the commit HEAD points at (what a pass
 reads, never a person's uncommitted edits); result CSVs and the last probe of each target come
 from the project's disk (the reconciler writes the results before it commits them, and the
-probe record is scratch it never commits). An invalid desired state does not stop the page:
+probe record is scratch it never commits), and so do the newest probe counters and job progress
+(``.reconciler/volatile.json``: committed only with a transition). An invalid desired state does not stop the page:
 the status is still shown, with the problems.
 
-``SnapshotCache`` keeps the snapshot of the newest commit; ``live`` tells it when HEAD moved.
+``SnapshotCache`` keeps the snapshot of the newest commit (rebuilt when the volatile values
+change); ``live`` tells it when HEAD moved.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from reconciler.load import load_desired, load_state
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
 from reconciler.model.status import StateFile
-from reconciler.statestore import OBSERVED_DIR, OWNED, env_path
+from reconciler.statestore import OBSERVED_DIR, OWNED, VOLATILE, current_state, env_path
 
 PROBES_DIR = OBSERVED_DIR
 """Where the engine leaves each target's last probe (``<target>.json``, never committed)."""
@@ -80,6 +82,7 @@ def read_snapshot(project_dir: Path) -> Snapshot:
                 state, problems = StateFile(project=project), (*problems, str(exc))
             targets = desired.config.target_names if desired else _env_targets(tree)
             verdicts = _verdicts(tree, targets)
+    state = current_state(project_dir, state)  # the newest counters and progress (never committed)
     files = read_result_rows(project_dir, state)
     return Snapshot(
         project_dir=project_dir,
@@ -141,16 +144,30 @@ class SnapshotCache:
         self.project_dir = project_dir.resolve()
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
+        self._stamp: tuple[int, int] | None = None
 
     def get(self, commit: str | None = None) -> Snapshot:
         """The snapshot of ``commit`` (HEAD's sha as ``live`` last saw it); ``None``: reuse the
-        cached one when there is one."""
+        cached one when there is one (and the volatile values did not change)."""
         with self._lock:
             current = self._snapshot
-            if current is None or (commit is not None and current.commit != commit):
+            stamp = volatile_stamp(self.project_dir)
+            stale = current is None or stamp != self._stamp
+            if stale or (commit is not None and current is not None and current.commit != commit):
                 current = self._snapshot = read_snapshot(self.project_dir)
+                self._stamp = stamp
+            assert current is not None
             return current
 
     def invalidate(self) -> None:
         with self._lock:
             self._snapshot = None
+
+
+def volatile_stamp(project_dir: Path) -> tuple[int, int] | None:
+    """When and how big ``.reconciler/volatile.json`` is (``None``: there is none)."""
+    try:
+        st = (project_dir / VOLATILE).stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)

@@ -146,6 +146,7 @@ def build_policies(d: Mapping[str, Any]) -> Policies:
             "lost_grace_seconds",
             "env_ttl_hours",
             "env_check_timeout",
+            "progress_commit_minutes",
         ),
         **_pick(d, "probe_concurrency", "max_retries", "prune", "restart_on_spec_change", "retry_target"),
         remediation=remediation_rules(d.get("remediation") or {}),

@@ -177,6 +177,9 @@ class Policies:
     """An environment verdict older than this is checked again before the next launch there."""
     env_check_timeout: float = 300.0
     """Seconds the environment check (imports, one ``--dry-run``) may take; longer is ENV_FAILED."""
+    progress_commit_minutes: float = 30.0
+    """A job's progress (its sidecar) alone makes at most one commit per this many minutes; counters
+    and heartbeats never commit alone (design invariant 11, ``reconciler.model.volatile``)."""
 
 
 @dataclass(frozen=True)

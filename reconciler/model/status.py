@@ -122,6 +122,21 @@ class Unreachable:
         return _build(cls, _known(cls, d))
 
 
+VOLATILE_FIELDS = ("unreachable", "sidecar")
+"""The fields of an entry that change without a transition (design invariant 11): the probe
+counters of a silent target (``unreachable``) and what the job reports through its sidecar
+(``sidecar``: progress, metrics so far, the runtime's ``updated`` heartbeat). A pass keeps their
+newest values in ``.reconciler/volatile.json`` (never committed) and commits them only folded into
+the commit of a transition of the same entry (or a decision, an escalation, a result), or in a
+progress commit at most once per ``policies.progress_commit_minutes``. ``dispatch/state.json``
+holds their last committed values; the planner reads both merged
+(``reconciler.model.volatile``). Every other field is committed whenever it changes."""
+
+HEARTBEAT_KEYS = frozenset({"updated", "exp_id", "attempt"})
+"""Sidecar keys that only say the job is alive (the runtime stamps ``updated`` and which run it is
+on every write): they never make a progress commit on their own."""
+
+
 @dataclass(frozen=True)
 class StatusEntry:
     """One experiment x seed in ``dispatch/state.json``."""
@@ -190,6 +205,23 @@ class StatusEntry:
 
     def replace(self, **changes: Any) -> StatusEntry:
         return dataclasses.replace(self, **changes)
+
+    def volatile(self) -> dict[str, Any]:
+        """The ``VOLATILE_FIELDS`` as JSON values (``.reconciler/volatile.json``'s form)."""
+        return {"unreachable": self.unreachable.to_dict(), "sidecar": dict(self.sidecar)}
+
+    def with_volatile(self, values: Mapping[str, Any]) -> StatusEntry:
+        """This entry with the ``VOLATILE_FIELDS`` named in ``values`` (JSON form) replaced."""
+        changes: dict[str, Any] = {}
+        if isinstance(values.get("unreachable"), Mapping):
+            changes["unreachable"] = Unreachable.from_dict(values["unreachable"])
+        if isinstance(values.get("sidecar"), Mapping):
+            changes["sidecar"] = tuple(sorted(values["sidecar"].items()))
+        return dataclasses.replace(self, **changes) if changes else self
+
+    def same_committed(self, other: StatusEntry) -> bool:
+        """Equal apart from the ``VOLATILE_FIELDS`` (no transition between the two)."""
+        return self.with_volatile(other.volatile()) == other
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.extra)
