@@ -90,17 +90,19 @@ DEFAULT_RULES: dict[str, RemediationRule] = {
     NAN_LOSS: RemediationRule(NAN_LOSS, set_args=(("--grad-clip", "1.0"),), drop_flags=("--fp16",)),
     WANDB_CONNECTION: RemediationRule(WANDB_CONNECTION, env=(("WANDB_MODE", "offline"),)),
     IMPORT_ERROR: RemediationRule(IMPORT_ERROR, retry=False),
+    DISK_FULL: RemediationRule(DISK_FULL, retry=False),
     INVALID_RESULT: RemediationRule(INVALID_RESULT, retry=False),
     LAUNCH_ERROR: RemediationRule(LAUNCH_ERROR, retry=False),
     TIMEOUT: RemediationRule(TIMEOUT, retry=False),
 }
-"""The built-in rules. Every class is retried while retries remain (``unknown``, ``disk_full``,
-``walltime``, ``lost``, … with the command unchanged) except the ones whose rule says
+"""The built-in rules. Every class is retried while retries remain (``unknown``, ``walltime``,
+``lost``, … with the command unchanged) except the ones whose rule says
 ``retry=False``; ``NOT_RETRIED`` says why for each. A project (``policies.remediation``) or an
 experiment (``remediation:``) overrides any of them, ``retry`` included."""
 
 NOT_RETRIED: dict[str, str] = {
     IMPORT_ERROR: "the same code in the same environment fails the same way",
+    DISK_FULL: "the disk stays full until someone frees space, and a rerun would fail the same way",
     INVALID_RESULT: "the job exited 0, so the same code would write the same rejected result",
     LAUNCH_ERROR: "the target refused the launch itself",
     TIMEOUT: "the duration guard killed it, and a rerun would run as long",

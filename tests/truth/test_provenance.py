@@ -10,6 +10,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from reconciler.model.config import Policies
+from reconciler.model.spec import ExperimentSpec
+from reconciler.model.status import Attempt, Status
+from reconciler.plan.entries import new_entry, sync
 from tests.engine.project import dispatch, git, launches, make_project, reconcile, until
 from tests.truth.provenance_invariant import provenance_violations, renders_to, wrapper_facts
 
@@ -63,8 +69,11 @@ def test_a_command_edited_while_running_never_rewrites_the_finished_run(tmp_path
 
     edit_command(project, "--sleep 3.0", "--sleep 3.0 --value 0.25")
     until(lambda: entry(project)["status"] == "done", step=lambda: once(project))
-    for _ in range(2):  # the later passes the issue saw rewriting the entry
+    once(project)  # the later passes the issue saw rewriting the entry
+    head = git(project, "rev-parse", "HEAD")
+    for _ in range(2):
         once(project)
+    assert git(project, "rev-parse", "HEAD") == head  # and nothing changes, pass after pass
 
     done = entry(project)
     assert done["status"] == "done" and done["attempt"] == 1
@@ -144,3 +153,22 @@ def test_the_checker_reads_what_a_wrapper_ran() -> None:
     }
     assert renders_to("python3 t.py --out {result_file}", "python3 t.py --out /r/runs/x/1/o.csv")
     assert not renders_to("python3 t.py --lr 1 --out {result_file}", "python3 t.py --out /r/runs/x/1/o.csv")
+
+
+@pytest.mark.parametrize("status", [s for s in Status if s is not Status.PENDING])
+def test_an_entry_that_ran_keeps_its_command_when_the_spec_changes(status: Status) -> None:
+    old = ExperimentSpec(id="a", base_id="a", command="python3 t.py --lr 1", source="d.yaml:1")
+    new = ExperimentSpec(id="a", base_id="a", command="python3 t.py --lr 2", source="d.yaml:1")
+    attempt = Attempt(n=1, target="local", command="python3 t.py --lr 1", run_dir="/r/runs/a/1", token="t")
+    entry = new_entry(old, Policies()).replace(status=status, attempt=1, attempts=(attempt,))
+    synced = sync(entry, new, Policies(), now_iso="2026-12-05T00:00:00+00:00")
+    assert (synced.command, synced.spec_hash, synced.result_file) == (entry.command, old.spec_hash, entry.result_file)
+    assert [c.type for c in synced.conditions] == ["OutOfSync"]
+    assert sync(synced, new, Policies(), now_iso="2026-12-05T01:00:00+00:00") is synced  # no change, no commit
+
+
+def test_a_pending_entry_follows_the_spec() -> None:
+    old = ExperimentSpec(id="a", base_id="a", command="python3 t.py --lr 1", source="d.yaml:1")
+    new = ExperimentSpec(id="a", base_id="a", command="python3 t.py --lr 2", source="d.yaml:1")
+    synced = sync(new_entry(old, Policies()), new, Policies(), now_iso="")
+    assert (synced.command, synced.spec_hash, synced.conditions) == (new.command, new.spec_hash, ())

@@ -1,10 +1,11 @@
 """Which failures are retried, and the words that say so (issue 14 items 6 and 11).
 
 Every failure class is retried while automatic retries remain, unless a rule says ``retry:
-false`` (built in: ``import_error``, ``invalid_result``, ``launch_error``, ``timeout``; or the
-project's ``policies.remediation``, or the experiment's ``remediation:``); ``reconcile status``
-says why a failed experiment was not retried. A manual retry (``reconcile resolve --retry``) is
-not an automatic one and is never called one. Real passes on the engine tests' local project.
+false`` (built in: ``import_error``, ``disk_full``, ``invalid_result``, ``launch_error``,
+``timeout``; or the project's ``policies.remediation``, or the experiment's ``remediation:``);
+``reconcile status`` says why a failed experiment was not retried. A manual retry (``reconcile
+resolve --retry``) is not an automatic one and is never called one. Real passes on the engine
+tests' local project.
 """
 
 from __future__ import annotations
