@@ -57,7 +57,7 @@ def _table(state: StateFile) -> None:
         console.print("no experiments recorded yet (run `reconcile --once`)")
         return
     table = Table(title=f"{state.project} — {_summary(state)}", title_justify="left")
-    for col in ("experiment", "status", "target", "gpu", "attempt", "age", "why"):
+    for col in ("experiment", "status", "target", "gpu", "attempt", "retries", "age", "why"):
         table.add_column(col, no_wrap=col in ("experiment", "status"))
     now = datetime.now(timezone.utc)
     for e in state.entries:
@@ -67,11 +67,19 @@ def _table(state: StateFile) -> None:
             f"[{style}]{e.status.value}[/]",
             e.target or "",
             ",".join(map(str, e.current.gpus)) if e.current and e.current.gpus else "",
-            f"{e.attempt}/{e.max_retries + 1}" if e.attempt else "",
+            str(e.attempt) if e.attempt else "",
+            retries(e),
             _age(e, now),
             _why(e),
         )
     console.print(table)
+
+
+def retries(e: StatusEntry) -> str:
+    """``1/2``: automatic retries used of ``max_retries``; ``+1 manual``: retries a person asked
+    for (``reconcile resolve --retry``), which the budget does not count."""
+    manual = f" +{e.manual_retries} manual" if e.manual_retries else ""
+    return f"{e.retry_count}/{e.max_retries}{manual}"
 
 
 def _summary(state: StateFile) -> str:

@@ -81,6 +81,7 @@ def experiment_rows(s: Snapshot) -> list[dict[str, Any]]:
                         "target": None,
                         "attempt": 0,
                         "retry_count": 0,
+                        "manual_retries": 0,
                         "max_retries": spec.max_retries,
                         "waiting_reason": "not recorded yet (no pass since it was added)",
                     }
@@ -107,6 +108,7 @@ def _row(e: StatusEntry, config: Config | None) -> dict[str, Any]:
         "gpu": e.gpu,
         "attempt": e.attempt,
         "retry_count": e.retry_count,
+        "manual_retries": e.manual_retries,
         "max_retries": e.max_retries,
         "started": e.started,
         "finished": e.finished,

@@ -22,6 +22,7 @@ from __future__ import annotations
 from reconciler.export.tables import CellView, ResultRows, TableView, derive_tables, seed_value
 from reconciler.model.design import Definition
 from reconciler.model.desired import DesiredState
+from reconciler.model.spec import ExperimentSpec
 from reconciler.model.status import StateFile, StatusEntry
 
 OBSERVATIONS = "## Observations & Notes"
@@ -103,7 +104,9 @@ def render_note(desired: DesiredState, entry: StatusEntry, results: ResultRows, 
         ("Seed", "" if entry.seed is None else str(entry.seed)),
     ]
     lines.append("- " + " · ".join(f"{k}: {v}" for k, v in facts if v))
-    lines.append(f"- Status: {entry.status.value} (attempt {entry.attempt} of {entry.max_retries + 1})")
+    manual = f", {entry.manual_retries} manual" if entry.manual_retries else ""
+    retries = f"automatic retries {entry.retry_count} of {entry.max_retries}{manual}"
+    lines.append(f"- Status: {entry.status.value} (attempt {entry.attempt}; {retries})")
     lines.append(f"- Git commit: {entry.git_commit or '—'}")
     lines.append(f"- Started: {entry.started or '—'} · Finished: {entry.finished or '—'}")
     lines.append(f"- wandb: {_link(entry.wandb_run_id)}")
@@ -115,7 +118,8 @@ def render_note(desired: DesiredState, entry: StatusEntry, results: ResultRows, 
     if spec is not None and spec.description:
         purpose.append(spec.description)
     lines += purpose or ["(no definition or description in experiments/definitions.json or dispatch/*.yaml)"]
-    lines += ["", "## Setup", "", f"- Command: `{(spec.command if spec else entry.command) or '—'}`"]
+    lines += ["", "## Setup", ""]
+    lines += _command_lines(entry, spec)
     lines.append(f"- Target: {entry.target or '—'}")
     if placed is not None:
         view, cell = placed
@@ -131,6 +135,15 @@ def render_note(desired: DesiredState, entry: StatusEntry, results: ResultRows, 
     lines += _attempts(entry)
     lines += ["", OBSERVATIONS, "", "(For people: the reconciler keeps this section when it rewrites the file.)"]
     return "\n".join(lines) + "\n"
+
+
+def _command_lines(entry: StatusEntry, spec: ExperimentSpec | None) -> list[str]:
+    """The entry's command (that of its newest attempt: what ran, or runs next), and the spec's
+    when it changed since and has not run yet (out of sync)."""
+    out = [f"- Command: `{entry.command or '—'}`"]
+    if spec is not None and entry.condition("OutOfSync") is not None and spec.command != entry.command:
+        out.append(f"- Spec now (out of sync, not run yet): `{spec.command}`")
+    return out
 
 
 def _expected(entry: StatusEntry, placed: tuple[TableView, CellView] | None) -> list[str]:

@@ -184,7 +184,7 @@ def remediation_rules(rules: Mapping[str, Any]) -> tuple[RemediationRule, ...]:
     return tuple(
         RemediationRule(
             failure_class=name,
-            retry=bool(rule.get("retry", True)),
+            retry=None if rule.get("retry") is None else bool(rule["retry"]),
             set_args=text_pairs(rule.get("set_args")),
             halve_args=tuple(rule.get("halve_args") or ()),
             add_flags=tuple(rule.get("add_flags") or ()),

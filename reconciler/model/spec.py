@@ -49,7 +49,8 @@ class RemediationRule:
     """What to change in the command when an attempt fails with ``failure_class``."""
 
     failure_class: str
-    retry: bool = True
+    retry: bool | None = None
+    """Retry this class while retries remain; ``None``: as the level below says (built in: yes)."""
     set_args: tuple[tuple[str, str], ...] = ()
     """Flags set (or replaced) with a value, e.g. ``("--grad-clip", "1.0")``."""
     halve_args: tuple[str, ...] = ()

@@ -174,6 +174,9 @@ class StatusEntry:
     """Number of the newest attempt (0 before the first launch)."""
     attempts: tuple[Attempt, ...] = ()
     spec_hash: str | None = None
+    """Hash of the spec fields ``command`` was taken from (that of the run, not of a later edit)."""
+    manual_retries: int = 0
+    """Attempts a person asked for (``retry`` decisions); ``retry_count`` counts automatic retries."""
     failure_class: str | None = None
     next_retry_at: str | None = None
     waiting_reason: str | None = None

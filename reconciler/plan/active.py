@@ -36,6 +36,7 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
     entry = outcomes.answered(entry)
     if entry.status is Status.UNREACHABLE:
         entry = entry.replace(status=Status.RUNNING)
+    entry = outcomes.came_back(entry, ctx.now)  # a hold for silence only: the facts below decide
     run = tobs.run(entry.id, attempt.n)
     if run is None or (run.token is not None and run.token != attempt.token):
         if attempt.pid is None and attempt.job_id is None:
@@ -99,7 +100,7 @@ def _duration_guard(
     ``hold_factor`` x: ``on_hold`` (killed only when the policy says so). A ``continue`` decision
     on this attempt turns the guard off."""
     hours = entry.expected_duration_hours
-    if not hours:
+    if not hours or entry.status is Status.ON_HOLD:  # held: its escalation waits for a person as it is
         return entry, []
     started = parse_iso(entry.started)
     if started is None or entry.condition("Continued") is not None:

@@ -11,7 +11,7 @@ from reconciler.model.decisions import Decision, DecisionAction
 from reconciler.model.status import Status, StatusEntry, Unreachable
 from reconciler.plan import outcomes
 from reconciler.plan.context import Context
-from reconciler.plan.entries import set_condition
+from reconciler.plan.entries import resync_after_attempt, set_condition
 
 
 def apply_decisions(entries: dict[str, StatusEntry], ctx: Context) -> tuple[list[str], list[int], list[Action]]:
@@ -64,15 +64,20 @@ def _decide(entry: StatusEntry, decision: Decision, ctx: Context) -> tuple[Statu
             # A person said "let it run": the duration guards do not hold this attempt again.
             entry = set_condition(entry, "Continued", "Decision", note, ctx)
             return entry.replace(status=Status.RUNNING, unreachable=Unreachable()), None
+        entry = resync_after_attempt(entry, ctx.specs.get(entry.id))  # its next attempt runs the spec as it is
         return entry.replace(status=Status.PENDING, next_retry_at=None), None
     if live:
         return entry, outcomes.kill_action(entry, f"decision:{action.value}:{decision.id}")
     if action is DecisionAction.RETRY:
+        # A manual retry: it takes the spec's command as it is now and does not use up the
+        # automatic retries (``retry_count``); ``manual_retries`` counts it.
+        entry = resync_after_attempt(entry, ctx.specs.get(entry.id))
         return entry.replace(
             status=Status.PENDING,
             next_retry_at=None,
             failure_class=None,
             waiting_reason=None,
+            manual_retries=entry.manual_retries + 1,
         ), None
     if action is DecisionAction.FAIL:
         return entry.replace(status=Status.FAILED), None

@@ -1,8 +1,11 @@
 """Keep each status entry's descriptive fields in step with its spec.
 
-A new spec gets a ``pending`` entry. A changed spec updates the descriptive fields at once; the
-command of an entry that has no live attempt follows the spec too, but a running experiment keeps
-its command and is marked out of sync (it is restarted only when the policy says so).
+A new spec gets a ``pending`` entry. A changed spec updates the descriptive fields at once. The
+``command``, ``result_file`` and ``spec_hash`` of an entry are those of its newest attempt (what ran, or runs): they
+follow the spec only while the entry is ``pending`` (its next attempt will run them). Any other
+entry (running, on hold, done, failed, cancelled) keeps them and is marked ``OutOfSync`` until a
+new attempt runs the new spec: a running one is restarted only when ``on_change: restart`` says
+so, a finished one only by a ``retry`` decision (design invariant 9: never written over history).
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ def sync(entry: StatusEntry, spec: ExperimentSpec, policies: Policies, now_iso: 
         "seed": spec.seed,
         "stage": spec.stage,
         "priority": spec.priority,
-        "result_file": spec.result_path,
         "max_retries": spec.max_retries if spec.max_retries is not None else policies.max_retries,
         "experiment_id": spec.base_id,
     }
@@ -41,25 +43,31 @@ def sync(entry: StatusEntry, spec: ExperimentSpec, policies: Policies, now_iso: 
     elif entry.duration_basis == "spec":
         changes["expected_duration_hours"] = None
         changes["duration_basis"] = None
-    spec_changed = entry.spec_hash != spec.spec_hash
-    if spec_changed:
-        if entry.status.active:
-            changes["conditions"] = _set_condition(
-                entry,
-                Condition(
-                    "OutOfSync",
-                    True,
-                    "SpecChanged",
-                    "the spec changed while the run was active; it keeps its command",
-                    now_iso,
-                ),
-            )
-        else:
+    if entry.spec_hash != spec.spec_hash:
+        if entry.status is Status.PENDING:  # the next attempt runs the new spec
             changes["command"] = spec.command
+            changes["result_file"] = spec.result_path
             changes["spec_hash"] = spec.spec_hash
             changes["conditions"] = tuple(c for c in entry.conditions if c.type != "OutOfSync")
+        elif entry.spec_hash is None:  # recorded before hashes (an imported seed state): adopt the spec
+            changes["spec_hash"] = spec.spec_hash
+            changes["command"] = entry.command or spec.command
+            changes["result_file"] = entry.result_file or spec.result_path
+        else:  # command and spec_hash stay what ran (provenance); the new spec waits
+            changes["conditions"] = _set_condition(entry, _out_of_sync(entry, now_iso))
     changed = {k: v for k, v in changes.items() if getattr(entry, k) != v}
     return entry.replace(**changed) if changed else entry
+
+
+def _out_of_sync(entry: StatusEntry, now_iso: str) -> Condition:
+    """The spec changed after the entry's attempt was launched. One message for every status, so
+    the condition does not change (nor commit) when the run goes on to end."""
+    message = (
+        f"the spec changed after attempt {entry.attempt} was launched: command and spec_hash stay those "
+        "of that attempt; the new spec runs on the next attempt (a retry, a restart by on_change: restart, "
+        "or a retry decision)"
+    )
+    return Condition("OutOfSync", True, "SpecChanged", message, now_iso)
 
 
 def _in_step(entry: StatusEntry, spec: ExperimentSpec, policies: Policies) -> bool:
@@ -93,6 +101,7 @@ def resync_after_attempt(entry: StatusEntry, spec: ExperimentSpec | None) -> Sta
         return entry
     return entry.replace(
         command=spec.command,
+        result_file=spec.result_path,
         spec_hash=spec.spec_hash,
         conditions=tuple(c for c in entry.conditions if c.type != "OutOfSync"),
     )

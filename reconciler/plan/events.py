@@ -43,9 +43,9 @@ def events(old: StateFile, new: StateFile) -> list[Event]:
         if prev is not None and prev.status == entry.status and prev.attempt == entry.attempt:
             continue
         detail = _detail(entry)
-        retried = _retried_class(prev, entry)
+        retried = _retry_words(prev, entry)
         if retried:
-            detail = f"{retried}, retry {entry.retry_count} of {entry.max_retries}: {detail}"
+            detail = f"{retried}: {detail}" if detail else retried
         adopted = _adopted(prev, entry)
         if adopted:
             detail = f"adopted {detail}" if detail else "adopted"
@@ -61,12 +61,30 @@ def _adopted(prev: StatusEntry | None, entry: StatusEntry) -> bool:
     return last.startswith(f"attempt {entry.attempt} {ADOPTED} on ")
 
 
-def _retried_class(prev: StatusEntry | None, entry: StatusEntry) -> str | None:
-    """An attempt failed and the next one started in the same pass (running -> running)."""
-    if prev is None or entry.attempt <= prev.attempt or prev.attempt == 0:
+def _retry_words(prev: StatusEntry | None, entry: StatusEntry) -> str | None:
+    """Why a new attempt was started (or the experiment went back to pending) in this pass: an
+    automatic retry (counted against ``max_retries``) or a manual one (a ``retry`` decision, not
+    counted); ``None`` when neither happened."""
+    if prev is None:
         return None
-    ended = [a for a in entry.attempts if a.n == prev.attempt]
-    return (ended[0].failure_class or "failed") if ended else None
+    if entry.manual_retries > prev.manual_retries:
+        auto = f"{entry.retry_count} of {entry.max_retries} automatic retries used"
+        return f"manual retry {entry.manual_retries} (decision; {auto})"
+    if entry.retry_count > prev.retry_count and entry.attempt > prev.attempt and prev.attempt > 0:
+        ended = [a for a in entry.attempts if a.n == prev.attempt]
+        klass = (ended[0].failure_class or "failed") if ended else "failed"
+        return f"{klass}, {automatic_retry(entry)}"
+    if entry.attempt > prev.attempt > 0 and prev.status is not Status.PENDING:
+        ended = [a for a in entry.attempts if a.n == prev.attempt]
+        return f"{ended[0].failure_class or 'ended'}, new attempt" if ended else None
+    return None
+
+
+def automatic_retry(entry: StatusEntry) -> str:
+    """``automatic retry 2 of 2`` (``, after 1 manual retry`` when a person asked for others)."""
+    words = f"automatic retry {entry.retry_count} of {entry.max_retries}"
+    m = entry.manual_retries
+    return words + (f", after {m} manual retr{'y' if m == 1 else 'ies'}" if m else "")
 
 
 def _detail(entry: StatusEntry) -> str:
@@ -78,7 +96,7 @@ def _detail(entry: StatusEntry) -> str:
     if entry.status is Status.QUEUED and a is not None:
         return f"attempt {a.n} on {a.target} job {a.job_id}"
     if entry.status is Status.PENDING and entry.retry_count and entry.failure_class:
-        return f"{entry.failure_class}, retry {entry.retry_count} of {entry.max_retries} after {entry.next_retry_at}"
+        return f"{entry.failure_class}, {automatic_retry(entry)} after {entry.next_retry_at}"
     if entry.status is Status.FAILED:
         return entry.failure_class or ""
     if entry.status is Status.DONE and a is not None:

@@ -28,6 +28,9 @@ NODE_FAIL = "node_fail"
 INVALID_RESULT = "invalid_result"
 LOST = "lost"
 UNKNOWN = "unknown"
+LAUNCH_ERROR = "launch_error"
+TIMEOUT = "timeout"
+"""Killed by the duration guard (``policies.timeouts.kill_on_hold``)."""
 
 MIN_FREE_GB = 1.0
 """Below this much free disk where runs write, an unexplained failure is ``disk_full`` and the
@@ -88,13 +91,23 @@ DEFAULT_RULES: dict[str, RemediationRule] = {
     WANDB_CONNECTION: RemediationRule(WANDB_CONNECTION, env=(("WANDB_MODE", "offline"),)),
     IMPORT_ERROR: RemediationRule(IMPORT_ERROR, retry=False),
     DISK_FULL: RemediationRule(DISK_FULL, retry=False),
-    UNKNOWN: RemediationRule(UNKNOWN, retry=False),
     INVALID_RESULT: RemediationRule(INVALID_RESULT, retry=False),
-    WALLTIME: RemediationRule(WALLTIME),
-    PREEMPTED: RemediationRule(PREEMPTED),
-    NODE_FAIL: RemediationRule(NODE_FAIL),
-    LOST: RemediationRule(LOST),
+    LAUNCH_ERROR: RemediationRule(LAUNCH_ERROR, retry=False),
+    TIMEOUT: RemediationRule(TIMEOUT, retry=False),
 }
+"""The built-in rules. Every class is retried while retries remain (``unknown``, ``walltime``,
+``lost``, … with the command unchanged) except the ones whose rule says
+``retry=False``; ``NOT_RETRIED`` says why for each. A project (``policies.remediation``) or an
+experiment (``remediation:``) overrides any of them, ``retry`` included."""
+
+NOT_RETRIED: dict[str, str] = {
+    IMPORT_ERROR: "the same code in the same environment fails the same way",
+    DISK_FULL: "the disk stays full until someone frees space, and a rerun would fail the same way",
+    INVALID_RESULT: "the job exited 0, so the same code would write the same rejected result",
+    LAUNCH_ERROR: "the target refused the launch itself",
+    TIMEOUT: "the duration guard killed it, and a rerun would run as long",
+}
+"""Why a built-in rule does not retry its class (shown in the escalation and ``status``)."""
 
 
 @dataclass(frozen=True)
@@ -139,18 +152,28 @@ def rule_for(
     klass: str, overrides: Sequence[RemediationRule], project: Sequence[RemediationRule] = ()
 ) -> RemediationRule:
     """The rule for ``klass``: the experiment's, else the project's (config), else the built-in
-    one; fields a rule leaves empty come from the level below it."""
-    rule = DEFAULT_RULES.get(klass, RemediationRule(klass, retry=False))
+    one; fields a rule leaves empty (``retry`` included) come from the level below it. The
+    result's ``retry`` is never ``None``: a class no level decides is retried."""
+    rule = DEFAULT_RULES.get(klass, RemediationRule(klass))
     for level in (project, overrides):
         for override in level:
             if override.failure_class == klass:
                 rule = _over(override, rule)
-    return rule
+    return rule if rule.retry is not None else dataclasses.replace(rule, retry=True)
+
+
+def retry_source(klass: str, overrides: Sequence[RemediationRule], project: Sequence[RemediationRule] = ()) -> str:
+    """Which level decided ``retry`` for ``klass``: ``experiment``, ``project`` or ``built-in``."""
+    for name, level in (("experiment", overrides), ("project", project)):
+        if any(r.failure_class == klass and r.retry is not None for r in level):
+            return name
+    return "built-in"
 
 
 def _over(rule: RemediationRule, base: RemediationRule) -> RemediationRule:
     return dataclasses.replace(
         rule,
+        retry=rule.retry if rule.retry is not None else base.retry,
         set_args=rule.set_args or base.set_args,
         halve_args=rule.halve_args or base.halve_args,
         add_flags=rule.add_flags or base.add_flags,

@@ -18,10 +18,8 @@ from reconciler.plan import outcomes
 from reconciler.plan.context import iso
 from reconciler.plan.core import Plan
 from reconciler.plan.entries import resync_after_attempt
-from reconciler.plan.failure import INVALID_RESULT, Failure
+from reconciler.plan.failure import INVALID_RESULT, LAUNCH_ERROR, Failure
 from reconciler.plan.tidy import TIDIED
-
-LAUNCH_ERROR = "launch_error"
 
 
 def fold(plan: Plan, results: Sequence[ActionResult], desired: DesiredState, now: datetime) -> StateFile:
@@ -116,7 +114,10 @@ def _killed(entry: StatusEntry, action: Kill, res: ActionResult, desired: Desire
         return entry.replace(notes=outcomes.note(entry.notes, f"attempt {action.attempt} stopped: {reason[8:]}"))
     if reason.startswith("decision:retry:"):
         entry = outcomes.update_current(entry, finished=iso(now), failure_class="killed")
-        return entry.replace(status=Status.PENDING, pid=None, next_retry_at=None)
+        entry = resync_after_attempt(entry, spec)
+        return entry.replace(
+            status=Status.PENDING, pid=None, next_retry_at=None, manual_retries=entry.manual_retries + 1
+        )
     if reason.startswith("decision:fail:"):
         entry = outcomes.update_current(entry, finished=iso(now), failure_class="killed")
         return entry.replace(status=Status.FAILED, pid=None, finished=iso(now))

@@ -10,11 +10,15 @@ from reconciler.model.actions import Kill
 from reconciler.model.config import Policies
 from reconciler.model.escalation import Escalation
 from reconciler.model.observed import RunObservation
-from reconciler.model.spec import DesiredRunState, ExperimentSpec
+from reconciler.model.spec import ExperimentSpec
 from reconciler.model.status import Attempt, Status, StatusEntry, Unreachable
 from reconciler.plan.context import iso, parse_iso
 from reconciler.plan.entries import resync_after_attempt
-from reconciler.plan.failure import Failure, remediate, rule_for
+from reconciler.plan.failure import Failure, remediate
+from reconciler.plan.retry import decide_retry
+
+SILENCE_HOLD = "on_hold"
+"""The escalation kind of a hold that ``silent`` raised (the target stopped answering)."""
 
 
 def with_attempt(entry: StatusEntry, attempt: Attempt) -> StatusEntry:
@@ -103,9 +107,9 @@ def failed_attempt(
         entry, finished=iso(now), exit_code=exit_code, failure_class=failure.klass, evidence=failure.evidence
     )
     entry = entry.replace(failure_class=failure.klass, pid=None, finished=iso(now))
-    rule = rule_for(failure.klass, spec.remediation if spec else (), policies.remediation)
-    retryable = rule.retry and spec is not None and spec.state is DesiredRunState.ACTIVE
-    if retryable and entry.retry_count < entry.max_retries:
+    decision = decide_retry(entry, failure.klass, spec, policies)
+    if decision.why_not is None:
+        rule = decision.rule
         entry = resync_after_attempt(entry, spec)
         command = remediate(entry.command, rule)
         for key, value in rule.env:
@@ -113,17 +117,16 @@ def failed_attempt(
                 command = f"{key}={value} {command}"
         retry = entry.retry_count + 1
         delay = policies.backoff.delay(retry)
+        line = f"attempt {entry.attempt} failed: {failure.message}; automatic retry {retry} of {entry.max_retries}"
         return entry.replace(
             status=Status.PENDING,
             retry_count=retry,
             command=command,
             next_retry_at=iso(now + timedelta(seconds=delay)),
-            notes=note(entry.notes, f"attempt {entry.attempt} failed: {failure.message}; retry {retry}"),
+            notes=note(entry.notes, line),
             waiting_reason=None,
         )
-    why = "no automatic retry for this class" if not rule.retry else f"{entry.retry_count} retries used"
-    if spec is None:
-        why = "experiment no longer in the spec"
+    why = decision.why_not
     escalation = Escalation(
         reason=f"attempt {entry.attempt} failed: {failure.message}; {why}",
         created=iso(now),
@@ -193,7 +196,7 @@ def silent(entry: StatusEntry, policies: Policies, now: datetime, error: str) ->
             reason=f"on_hold: {reason} ({error}); the run may still be alive there",
             created=iso(now),
             needed="continue once the target answers, retry (after making sure no copy still runs), fail, or cancel",
-            kind="on_hold",
+            kind=SILENCE_HOLD,
             evidence=(error,),
         )
         escalation = escalate(entry, held)
@@ -205,6 +208,22 @@ def answered(entry: StatusEntry) -> StatusEntry:
     if entry.unreachable.consecutive == 0:
         return entry
     return entry.replace(unreachable=dataclasses.replace(entry.unreachable, consecutive=0))
+
+
+def came_back(entry: StatusEntry, now: datetime) -> StatusEntry:
+    """The target of a run held only because it did not answer answers again: the hold is
+    lifted (the run is ``running`` until this pass's facts say otherwise) and its escalation is
+    closed with a note. A hold for any other reason (duration or queue guard, a scheduler hold,
+    a person) is left alone; the unreachable totals stay, as the ratio rule counts them."""
+    held = entry.escalation
+    if entry.status is not Status.ON_HOLD or held is None or not held.open or held.kind != SILENCE_HOLD:
+        return entry
+    why = "the target answers again; the run's own state is observed again"
+    return entry.replace(
+        status=Status.RUNNING,
+        escalation=held.close(why, iso(now)),
+        notes=note(entry.notes, f"hold lifted: {why}"),
+    )
 
 
 def note(notes: str, line: str) -> str:

@@ -44,11 +44,12 @@ def test_failed_run_escalates_once_and_resolve_retry_relaunches_it_once(tmp_path
     decisions = yaml.safe_load((project / "dispatch" / "decisions.yaml").read_text())["decisions"]
     assert [(d["exp"], d["action"], d["reason"]) for d in decisions] == [("job_s0", "retry", "flaky node")]
 
-    until(lambda: entry(project, "job_s0").get("attempt") == 2, step=lambda: reconcile(project, "--once"))
+    # attempt 1 failed, attempt 2 (its one automatic retry) failed: the decision starts attempt 3
+    until(lambda: entry(project, "job_s0").get("attempt") == 3, step=lambda: reconcile(project, "--once"))
     until(lambda: entry(project, "job_s0").get("status") == "failed", step=lambda: reconcile(project, "--once"))
     for _ in range(2):
         reconcile(project, "--once")
-    assert launches(project) == ["job_s0", "job_s0"]  # the decision was applied exactly once
+    assert launches(project) == ["job_s0"] * 3  # the decision was applied exactly once
     state = json.loads((project / "dispatch" / "state.json").read_text())
     assert state["decisions_applied"] == [decisions[0]["id"]]
     assert front_matter(escalation)["status"] == "open"  # the new failure opened a new escalation

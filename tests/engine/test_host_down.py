@@ -1,5 +1,6 @@
-"""A host that stays down: its runs go ``unreachable``, then ``on_hold`` with one escalation, and
-a person's decision (``reconcile resolve``) settles them once the host is back.
+"""A host that stays down: its runs go ``unreachable``, then ``on_hold`` with one escalation; when
+the host is back the hold for silence is lifted (the escalation closed), and a person's decision
+(``reconcile resolve``) taken meanwhile is carried out once the host answers.
 
 Real passes (in-process ``reconcile_once``) over the real loopback sshd of
 ``tests.fixtures.sshd``; the project is ``test_ssh_target``'s (one ``ssh`` target, a job that
@@ -21,8 +22,6 @@ import pytest
 import yaml
 
 from reconciler.engine import PassResult
-from reconciler.model.status import StateFile
-from reconciler.statestore import current_state
 from tests.engine.project import git
 from tests.engine.test_ssh_target import killing_runs, launches, make_ssh_project, passes_until, run_pass
 from tests.fixtures.sshd import SshdHost, process_alive, wait_for
@@ -136,16 +135,14 @@ def test_host_down_holds_the_run_once_and_resolve_retry_relaunches_it_once(
             host.start()
         escalated = commits_of(project, ESCALATION)
 
-        # Back up: the held run stays held (a person decides), the escalation stays open.
+        # Back up: the hold for silence is lifted (the run's own state wins), its escalation closed.
         for _ in range(2):
             back = run_pass(project)
             assert not back.unreachable, back.unreachable
-            assert entry(project)["status"] == "on_hold"
-        # The reset count is newest, not committed (no transition): .reconciler/volatile.json has it.
-        newest = current_state(project, StateFile.loads((project / "dispatch" / "state.json").read_text()))
-        assert newest.by_id()[EXP].unreachable.consecutive == 0
-        assert front_matter(project)["status"] == "open"
-        assert commits_of(project, ESCALATION) == escalated
+            assert entry(project)["status"] == "running"
+        assert entry(project)["unreachable"]["consecutive"] == 0
+        assert front_matter(project)["status"] == "closed"
+        assert commits_of(project, ESCALATION) == escalated + 1
         assert launches(rctest_dir) == [EXP] and process_alive(pid)
 
         decision = resolve(project, "--retry")
@@ -162,18 +159,18 @@ def test_host_down_holds_the_run_once_and_resolve_retry_relaunches_it_once(
         final = state(project)
         record = entry(project)
         assert final["decisions_applied"] == [decision]
-        assert (record["attempt"], record["retry_count"]) == (2, 0)
+        assert (record["attempt"], record["retry_count"], record["manual_retries"]) == (2, 0, 1)
         assert record["attempts"][0]["failure_class"] == "killed"
         assert record["attempts"][0]["finished"] is not None
         assert decision in record["notes"]
         meta = front_matter(project)
         assert meta["status"] == "closed", meta
-        assert decision in meta["resolution"] and "retry" in meta["resolution"]
+        assert "the target answers again" in meta["resolution"]
         assert commits_of(project, ESCALATION) == escalated + 1  # opened once, closed once
         assert git(project, "status", "--porcelain") == ""
 
 
-def test_host_down_then_resolve_continue_lets_the_surviving_run_finish(
+def test_host_down_then_back_lets_the_surviving_run_finish(
     sshd_hosts: list[SshdHost], rctest_dir: Path, tmp_path: Path
 ) -> None:
     host = sshd_hosts[0]
@@ -184,15 +181,15 @@ def test_host_down_then_resolve_continue_lets_the_surviving_run_finish(
         finally:
             host.start()
         back = run_pass(project)
-        assert not back.unreachable and entry(project)["status"] == "on_hold"
+        assert not back.unreachable and entry(project)["status"] == "running"  # no decision needed
         assert process_alive(pid)  # the process survived the outage
+        meta = front_matter(project)
+        assert meta["status"] == "closed" and "the target answers again" in meta["resolution"], meta
 
-        decision = resolve(project, "--continue")
+        decision = resolve(project, "--continue")  # still allowed: it turns the duration guards off
         run_pass(project)
         assert entry(project)["status"] in {"running", "done"}, entry(project)["status"]
         assert state(project)["decisions_applied"] == [decision]
-        meta = front_matter(project)
-        assert meta["status"] == "closed" and decision in meta["resolution"], meta
         passes_until(project, lambda s: s[EXP] == "done", deadline=25.0)
     record = entry(project)
     assert (record["attempt"], record["retry_count"], record["status"]) == (1, 0, "done")

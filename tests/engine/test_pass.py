@@ -88,14 +88,14 @@ def test_second_reconcile_exits_75_naming_the_holder(tmp_path: Path) -> None:
     assert f"pid {os.getpid()}" in out.stderr
 
 
-def test_unknown_failure_is_not_retried(tmp_path: Path) -> None:
-    project = make_project(tmp_path, seeds=1, fail=3)
+def test_unknown_failure_is_retried_while_retries_remain_then_failed(tmp_path: Path) -> None:
+    project = make_project(tmp_path, seeds=1, fail=3)  # max_retries: 1
     until(lambda: statuses(project).get("job_s0") == "failed", step=lambda: reconcile(project, "--once"))
     state = json.loads((project / "dispatch" / "state.json").read_text())["experiments"][0]
-    assert (state["retry_count"], state["failure_class"]) == (0, "unknown")
-    assert state["attempts"][0]["exit_code"] == 3
+    assert (state["retry_count"], state["failure_class"]) == (1, "unknown")
+    assert [a["exit_code"] for a in state["attempts"]] == [3, 3]
     assert "RuntimeError: boom" in state["attempts"][0]["evidence"][-1]
-    assert launches(project) == ["job_s0"]
+    assert launches(project) == ["job_s0", "job_s0"]
     assert reconcile(project, "--once").returncode == 1  # something needs a person
 
 

@@ -175,7 +175,7 @@ def test_exit_137_is_kernel_oom_and_retries_with_half_the_batch(
         ("running", 2),
         ("failed", 2),
     ]
-    assert "1 retries used" in e["notes"]
+    assert "1 of 1 automatic retries used" in e["notes"]
 
 
 @pytest.fixture

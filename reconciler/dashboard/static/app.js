@@ -249,7 +249,7 @@ function viewExperiments() {
       h("td", {}, link(`#/exp/${encodeURIComponent(r.id)}`, r.id), r.escalated ? h("span", { class: "flag", title: "open escalation" }, " ⚑") : ""),
       h("td", {}, pill(r.status), r.progress !== null && r.status === "running" ? h("span", { class: "muted" }, ` ${Math.round(r.progress * 100)}%`) : ""),
       h("td", {}, r.method), h("td", {}, r.dataset), h("td", {}, r.group), h("td", { class: "num" }, r.stage),
-      h("td", {}, r.target || ""), h("td", { class: "num" }, r.attempt ? `${r.attempt}/${(r.max_retries || 0) + 1}` : ""),
+      h("td", {}, r.target || ""), h("td", { class: "num", title: "attempt (automatic retries used of max_retries)" }, r.attempt ? `${r.attempt} (${r.retry_count}/${r.max_retries || 0}${r.manual_retries ? ` +${r.manual_retries} manual` : ""})` : ""),
       h("td", {}, r.started ? h("span", { title: r.started }, ago(r.started)) : ""),
       h("td", {}, r.finished ? h("span", { title: r.finished }, ago(r.finished)) : ""),
       h("td", { class: "why" }, r.failure_class ? h("span", { class: "fclass" }, r.failure_class) : "", " ", r.waiting_reason || r.notes || ""))));
@@ -272,7 +272,7 @@ function viewExperiment(id) {
   if (d.error) return h("p", { class: "error" }, d.error);
   const r = d.row;
   const facts = [["experiment", r.experiment], ["method", r.method], ["dataset", r.dataset], ["group", r.group], ["stage", r.stage],
-    ["seed", r.seed], ["target", r.target], ["host", r.host], ["gpu", r.gpu], ["retries", `${r.retry_count} of ${r.max_retries}`],
+    ["seed", r.seed], ["target", r.target], ["host", r.host], ["gpu", r.gpu], ["retries", `${r.retry_count} of ${r.max_retries} automatic` + (r.manual_retries ? `, ${r.manual_retries} manual` : "")],
     ["started", when(r.started)], ["finished", when(r.finished)], ["code", d.git_commit ? h("span", { class: "mono" }, d.git_commit.slice(0, 10)) : ""]];
   const links = [r.wandb_url ? link(r.wandb_url, "wandb run ↗") : null, r.hf_url ? link(r.hf_url, "Hub checkpoint ↗") : null].filter(Boolean);
   const result = d.result ? h("div", { class: "result" }, Object.entries(d.result).map(([m, v]) => h("span", { class: "kv" }, h("b", {}, m), ` ${fmt(v)}`))) : "";
