@@ -122,10 +122,11 @@ class Unreachable:
         return _build(cls, _known(cls, d))
 
 
-VOLATILE_FIELDS = ("unreachable", "sidecar")
+VOLATILE_FIELDS = ("unreachable", "sidecar", "waiting_reason")
 """The fields of an entry that change without a transition (design invariant 11): the probe
-counters of a silent target (``unreachable``) and what the job reports through its sidecar
-(``sidecar``: progress, metrics so far, the runtime's ``updated`` heartbeat). A pass keeps their
+counters of a silent target (``unreachable``), what the job reports through its sidecar
+(``sidecar``: progress, metrics so far, the runtime's ``updated`` heartbeat) and why a pending
+run waits (``waiting_reason``: free memory, disk space and backoff times move pass after pass). A pass keeps their
 newest values in ``.reconciler/volatile.json`` (never committed) and commits them only folded into
 the commit of a transition of the same entry (or a decision, an escalation, a result), or in a
 progress commit at most once per ``policies.progress_commit_minutes``. ``dispatch/state.json``
@@ -211,7 +212,11 @@ class StatusEntry:
 
     def volatile(self) -> dict[str, Any]:
         """The ``VOLATILE_FIELDS`` as JSON values (``.reconciler/volatile.json``'s form)."""
-        return {"unreachable": self.unreachable.to_dict(), "sidecar": dict(self.sidecar)}
+        return {
+            "unreachable": self.unreachable.to_dict(),
+            "sidecar": dict(self.sidecar),
+            "waiting_reason": self.waiting_reason,
+        }
 
     def with_volatile(self, values: Mapping[str, Any]) -> StatusEntry:
         """This entry with the ``VOLATILE_FIELDS`` named in ``values`` (JSON form) replaced."""
@@ -220,6 +225,9 @@ class StatusEntry:
             changes["unreachable"] = Unreachable.from_dict(values["unreachable"])
         if isinstance(values.get("sidecar"), Mapping):
             changes["sidecar"] = tuple(sorted(values["sidecar"].items()))
+        reason = values.get("waiting_reason", self.waiting_reason)
+        if reason is None or isinstance(reason, str):
+            changes["waiting_reason"] = reason
         return dataclasses.replace(self, **changes) if changes else self
 
     def same_committed(self, other: StatusEntry) -> bool:

@@ -11,6 +11,10 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from reconciler.model.status import StateFile
+from reconciler.statestore import current_state
 
 JOB = textwrap.dedent(
     """
@@ -125,3 +129,13 @@ def until(predicate: Callable[[], bool], deadline: float = 60.0, step: Callable[
             step()
         else:
             time.sleep(0.05)
+
+
+def newest_entries(project: Path) -> dict[str, dict[str, Any]]:
+    """The entries as ``reconcile status`` shows them: the committed ``dispatch/state.json`` with
+    the newest uncommitted values (counters, progress, waiting reasons) of ``.reconciler/``."""
+    path = project / "dispatch" / "state.json"
+    if not path.exists():
+        return {}
+    state = current_state(project, StateFile.loads(path.read_text()))
+    return {e.id: e.to_dict() for e in state.entries}

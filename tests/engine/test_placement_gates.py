@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.engine.project import CONFIG, git, launches, make_project, reconcile, until
+from tests.engine.project import CONFIG, git, launches, make_project, newest_entries, reconcile, until
 
 TWO_TARGETS = CONFIG.replace(
     """  local:
@@ -31,8 +31,7 @@ def commit_all(project: Path, message: str) -> None:
 
 
 def state(project: Path) -> dict[str, dict[str, object]]:
-    path = project / "dispatch" / "state.json"
-    return {e["id"]: e for e in json.loads(path.read_text())["experiments"]} if path.exists() else {}
+    return newest_entries(project)
 
 
 def test_env_failure_on_one_target_sends_its_experiments_to_the_other(tmp_path: Path) -> None:

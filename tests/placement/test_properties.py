@@ -212,10 +212,14 @@ class Replay:
         self.on_target: Counter[str] = Counter()
         self.on_gpu: Counter[tuple[str, int]] = Counter()
         self.reserved: defaultdict[tuple[str, int], float] = defaultdict(float)
-        for _, name, gpus in world.running:  # their slots count; their memory is in "used" already
+        specs = world.desired.by_id()
+        for exp_id, name, gpus in world.running:
+            # Their slots count, and so does their estimate: nvidia-smi lists no process of theirs
+            # in these worlds, so none of their memory shows in "used" yet (a young run, issue 14).
             self.on_target[name] += 1
             for index in gpus:
                 self.on_gpu[(name, index)] += 1
+                self.reserved[(name, index)] += (specs[exp_id].vram_gb or 0.0) * 1024.0
 
     def left(self, name: str, gpu: GpuObservation) -> float:
         return free_mb(gpu) - self.reserved[(name, gpu.index)]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.engine.project import git, make_project
+from tests.engine.project import git, make_project, newest_entries
 from tests.fixtures.fake_gpu import FakeApp, FakeGpu, FakeGpuHost, FakeGpus
 
 ROOT = ".reconciler/runs-local"
@@ -82,8 +82,7 @@ def root(project: Path) -> Path:
 
 
 def entries(project: Path) -> list[dict[str, Any]]:
-    path = project / "dispatch" / "state.json"
-    return list(json.loads(path.read_text())["experiments"]) if path.exists() else []
+    return list(newest_entries(project).values())
 
 
 def committed_entries(project: Path) -> list[dict[str, Any]]:

@@ -311,7 +311,9 @@ def test_the_split_commits_transitions_whole_and_keeps_only_counters_back() -> N
     to_commit, newest = split(committed, planned, fold_progress=False)
     assert to_commit.by_id()["a"] == committed.by_id()["a"]
     assert to_commit.by_id()["b"] == planned.by_id()["b"]  # folded: the sidecar goes with it
-    assert newest == {"a": (1, {"unreachable": {"consecutive": 2, "total": 2, "probes": 2}, "sidecar": {}})}
+    assert newest == {
+        "a": (1, {"unreachable": {"consecutive": 2, "total": 2, "probes": 2}, "sidecar": {}, "waiting_reason": None})
+    }
     assert merge(to_commit, newest) == planned  # the next pass counts on from 2
     assert merge(to_commit, {"a": (2, newest["a"][1])}) == to_commit  # another attempt's values: ignored
     everything, rest = split(committed, planned, fold_progress=True)
