@@ -14,7 +14,8 @@ Answer (one JSON line on stdout)::
      "fields": ["exp_id", "attempt", "token", "launched", "exit_code", "pid", "start_time", "age"],
      "runs": [["A_s0", 1, "tok", 1, null, 4242, "9137", 37.5], ...],
      "details": [{"exp_id": "A_s0", "attempt": 1, "alive": true, "heartbeat_age": 3.1,
-                  "result_size": null, "sidecar": {...} | null, "log_tail": ["..."]}],
+                  "result_size": null, "sidecar": {...} | null, "log_tail": ["..."],
+                  "group": [pid, ...], "oom": ["..."]}],
      "errors": [],
      "gpus": null | {"query": {"rc": 0, "out": "...", "err": ""},
                      "apps": {"rc": 0, "out": "...", "err": ""} | null, "own": [pid, ...]}}
@@ -22,7 +23,9 @@ Answer (one JSON line on stdout)::
 ``runs`` has one compact record per run dir (``pid``/``start_time`` only for runs without an exit
 code or wanted ones); ``details`` only for runs without an exit code or named in ``want``. A live
 process with no exit code and no batch job has an empty ``log_tail`` unless the tail may hold a
-fatal line (``model.observed.FATAL_MARKERS``): healthy runs move no log text.
+fatal line (``model.observed.FATAL_MARKERS``): healthy runs move no log text. ``group`` (only when
+the recorded leader is gone) lists the live processes left in the run's process group; ``oom``
+(only for exit 137) is the kernel OOM killer's evidence (cgroup counter, kernel log lines).
 """
 
 from __future__ import annotations
@@ -127,6 +130,12 @@ def own_gpu_pids(doc: Mapping[str, Any]) -> frozenset[int]:
     return frozenset(p for p in own or () if isinstance(p, int))
 
 
+def _group(value: object) -> tuple[int, ...] | None:
+    if not isinstance(value, list):
+        return None
+    return tuple(p for p in value if isinstance(p, int) and not isinstance(p, bool))
+
+
 def _list(value: object) -> list[Any]:
     if value is None:
         return []
@@ -178,6 +187,8 @@ def _observation(target: str, doc: dict[str, Any], fields: list[str], commands: 
             log_tail=tuple(str(line) for line in det.get("log_tail") or ()),
             age=_opt_float(rec.get("age")),
             job_id=_opt_str(rec.get("job_id")) or None,
+            group=_group(det.get("group")),
+            oom_evidence=tuple(str(line) for line in det.get("oom") or ()),
         )
     gpus, note = _gpus(doc.get("gpus"))
     return TargetObservation(

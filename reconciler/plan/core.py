@@ -31,6 +31,7 @@ from reconciler.plan.earlystop import Results, apply_early_stop
 from reconciler.plan.entries import mark_orphan, new_entry, sync
 from reconciler.plan.envcheck import check_env_action
 from reconciler.plan.events import describe
+from reconciler.plan.leftover import stop_leftovers
 from reconciler.plan.place import Placement, count_active, env_state, place
 from reconciler.plan.tidy import tidy_actions
 
@@ -85,6 +86,11 @@ def make_plan(
             actions.extend(io)
         entries[exp_id] = entry
         if entry.status is Status.PENDING:
+            entry, stop = stop_leftovers(entry, ctx)
+            if stop is not None:  # the retry waits for a pass that sees the old group empty
+                entries[exp_id] = entry
+                actions.append(stop)
+                continue
             entry, candidate = _pending(entry, ctx)
             entries[exp_id] = entry
             if candidate is not None:

@@ -19,6 +19,7 @@ from reconciler.plan.context import iso
 from reconciler.plan.core import Plan
 from reconciler.plan.entries import resync_after_attempt
 from reconciler.plan.failure import INVALID_RESULT, Failure
+from reconciler.plan.leftover import LEFTOVER
 from reconciler.plan.tidy import TIDIED
 
 LAUNCH_ERROR = "launch_error"
@@ -114,6 +115,8 @@ def _killed(entry: StatusEntry, action: Kill, res: ActionResult, desired: Desire
         entry = outcomes.update_current(entry, finished=iso(now), failure_class="restarted")
         entry = resync_after_attempt(entry, spec).replace(status=Status.PENDING, pid=None, next_retry_at=None)
         return entry.replace(notes=outcomes.note(entry.notes, f"attempt {action.attempt} stopped: {reason[8:]}"))
+    if reason.startswith(LEFTOVER):
+        return entry.replace(notes=outcomes.note(entry.notes, f"stopped what attempt {action.attempt} left running"))
     if reason.startswith("decision:retry:"):
         entry = outcomes.update_current(entry, finished=iso(now), failure_class="killed")
         return entry.replace(status=Status.PENDING, pid=None, next_retry_at=None)
