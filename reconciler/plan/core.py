@@ -124,7 +124,7 @@ def make_plan(
         actions.append(launch)
         if env_state(placed.target, ctx) is None and placed.target.name not in ctx.env_checks:
             commit = desired.revision or ""
-            ctx.env_checks[placed.target.name] = check_env_action(entry, spec, placed.target, placed.root, commit)
+            ctx.env_checks[placed.target.name] = check_env_action(placed.target, ctx.policies, placed.root, commit)
 
     actions.extend(tidy_actions(entries.values(), ctx))
     actions.extend(_ship(actions, desired.revision))
