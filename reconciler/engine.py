@@ -191,7 +191,7 @@ async def _observe_apply(
     warnings: list[str],
 ) -> PassResult:
     """Observe and apply inside one event loop, so each SSH connection serves the whole pass."""
-    runners = open_runners(desired.config, project_dir)
+    runners = open_runners(desired.config, project_dir, read_only=dry_run)  # plan writes nothing on targets
     try:
         return await _observe_apply_with(
             project_dir, repo, desired, recorded, inflight, runners, scratch, dry_run, clock, warnings
