@@ -43,8 +43,9 @@ class RunObservation:
     age: float | None = None
     """Seconds since the run dir was created."""
     group: tuple[int, ...] | None = None
-    """Live processes left in the run's process group after its leader (the wrapper) is gone,
-    pid reuse excluded; ``None`` when not looked at (the leader lives, or no pid recorded)."""
+    """Live processes left in the run's process group once the run ended (its leader, the wrapper,
+    is gone or has recorded an exit code), pid reuse excluded; ``None`` when not looked at (the
+    run is live, or no pid recorded)."""
     oom_evidence: tuple[str, ...] = ()
     """For a run that exited 137: the kernel's OOM-killer evidence the probe found (the memory
     cgroup's ``oom_kill`` count went up, or kernel log lines naming the run's pids)."""

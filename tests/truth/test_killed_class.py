@@ -141,3 +141,15 @@ def test_kernel_log_line_naming_the_job_is_evidence(tmp_path: Path) -> None:
     ]
     assert probe.oom_evidence(str(run_dir), 4242, log) == log[1:]
     assert probe.oom_evidence(str(run_dir), 4242, log[:1]) == []
+
+
+def test_what_is_left_of_a_group_excludes_a_reused_pid(tmp_path: Path) -> None:
+    probe = _probe_module()
+    me = os.getpid()
+    _, my_start, my_group = probe.process_state(me)
+    groups = {my_group: [(me, my_start)], 999999: [(1234, "50"), (1235, "10")]}
+    # The leader's pid now belongs to a process with another start time: that group is not ours.
+    assert probe.group_left(me, str(int(my_start) - 1), {me: [(me, my_start)]}) == []
+    # The leader is gone: members started no earlier than it are what is left; older ones are not ours.
+    assert probe.group_left(999999, "20", groups) == [1234]
+    assert probe.group_left(999998, "20", groups) == []

@@ -349,7 +349,7 @@ def scan_runs(
                 "sidecar": read_sidecar(os.path.join(run_dir, "status.json")),
                 "log_tail": lines,
             }  # type: Dict[str, Any]
-            if not alive and pid is not None and start:
+            if pid is not None and start and (not alive or exit_code is not None):
                 if groups is None:
                     groups = process_groups()
                 detail["group"] = group_left(pid, start, groups)
