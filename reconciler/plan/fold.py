@@ -101,6 +101,9 @@ def _launched(entry: StatusEntry, action: Launch, res: ActionResult, now: dateti
 
 
 def _killed(entry: StatusEntry, action: Kill, res: ActionResult, desired: DesiredState, now: datetime) -> StatusEntry:
+    if not res.ok and action.reason.startswith(LEFTOVER):  # tried again next pass: no note per pass
+        why = f"attempt {action.attempt} left processes that could not be stopped ({res.message}); retry waits"
+        return entry.replace(waiting_reason=why)
     if not res.ok:
         why = f"kill of attempt {action.attempt} failed: {res.message}"
         return entry.replace(notes=outcomes.note(entry.notes, why))
