@@ -203,7 +203,7 @@ async def _observe_apply(
     warnings: list[str],
 ) -> PassResult:
     """Observe and apply inside one event loop, so each SSH connection serves the whole pass."""
-    runners = open_runners(desired.config, project_dir)
+    runners = open_runners(desired.config, project_dir, read_only=dry_run)  # plan writes nothing on targets
     try:
         return await _observe_apply_with(
             project_dir, repo, desired, recorded, inflight, runners, scratch, dry_run, clock, warnings
@@ -393,7 +393,8 @@ def _jobs(recorded: StateFile) -> dict[str, dict[tuple[str, int], str]]:
 
 
 def _wanted(recorded: StateFile, desired: DesiredState) -> dict[str, set[tuple[str, int]]]:
-    """Which runs each probe must detail: the live attempts, and every pending entry's next one."""
+    """Which runs each probe must detail: the live attempts, every pending entry's next one, and
+    the last attempt of a pending retry (what is left of its process group: ``plan.leftover``)."""
     want: dict[str, set[tuple[str, int]]] = {t.name: set() for t in desired.config.targets}
     pending_ids = {e.id: e.attempt for e in recorded.entries if e.status is Status.PENDING}
     known = recorded.by_id()
@@ -404,6 +405,8 @@ def _wanted(recorded: StateFile, desired: DesiredState) -> dict[str, set[tuple[s
         a = entry.current
         if a is not None and a.target in want and (entry.status.active or entry.status is Status.ON_HOLD):
             want[a.target].add((entry.id, a.n))
+        elif a is not None and a.target in want and entry.status is Status.PENDING and a.pid is not None:
+            want[a.target].add((entry.id, a.n))  # a retry waits until that attempt's group is empty
     for runs in want.values():
         runs.update((exp_id, attempt + 1) for exp_id, attempt in pending_ids.items())
     return want

@@ -47,7 +47,8 @@ class Runners:
         return sum(r.transport.commands for r in self.by_name.values())
 
 
-def open_runners(config: Config, project_dir: Path) -> Runners:
+def open_runners(config: Config, project_dir: Path, *, read_only: bool = False) -> Runners:
+    """One runner per target; ``read_only`` runners write nothing on their targets (``plan``)."""
     runners = Runners()
     timeout = config.policies.command_timeout
     for target in config.targets:
@@ -72,6 +73,9 @@ def open_runners(config: Config, project_dir: Path) -> Runners:
             runners.by_name[target.name] = BatchRunner(
                 target, transport, project_dir, config.project, scheduler, command_timeout=timeout
             )
+        runner = runners.by_name[target.name]
+        if isinstance(runner, ShellRunner):
+            runner.read_only = read_only
     return runners
 
 

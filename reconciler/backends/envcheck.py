@@ -7,9 +7,9 @@ into an ``EnvVerdict`` with ``parse_env_check``. The script, in the commit's cod
 2. activates the environment exactly as the run wrapper does (``wrapper.activation_lines`` and
    ``wrapper.conda_prefix``: one builder, so the check and the launch cannot drift);
 3. runs ``python3 --version`` (the target's ``python``) and ``nvidia-smi`` (GPU indices);
-4. runs the representative command with ``--dry-run`` under ``timeout`` (exit 124: too slow),
-   with the variables of a launch, ``CUDA_VISIBLE_DEVICES`` empty and ``RECONCILER_DRY_RUN=1``.
-   The dry run proves the project's imports as well.
+4. runs the config's ``env_check.command`` (when one is named; as written, no flag added) under
+   ``timeout`` (exit 124: too slow), with ``CUDA_VISIBLE_DEVICES`` empty and
+   ``RECONCILER_DRY_RUN=1``. No experiment's command is run: the check is the target's.
 
 Output: marker lines ``<MARK>-<nonce> <words>`` (``host``, ``disk_kb``, ``fail code``,
 ``activated``, ``step <name> <rc>``), each ``step`` followed by the last lines of its output.
@@ -39,8 +39,7 @@ TIMEOUT_EXIT = 124
 _ERROR_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*)$")
 
 
-def dry_run_command(command: str) -> str:
-    return command.rstrip() + " --dry-run"
+CHECK_STEP = "check"
 
 
 def env_check_script(action: CheckEnv, target: Target, project: str, timeout: float, nonce: str) -> str:
@@ -51,14 +50,15 @@ def env_check_script(action: CheckEnv, target: Target, project: str, timeout: fl
     code_word = q(code) if posixpath.isabs(code) else root_expr(code)
     run_in_env = wrapper.conda_prefix(env)
     secs = max(1, math.ceil(timeout))
-    exports = [("EXP_ID", action.exp_id), ("RECONCILER_PROJECT", project), ("RECONCILER_DRY_RUN", "1")]
-    exports.append(("CUDA_VISIBLE_DEVICES", ""))
+    exports = [("RECONCILER_PROJECT", project), ("RECONCILER_DRY_RUN", "1"), ("CUDA_VISIBLE_DEVICES", "")]
     activation = "\n".join("    " + line for line in wrapper.activation_lines(env)) or "    :"
     conda_check = ""
     if env.conda:
         conda_check = f"    {run_in_env}true || {{ echo {q(f'conda env {env.conda} does not run')}; exit 115; }}\n"
     smi = " ".join(q(word) for word in GPU_QUERY)
-    dry = q(dry_run_command(action.command))
+    check = ""
+    if action.command:
+        check = f"  _rc_step {CHECK_STEP} {TAIL} _rc_lim {secs} {run_in_env}sh -c {q(action.command)}"
     return f"""exec 2>&1
 _rc_m={q(f"{MARK}-{nonce}")}
 _rc_d={code_word}
@@ -94,7 +94,8 @@ fi
   fi
 {chr(10).join(f"  export {name}={q(value)}" for name, value in exports)}
   {wrapper.runtime_path_line('"$_rc_d"')}
-  _rc_step dryrun {TAIL} _rc_lim {secs} {run_in_env}sh -c {dry}
+{check}
+  _rc_say done
   exit 0
 )
 _rc_r=$?
@@ -171,14 +172,16 @@ def _failure(out: _Output, action: CheckEnv, python: str, timeout: float) -> tup
         if rc == 127:
             return f"{python} not found on the target", lines
         return f"{python} --version failed (exit {rc})", lines
-    if "dryrun" not in out.steps:
+    if CHECK_STEP not in out.steps if action.command else "done" not in out.flags:
         rc, lines = out.steps.get("activate", (-1, []))
         return f"the environment check stopped early (exit {rc})", lines
-    rc, lines = out.steps["dryrun"]
+    if not action.command:
+        return None
+    rc, lines = out.steps[CHECK_STEP]
     if rc == TIMEOUT_EXIT:
-        return f"dry run did not finish within {max(1, math.ceil(timeout))} s", lines
+        return f"env_check.command did not finish within {max(1, math.ceil(timeout))} s", lines
     if rc != 0:
-        return reason_line(lines) or f"dry run failed (exit {rc})", lines
+        return reason_line(lines) or f"env_check.command failed (exit {rc})", lines
     return None
 
 
@@ -206,7 +209,7 @@ def parse_env_check(
     elif rc not in (-1, 127):
         notes.append(f"nvidia-smi failed (exit {rc}): {reason_line(lines) or ''}".rstrip(": "))
     if "note no-timeout" in out.flags:
-        notes.append("no timeout command on the target: the dry run was not time-limited")
+        notes.append("no timeout command on the target: env_check.command was not time-limited")
     disk = out.facts.get("disk_kb", "")
     evidence: tuple[str, ...] = ()
     if failure is not None:
@@ -225,8 +228,8 @@ def parse_env_check(
         host=out.facts.get("host") or None,
         python=version,
         available_gpus=gpus,
-        dry_run_passed=out.steps.get("dryrun", (-1, []))[0] == 0,
-        dry_run_command=dry_run_command(action.command),
+        dry_run_passed=out.steps.get(CHECK_STEP, (-1, []))[0] == 0,
+        dry_run_command=action.command or None,
         evidence=evidence,
         notes="; ".join(notes),
         remote_project_dir=action.code_dir,

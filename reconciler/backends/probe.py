@@ -17,7 +17,7 @@ Answer (one JSON line on stdout)::
                   "result_size": null, "sidecar": {...} | null, "log_tail": ["..."],
                   "launch": {"gpus": [0], "command": "...", "commit": "...", "vram_gb": 30}
                             | {"cuda_env": "0,1"} | null,
-                  "started_age": 12.5 | null}],
+                  "started_age": 12.5 | null, "group": [pid, ...], "oom": ["..."]}],
      "errors": [],
      "gpus": null | {"query": {"rc": 0, "out": "...", "err": ""},
                      "apps": {"rc": 0, "out": "...", "err": ""} | null, "own": [pid, ...],
@@ -28,7 +28,9 @@ code or wanted ones); ``details`` only for runs without an exit code or named in
 process with no exit code and no batch job has an empty ``log_tail`` unless the tail may hold a
 fatal line (``model.observed.FATAL_MARKERS``): healthy runs move no log text. ``launch`` is the
 run dir's ``launch.json`` (what the launch chose, written before the process started), or for a
-run dir of an older version the ``CUDA_VISIBLE_DEVICES`` word its wrapper exports.
+run dir of an older version the ``CUDA_VISIBLE_DEVICES`` word its wrapper exports. ``group`` (only when
+the recorded leader is gone) lists the live processes left in the run's process group; ``oom``
+(only for exit 137) is the kernel OOM killer's evidence (cgroup counter, kernel log lines).
 """
 
 from __future__ import annotations
@@ -191,6 +193,12 @@ def launch_record(value: object) -> LaunchRecord | None:
     )
 
 
+def _group(value: object) -> tuple[int, ...] | None:
+    if not isinstance(value, list):
+        return None
+    return tuple(p for p in value if isinstance(p, int) and not isinstance(p, bool))
+
+
 def _list(value: object) -> list[Any]:
     if value is None:
         return []
@@ -244,6 +252,8 @@ def _observation(target: str, doc: dict[str, Any], fields: list[str], commands: 
             job_id=_opt_str(rec.get("job_id")) or None,
             launch=launch_record(det.get("launch")),
             started_age=_opt_float(det.get("started_age")),
+            group=_group(det.get("group")),
+            oom_evidence=tuple(str(line) for line in det.get("oom") or ()),
         )
     gpus, note = _gpus(doc.get("gpus"))
     return TargetObservation(

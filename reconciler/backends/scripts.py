@@ -65,6 +65,12 @@ def probe_command(root: str, script_name: str, python: str, install_from: str | 
     return "\n".join(lines) + "\n"
 
 
+def inline_probe_command(source: str, python: str) -> str:
+    """Run the probe given as text on the command line (stdin stays the request): a read-only
+    pass (``reconcile plan``) writes nothing on the target, not even the probe's install."""
+    return f"exec {python_words(python)} -S -c {shlex.quote(source)}\n"
+
+
 def receive_stdin(dest: str, size: int) -> str:
     """Shell lines that write stdin to ``dest`` (in the current dir) only when all ``size`` bytes
     arrived, else exit 1: a controller that dies mid-stream closes stdin early, and ``cat`` takes

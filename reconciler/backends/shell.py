@@ -76,6 +76,8 @@ class ShellRunner:
         self.kill_grace = kill_grace
         self.start_wait = start_wait
         self.log_tail = log_tail
+        self.read_only = False
+        """Touch nothing on the target (``reconcile plan``): the probe is sent inline, never installed."""
         self.last_probe: dict[str, object] = {}
         """The raw document of the last probe (``probe.own_gpu_pids`` reads it)."""
 
@@ -95,7 +97,8 @@ class ShellRunner:
     async def probe(
         self, want: Collection[tuple[str, int]] = (), jobs: Mapping[tuple[str, int], str] | None = None
     ) -> TargetObservation:
-        """One remote command in the steady state (two and a ``put`` when the probe is new).
+        """One remote command in the steady state (two and a ``put`` when the probe is new; always
+        one, with the probe inline and nothing installed, when ``read_only``).
 
         Every run dir gets a compact record; runs without an exit code and the runs in ``want``
         also get liveness, heartbeat age, result size, sidecar and log tail. The observer must
@@ -117,7 +120,10 @@ class ShellRunner:
         python = self.target.python
 
         def command(install_from: str | None = None) -> str:
-            probe = scripts.probe_command(self.root, name, python, install_from=install_from)
+            if self.read_only:
+                probe = scripts.inline_probe_command(probe_mod.probe_source().decode(), python)
+            else:
+                probe = scripts.probe_command(self.root, name, python, install_from=install_from)
             if prefix is None:
                 return probe
             return f"( {prefix}\n) </dev/null 2>&1\nprintf '\\n%s\\n' {PROBE_MARK}\n{probe}"

@@ -9,8 +9,12 @@ A command runs as ``sh -c <script>`` under the remote login shell. On timeout or
 the command's process group is killed (a "signal" channel request), like ``LocalTransport``
 does; jobs started with ``setsid`` have their own group and are not touched. ``put``/``get`` use
 one SFTP client per connection, started lazily; ``command_timeout`` bounds them too.
-``commands`` counts ``run`` calls; ``bytes_transferred`` counts stdin, stdout and stderr bytes of
-commands plus file bytes moved by SFTP (as ``LocalTransport`` counts).
+An sshd without the SFTP subsystem (no ``Subsystem sftp`` line: ``ssh host cmd`` works) is
+served over the exec channel instead: ``put`` streams the file into ``cat`` with a byte-count
+check and an atomic ``mv`` (as ``scripts.receive_stdin``), ``get`` reads it with ``cat`` after its
+size; the connection remembers that SFTP is missing. If even that fails, the error names the
+missing subsystem. ``commands`` counts ``run`` calls; ``bytes_transferred`` counts stdin, stdout
+and stderr bytes of commands plus file bytes moved (as ``LocalTransport`` counts).
 
 Failures come out as ``ConnectError`` (cannot connect, authentication, host key; see
 ``sshconfig``), ``CommandTimeout`` and ``TransportError`` (connection lost mid-command, SFTP
@@ -51,6 +55,15 @@ def _sftp_path(remote: str) -> str:
     return remote[2:] if remote.startswith("~/") else remote
 
 
+def _shell_path(remote: str) -> str:
+    """A remote path as a shell word (``~/x`` from ``$HOME``)."""
+    if remote == "~":
+        return '"$HOME"'
+    if remote.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(remote[2:])
+    return shlex.quote(remote)
+
+
 class _Link:
     """One SSH connection to a host (plus its jump hops and lazy SFTP client), reopened on demand."""
 
@@ -73,6 +86,8 @@ class _Link:
         self._hops: list[asyncssh.SSHClientConnection] = []
         self._sftp: tuple[asyncssh.SSHClientConnection, asyncssh.SFTPClient] | None = None
         self._sftp_lock = asyncio.Lock()
+        self.no_sftp: tuple[asyncssh.SSHClientConnection, str] | None = None
+        """The connection whose server refused the SFTP subsystem, and why (files then go over exec)."""
 
     def _live(self) -> asyncssh.SSHClientConnection | None:
         conn = self._conn
@@ -96,12 +111,22 @@ class _Link:
             self.connects += 1
             return self._conn
 
-    async def sftp(self) -> asyncssh.SFTPClient:
-        """The connection's SFTP client, started on first use (one per connection)."""
+    async def sftp(self) -> asyncssh.SFTPClient | None:
+        """The connection's SFTP client, started on first use (one per connection); ``None`` when
+        the server has no SFTP subsystem (remembered for the connection: ``no_sftp``)."""
         conn = await self.connection()
         async with self._sftp_lock:
+            if self.no_sftp is not None and self.no_sftp[0] is conn:
+                return None
             if self._sftp is None or self._sftp[0] is not conn:
-                self._sftp = (conn, await conn.start_sftp_client())
+                try:
+                    client = await conn.start_sftp_client()
+                except (asyncssh.ChannelOpenError, asyncssh.ProcessError, asyncssh.SFTPError) as exc:
+                    if conn.is_closed():
+                        raise
+                    self.no_sftp = (conn, str(exc) or type(exc).__name__)
+                    return None
+                self._sftp = (conn, client)
             return self._sftp[1]
 
     def discard(self, conn: asyncssh.SSHClientConnection) -> None:
@@ -237,6 +262,8 @@ class SshTransport:
         what = f"put {local} -> {self.name}:{remote}" if upload else f"get {self.name}:{remote} -> {local}"
         try:
             sftp = await self._link.sftp()
+            if sftp is None:
+                return await self._over_exec(local, remote, upload=upload, what=what)
             if upload:
                 await asyncio.wait_for(sftp.put(str(local), _sftp_path(remote)), self._command_timeout)
             else:
@@ -247,7 +274,55 @@ class SshTransport:
         except (asyncssh.Error, OSError) as exc:
             if isinstance(exc, asyncssh.SFTPConnectionLost) or not isinstance(exc, (asyncssh.SFTPError, OSError)):
                 self._link.reset_sftp()  # the client broke, not just this file
+            if self._link.no_sftp is not None:
+                raise TransportError(
+                    f"{what} failed over the exec channel (the server has no SFTP subsystem: "
+                    f"{self._link.no_sftp[1]}): {exc}"
+                ) from exc
             raise TransportError(f"{what} failed: {exc}") from exc
+
+    async def _over_exec(self, local: Path, remote: str, *, upload: bool, what: str) -> int:
+        """A transfer over the exec channel, for a server without the SFTP subsystem."""
+        missing = self._link.no_sftp[1] if self._link.no_sftp else "refused"
+        path = _shell_path(remote)
+        if upload:
+            data = local.read_bytes()
+            tmp = f"{path}.$$.part"
+            script = (
+                f'cat > {tmp} && [ "$(wc -c < {tmp})" -eq {len(data)} ] && mv -f {tmp} {path} '
+                f"|| {{ rm -f {tmp}; echo 'incomplete upload' >&2; exit 1; }}"
+            )
+            done = await self._run_bytes(script, data)
+        else:
+            done = await self._run_bytes(f"wc -c < {path} && cat {path}", b"")
+        if done.returncode != 0:
+            detail = _text(done.stderr).strip()[-300:]
+            raise TransportError(
+                f"{what} failed: the server has no SFTP subsystem ({missing}; add 'Subsystem sftp "
+                f"internal-sftp' to its sshd_config) and the exec channel fallback failed "
+                f"(exit {done.returncode}): {detail}"
+            )
+        if upload:
+            return local.stat().st_size
+        out = done.stdout if isinstance(done.stdout, bytes) else b""
+        head, _, body = out.partition(b"\n")
+        if not head.strip().isdigit() or int(head.strip()) != len(body):
+            raise TransportError(f"{what} failed: incomplete read over the exec channel (no SFTP subsystem)")
+        local.write_bytes(body)
+        return len(body)
+
+    async def _run_bytes(self, script: str, stdin: bytes) -> asyncssh.SSHCompletedProcess:
+        """One command with binary output (a file transfer over exec); counts as a command."""
+        self.commands += 1
+        async with self._link.sessions:
+            conn = await self._link.connection()
+            result = await asyncio.wait_for(
+                conn.run("sh -c " + shlex.quote(script), input=stdin, encoding=None, check=False),
+                self._command_timeout,
+            )
+        if result.returncode is None:
+            raise TransportError(f"command on {self._where()} lost its connection")
+        return result
 
     async def close(self) -> None:
         """Close the connection if this transport owns it (a pool's transports leave it to the pool)."""

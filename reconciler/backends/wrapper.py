@@ -29,6 +29,17 @@ FOREIGN_TOKEN_EXIT = 98
 """``prepare_script`` exits with this when the run dir belongs to another token."""
 HEARTBEAT_SECONDS = 15
 
+# The wrapper's memory cgroup and its OOM-kill count at start (``oom_watch``): the probe compares
+# the count when the run ends with exit 137, the only evidence that the kernel's OOM killer (not
+# a person's ``kill -9``) ended it. cgroup v2 first (``0::/path``), else the v1 memory controller.
+OOM_WATCH = (
+    "c=$(sed -n 's/^0:://p' /proc/self/cgroup 2>/dev/null); f=/sys/fs/cgroup$c/memory.events; "
+    '[ -n "$c" ] && [ -r "$f" ] || { c=$(sed -n \'s/^[0-9]*:[^:]*memory[^:]*://p\' /proc/self/cgroup 2>/dev/null); '
+    "f=/sys/fs/cgroup/memory$c/memory.oom_control; }; "
+    '[ -r "$f" ] && { printf \'%s\\n\' "$f"; sed -n \'s/^oom_kill //p\' "$f"; } > oom_watch.tmp 2>/dev/null '
+    "&& mv -f oom_watch.tmp oom_watch; rm -f oom_watch.tmp"
+)
+
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _RESERVED = frozenset({"EXP_ID", "RECONCILER_RUN_DIR", "RECONCILER_ATTEMPT", "RECONCILER_PROJECT"})
 
@@ -121,7 +132,8 @@ def conda_prefix(env: EnvActivation) -> str:
 
 
 def wrapper_script(action: Launch, env: EnvActivation, project: str) -> str:
-    """``wrapper.sh``: lock, record pid/start time/host, heartbeat, run the job, record its exit code.
+    """``wrapper.sh``: lock, record pid/start time/host (and ``oom_watch``: ``OOM_WATCH``), heartbeat,
+    run the job (its shell's pid in ``job_pid``), record its exit code.
 
     It runs as ``setsid nohup sh wrapper.sh``, so its pid is its process group and session id:
     killing ``-pid`` stops the job with every child. It writes its own ``$$`` (never ``$!``).
@@ -137,6 +149,7 @@ mkdir launch.lock 2>/dev/null || exit 0
 echo $$ > pid.tmp && mv -f pid.tmp pid
 ( {START_TIME} ) > start_time.tmp && mv -f start_time.tmp start_time
 uname -n > host.tmp && mv -f host.tmp host
+( {OOM_WATCH} ) 2>/dev/null
 date +%s > heartbeat
 (
   trap 'kill "$s" 2>/dev/null; exit 0' TERM
@@ -149,6 +162,7 @@ date +%s > heartbeat
 hb=$!
 trap ': job signalled, record its exit code' TERM INT
 (
+  sh -c 'echo $PPID' > job_pid 2>/dev/null
 {job}
 ) </dev/null > stdout.log 2>&1
 rc=$?

@@ -2,10 +2,9 @@
 
 Outside the pass, on demand: under the project lock it loads the committed desired state, opens
 the runners in one event loop, and for each selected target probes it (for the resolved root),
-ships the code, picks the representative command (the first experiment eligible there, in
-(stage, priority, id) order, rendered as a launch would render it but with its checkpoint and
-result paths in a scratch dir under the root) and runs
-``Runner.env_check`` (one remote command: see ``reconciler.backends.envcheck``). Each verdict
+ships the code and runs ``Runner.env_check`` (one remote command: see
+``reconciler.backends.envcheck``): the neutral checks, then the config's ``env_check.command``
+if it names one. No experiment's command is run (``plan.envcheck``). Each verdict
 goes to ``progress/env_<TARGET>.json`` and is committed. Exit 0 every checked target is ready,
 1 one failed or could not be checked, 2 invalid input, 75 the lock is held.
 """
@@ -31,8 +30,6 @@ from reconciler.model.actions import CheckEnv
 from reconciler.model.config import Target
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
-from reconciler.model.spec import DesiredRunState, ExperimentSpec
-from reconciler.plan.entries import new_entry
 from reconciler.plan.envcheck import check_env_action
 from reconciler.statestore import OWNED, write_env_verdict
 from reconciler.targets import open_runners
@@ -61,32 +58,18 @@ class Outcome:
         return f"{self.target}: {v.status}: {why}"
 
 
-def representative(desired: DesiredState, target: str) -> ExperimentSpec | None:
-    """The experiment whose command stands for the target's dry run: the first, in (stage,
-    priority, id) order, that may run there and is not cancelled."""
-    eligible = [
-        s
-        for s in desired.experiments
-        if s.state is not DesiredRunState.CANCELLED and (not s.targets or target in s.targets)
-    ]
-    return min(eligible, key=lambda s: (s.stage, s.priority, s.id), default=None)
-
-
-def check_action(desired: DesiredState, target: Target, spec: ExperimentSpec, root: str, commit: str) -> CheckEnv:
-    """The ``CheckEnv`` for ``spec`` on ``target`` whose root resolved to ``root`` (the planner's)."""
-    return check_env_action(new_entry(spec, desired.config.policies), spec, target, root, commit)
+def check_action(desired: DesiredState, target: Target, root: str, commit: str) -> CheckEnv:
+    """The ``CheckEnv`` for ``target`` whose root resolved to ``root`` (the planner's)."""
+    return check_env_action(target, desired.config.policies, root, commit)
 
 
 async def _one(desired: DesiredState, runner: Runner, target: Target, commit: str, archive: Path) -> Outcome:
-    spec = representative(desired, target.name)
-    if spec is None:
-        return Outcome(target.name, skipped="no experiment may run there")
     try:
         observed = await runner.probe()
         if not observed.reachable:
             return Outcome(target.name, error=observed.error or "unreachable")
         await runner.ship_code(commit, archive)
-        action = check_action(desired, target, spec, observed.root or target.root, commit)
+        action = check_action(desired, target, observed.root or target.root, commit)
         verdict = await runner.env_check(action, desired.config.policies.env_check_timeout)
     except ReconcilerError as exc:
         return Outcome(target.name, error=str(exc))
@@ -141,7 +124,7 @@ def run_env_check(project_dir: Path, target: str | None = None) -> tuple[list[Ou
 @exit_codes
 def env_check(target: str | None, project_dir: Path) -> int:
     """Check a target's environment (all targets without TARGET): code there, environment
-    activates, imports work, a --dry-run of one experiment passes. Writes and commits
+    activates, Python runs, GPUs visible, and the config's env_check.command (if any) passes. Writes and commits
     progress/env_<TARGET>.json. Exit 0 all ready, 1 any failed, 2 invalid input."""
     outcomes, sha = run_env_check(project_dir, target)
     for outcome in outcomes:

@@ -15,7 +15,8 @@ from reconciler.model.actions import Record
 @project_option
 @exit_codes
 def plan(project_dir: Path) -> int:
-    """Print what a pass would do. Exit 0: nothing to do; 1: changes pending; 2: invalid input."""
+    """Print what a pass would do, and what waits and why. Exit 0: no action due (experiments may
+    still wait: they are listed); 1: changes pending; 2: invalid input."""
     result = reconcile_once(project_dir, dry_run=True)
     p = result.plan
     for name, error in result.unreachable.items():
@@ -28,7 +29,10 @@ def plan(project_dir: Path) -> int:
     waiting = [(e.id, e.waiting_reason) for e in p.state.entries if e.waiting_reason]
     for exp_id, why in waiting:
         click.echo(f"  {exp_id}: waiting: {why}")
+    if waiting:  # never "nothing to do" while experiments wait: they are listed with their reasons
+        click.echo(f"{len(waiting)} experiment(s) waiting" + (": nothing to launch now" if p.empty else ""))
     if p.empty:
-        click.echo("nothing to do")
+        if not waiting:
+            click.echo("nothing to do")
         return EXIT_OK
     return EXIT_STALLED

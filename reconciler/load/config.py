@@ -19,6 +19,7 @@ from reconciler.model.config import (
     CommandTemplates,
     Config,
     EnvActivation,
+    EnvCheck,
     GitSettings,
     GpuPolicy,
     HubSettings,
@@ -100,6 +101,7 @@ def build_target(name: str, d: Mapping[str, Any]) -> Target:
         templates=templates,
         **_pick(d, "max_runs", "data_dir", "checkpoint_dir", "python"),
         **_floats(d, "platform_factor"),
+        env_check=EnvCheck(**_pick(d.get("env_check") or {}, "command")),
     )
 
 
@@ -150,6 +152,7 @@ def build_policies(d: Mapping[str, Any]) -> Policies:
         ),
         **_pick(d, "probe_concurrency", "max_retries", "prune", "restart_on_spec_change", "retry_target"),
         remediation=remediation_rules(d.get("remediation") or {}),
+        env_check=EnvCheck(**_pick(d.get("env_check") or {}, "command")),
         backoff=BackoffPolicy(**_floats(backoff, "base_seconds", "factor", "max_seconds")),
         unreachable=UnreachablePolicy(
             **_pick(unreachable, "consecutive", "total", "min_probes"), **_floats(unreachable, "ratio")

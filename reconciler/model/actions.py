@@ -32,8 +32,9 @@ class ShipCode:
 @dataclass(frozen=True)
 class CheckEnv:
     """Check that ``target`` can run the project's code at ``commit``: the code is there, the
-    environment activates, the project's imports work, and ``command`` (one representative
-    command, run with ``--dry-run``) succeeds within the time limit. Runs before any launch there."""
+    environment activates, Python runs, GPUs are visible, and ``command`` (the config's
+    ``env_check.command``; empty: none) succeeds within the time limit. Runs before any launch
+    there. It is the target's check: no experiment's command is run."""
 
     target: str
     commit: str
@@ -45,7 +46,8 @@ class CheckEnv:
     kind = "env"
 
     def describe(self) -> str:
-        return f"check the environment on {self.target} (dry run of {self.exp_id})"
+        what = f"running {self.command!r}" if self.command else "code, env, python, GPUs"
+        return f"check the environment on {self.target} ({what})"
 
 
 @dataclass(frozen=True)

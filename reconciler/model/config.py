@@ -103,6 +103,16 @@ class CommandTemplates:
 
 
 @dataclass(frozen=True)
+class EnvCheck:
+    """The target-level environment check's own command (``env_check.command``, per target or
+    in ``policies``; the target's wins). ``None``: the neutral check only (code present, the
+    environment activates, Python runs, GPUs visible): no experiment's command ever decides
+    whether a target is usable."""
+
+    command: str | None = None
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     kind: TargetKind
@@ -122,6 +132,7 @@ class Target:
     templates: CommandTemplates | None = None
     python: str = "python3"
     """Interpreter used for the probe and the wrapper on the target."""
+    env_check: EnvCheck = field(default_factory=EnvCheck)
 
 
 @dataclass(frozen=True)
@@ -176,10 +187,16 @@ class Policies:
     env_ttl_hours: float = 24.0
     """An environment verdict older than this is checked again before the next launch there."""
     env_check_timeout: float = 300.0
-    """Seconds the environment check (imports, one ``--dry-run``) may take; longer is ENV_FAILED."""
+    """Seconds the environment check (with its ``env_check.command``) may take; longer is ENV_FAILED."""
     progress_commit_minutes: float = 30.0
     """A job's progress (its sidecar) alone makes at most one commit per this many minutes; counters
     and heartbeats never commit alone (design invariant 11, ``reconciler.model.volatile``)."""
+    env_check: EnvCheck = field(default_factory=EnvCheck)
+    """The default ``env_check.command`` of every target."""
+
+    def env_check_command(self, target: Target) -> str | None:
+        """The command ``target``'s environment check runs (its own, else the project's)."""
+        return target.env_check.command or self.env_check.command
 
 
 @dataclass(frozen=True)

@@ -73,11 +73,11 @@ class EnvVerdict:
         return cls(**kw)
 
 
-def env_hash(target: Target) -> str:
-    """What about a target's settings makes an earlier environment check meaningless."""
-    blob = json.dumps(
-        {"env": dataclasses.asdict(target.env), "python": target.python, "root": target.root},
-        sort_keys=True,
-        default=str,
-    )
+def env_hash(target: Target, check_command: str | None = None) -> str:
+    """What about a target's settings (and its ``env_check.command``) makes an earlier
+    environment check meaningless."""
+    doc: dict[str, object] = {"env": dataclasses.asdict(target.env), "python": target.python, "root": target.root}
+    if check_command:
+        doc["check"] = check_command
+    blob = json.dumps(doc, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

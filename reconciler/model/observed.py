@@ -58,6 +58,13 @@ class RunObservation:
     """What the launch chose (GPUs, command, commit), for adopting the run after a crash."""
     started_age: float | None = None
     """Seconds since the wrapper recorded its pid (the process's start), ``None`` before."""
+    group: tuple[int, ...] | None = None
+    """Live processes left in the run's process group once the run ended (its leader, the wrapper,
+    is gone or has recorded an exit code), pid reuse excluded; ``None`` when not looked at (the
+    run is live, or no pid recorded)."""
+    oom_evidence: tuple[str, ...] = ()
+    """For a run that exited 137: the kernel's OOM-killer evidence the probe found (the memory
+    cgroup's ``oom_kill`` count went up, or kernel log lines naming the run's pids)."""
 
 
 @dataclass(frozen=True)

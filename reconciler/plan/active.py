@@ -64,7 +64,7 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
             return outcomes.cancelled(entry, ctx.now, "cancelled by the spec (the run had ended)"), []
         if run.exit_code == 0:
             return entry, [_collect(entry, run, attempt.target)]
-        failure = classify(run.exit_code, run.log_tail, run.job_state)
+        failure = classify(run.exit_code, run.log_tail, run.job_state, run.oom_evidence)
         if failure.klass == UNKNOWN and tobs.free_disk_gb is not None and tobs.free_disk_gb < MIN_FREE_GB:
             disk = f"{tobs.free_disk_gb:.2f} GB free under {tobs.root or 'the root'} on {attempt.target}"
             failure = Failure(DISK_FULL, (*failure.evidence[-3:], disk), f"disk full ({disk})")

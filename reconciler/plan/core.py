@@ -32,6 +32,7 @@ from reconciler.plan.entries import mark_orphan, new_entry, sync
 from reconciler.plan.envcheck import check_env_action
 from reconciler.plan.events import describe
 from reconciler.plan.launchenv import launch_env, render_command
+from reconciler.plan.leftover import stop_leftovers
 from reconciler.plan.place import Placement, count_active, env_state, place
 from reconciler.plan.tidy import tidy_actions
 
@@ -86,6 +87,11 @@ def make_plan(
             actions.extend(io)
         entries[exp_id] = entry
         if entry.status is Status.PENDING:
+            entry, stop = stop_leftovers(entry, ctx)
+            if stop is not None:  # the retry waits for a pass that sees the old group empty
+                entries[exp_id] = entry
+                actions.append(stop)
+                continue
             entry, candidate = _pending(entry, ctx)
             entries[exp_id] = entry
             if candidate is not None:
@@ -121,7 +127,7 @@ def make_plan(
         actions.append(launch)
         if env_state(placed.target, ctx) is None and placed.target.name not in ctx.env_checks:
             commit = desired.revision or ""
-            ctx.env_checks[placed.target.name] = check_env_action(entry, spec, placed.target, placed.root, commit)
+            ctx.env_checks[placed.target.name] = check_env_action(placed.target, ctx.policies, placed.root, commit)
 
     actions.extend(tidy_actions(entries.values(), ctx))
     actions.extend(_ship(actions, desired.revision))

@@ -18,6 +18,9 @@ from reconciler.model.spec import RemediationRule
 
 CUDA_OOM = "cuda_oom"
 KERNEL_OOM = "kernel_oom"
+KILLED = "killed"
+"""Killed by SIGKILL (exit 137) with no evidence of the kernel's OOM killer: someone's ``kill -9``,
+a watchdog. Retried as it was (no remediation) while retries remain."""
 NAN_LOSS = "nan_loss"
 IMPORT_ERROR = "import_error"
 DISK_FULL = "disk_full"
@@ -94,6 +97,11 @@ DEFAULT_RULES: dict[str, RemediationRule] = {
     INVALID_RESULT: RemediationRule(INVALID_RESULT, retry=False),
     LAUNCH_ERROR: RemediationRule(LAUNCH_ERROR, retry=False),
     TIMEOUT: RemediationRule(TIMEOUT, retry=False),
+    WALLTIME: RemediationRule(WALLTIME),
+    PREEMPTED: RemediationRule(PREEMPTED),
+    NODE_FAIL: RemediationRule(NODE_FAIL),
+    LOST: RemediationRule(LOST),
+    KILLED: RemediationRule(KILLED),
 }
 """The built-in rules. Every class is retried while retries remain (``unknown``, ``walltime``,
 ``lost``, … with the command unchanged) except the ones whose rule says
@@ -117,14 +125,24 @@ class Failure:
     message: str
 
 
-def classify(exit_code: int | None, log_tail: Sequence[str], scheduler_state: str | None = None) -> Failure:
-    """Decide the failure class of an ended attempt."""
+def classify(
+    exit_code: int | None,
+    log_tail: Sequence[str],
+    scheduler_state: str | None = None,
+    oom_evidence: Sequence[str] = (),
+) -> Failure:
+    """Decide the failure class of an ended attempt. Exit 137 (SIGKILL) is ``kernel_oom`` only with
+    evidence (``oom_evidence``: the memory cgroup's OOM-kill count went up, or the kernel's
+    OOM-killer line naming the run; or that line in the log); else ``killed``."""
     for klass, pattern in _LOG_SIGNATURES:
         lines = tuple(line for line in log_tail if pattern.search(line))
         if lines:
             return Failure(klass, lines[-5:], f"{klass} (exit {exit_code})")
     if exit_code in (137, -9) and klass_of_state(scheduler_state) is None:
-        return Failure(KERNEL_OOM, tuple(log_tail[-3:]), f"killed by SIGKILL (exit {exit_code})")
+        if oom_evidence:
+            evidence = (*log_tail[-2:], *oom_evidence[-3:])
+            return Failure(KERNEL_OOM, evidence, f"killed by the kernel's OOM killer (exit {exit_code})")
+        return Failure(KILLED, tuple(log_tail[-3:]), f"killed by SIGKILL, no OOM evidence (exit {exit_code})")
     state_class = klass_of_state(scheduler_state)
     if state_class:
         return Failure(state_class, tuple(log_tail[-3:]), f"scheduler state {scheduler_state}")

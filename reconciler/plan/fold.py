@@ -19,6 +19,7 @@ from reconciler.plan.context import iso
 from reconciler.plan.core import Plan
 from reconciler.plan.entries import resync_after_attempt
 from reconciler.plan.failure import INVALID_RESULT, LAUNCH_ERROR, Failure
+from reconciler.plan.leftover import LEFTOVER
 from reconciler.plan.tidy import TIDIED
 
 
@@ -98,6 +99,9 @@ def _launched(entry: StatusEntry, action: Launch, res: ActionResult, now: dateti
 
 
 def _killed(entry: StatusEntry, action: Kill, res: ActionResult, desired: DesiredState, now: datetime) -> StatusEntry:
+    if not res.ok and action.reason.startswith(LEFTOVER):  # tried again next pass: no note per pass
+        why = f"attempt {action.attempt} left processes that could not be stopped ({res.message}); retry waits"
+        return entry.replace(waiting_reason=why)
     if not res.ok:
         why = f"kill of attempt {action.attempt} failed: {res.message}"
         return entry.replace(notes=outcomes.note(entry.notes, why))
@@ -112,6 +116,8 @@ def _killed(entry: StatusEntry, action: Kill, res: ActionResult, desired: Desire
         entry = outcomes.update_current(entry, finished=iso(now), failure_class="restarted")
         entry = resync_after_attempt(entry, spec).replace(status=Status.PENDING, pid=None, next_retry_at=None)
         return entry.replace(notes=outcomes.note(entry.notes, f"attempt {action.attempt} stopped: {reason[8:]}"))
+    if reason.startswith(LEFTOVER):
+        return entry.replace(notes=outcomes.note(entry.notes, f"stopped what attempt {action.attempt} left running"))
     if reason.startswith("decision:retry:"):
         entry = outcomes.update_current(entry, finished=iso(now), failure_class="killed")
         entry = resync_after_attempt(entry, spec)

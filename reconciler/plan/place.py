@@ -87,7 +87,8 @@ def env_state(target: Target, ctx: Context) -> EnvVerdict | None:
     (a check is due before launching there)."""
     verdict = ctx.env.get(target.name)
     commit = ctx.desired.revision or ""
-    if verdict is None or not verdict.fresh(commit, env_hash(target), ctx.now, ctx.policies.env_ttl_hours):
+    expected = env_hash(target, ctx.policies.env_check_command(target))
+    if verdict is None or not verdict.fresh(commit, expected, ctx.now, ctx.policies.env_ttl_hours):
         return None
     return verdict
 

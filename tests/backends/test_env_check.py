@@ -30,12 +30,12 @@ from tests.backends.helpers import PROJECT, Backend, run, wait_until
 EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "project" / "experiments" / "scripts"
 SMI_DATA = Path(__file__).parent.parent / "data" / "nvidia-smi"
 COMMIT = "feedc0de"
-TRAIN = "python3 experiments/scripts/train.py --method logreg --dataset blobs --seed 0"
+TRAIN = "python3 experiments/scripts/train.py --method logreg --dataset blobs --seed 0 --dry-run"
 ENV_SCRIPT = """\
 import os, sys
-want = {"EXP_ID": "E1_s0", "CUDA_VISIBLE_DEVICES": "", "RECONCILER_DRY_RUN": "1"}
+want = {"CUDA_VISIBLE_DEVICES": "", "RECONCILER_DRY_RUN": "1", "RECONCILER_PROJECT": "%s"}
 bad = {k: os.environ.get(k) for k, v in want.items() if os.environ.get(k) != v}
-if bad or "--dry-run" not in sys.argv:
+if bad or "EXP_ID" in os.environ or sys.argv[1:] != ["--as-written"]:
     sys.exit(f"wrong environment: {bad} {sys.argv}")
 print("environment as expected")
 """
@@ -45,7 +45,7 @@ def code_dir(root: Path, commit: str = COMMIT) -> Path:
     """A shipped commit: the example scripts, a checker of the dry run's environment, ``.complete``."""
     code = root / "code" / commit
     shutil.copytree(EXAMPLE, code / "experiments" / "scripts")
-    (code / "envcheck.py").write_text(ENV_SCRIPT)
+    (code / "envcheck.py").write_text(ENV_SCRIPT % PROJECT)
     write_bundle(code / BUNDLE_DIR)
     (code / ".complete").write_text("")
     for path in (root, root / "code"):
@@ -54,7 +54,7 @@ def code_dir(root: Path, commit: str = COMMIT) -> Path:
 
 
 def action(root: Path, command: str = TRAIN, commit: str = COMMIT) -> CheckEnv:
-    return CheckEnv("t", commit, str(root / "code" / commit), command, "hash0", "E1_s0")
+    return CheckEnv("t", commit, str(root / "code" / commit), command, "hash0")
 
 
 def check(backend: Backend, act: CheckEnv, timeout: float = 60.0, **target: Any) -> tuple[EnvVerdict, int]:
@@ -77,7 +77,7 @@ def test_a_ready_environment(backend: Backend) -> None:
     assert verdict.status == ENV_READY and verdict.ready and verdict.dry_run_passed, verdict
     assert verdict.target == f"t-{backend.kind}" and verdict.checked_commit == COMMIT
     assert verdict.env_hash == "hash0" and verdict.remote_project_dir == str(root / "code" / COMMIT)
-    assert verdict.dry_run_command == TRAIN + " --dry-run"
+    assert verdict.dry_run_command == TRAIN  # the config's env_check.command, as written
     assert verdict.python and verdict.python[0].isdigit() and verdict.host
     assert verdict.evidence == () and verdict.free_disk_gb is not None
     checked = datetime.fromisoformat(verdict.checked_at)
@@ -85,11 +85,19 @@ def test_a_ready_environment(backend: Backend) -> None:
     assert EnvVerdict.from_dict(verdict.to_dict()) == verdict
 
 
-def test_the_dry_run_gets_the_variables_of_a_launch_without_gpus(backend: Backend) -> None:
+def test_the_check_command_runs_as_written_without_gpus_or_an_experiment(backend: Backend) -> None:
     root = backend.make_root()
     code_dir(root)
-    verdict, _ = check(backend, action(root, "python3 envcheck.py"))
+    verdict, _ = check(backend, action(root, "python3 envcheck.py --as-written"))
     assert verdict.ready, verdict.evidence
+
+
+def test_the_neutral_check_runs_no_command(backend: Backend) -> None:
+    root = backend.make_root()
+    code_dir(root)
+    verdict, commands = check(backend, action(root, ""))
+    assert commands == 1
+    assert verdict.ready and verdict.python and verdict.dry_run_command is None and not verdict.dry_run_passed
 
 
 def test_a_missing_import_fails_with_the_error_line(backend: Backend) -> None:
@@ -112,7 +120,7 @@ def test_a_hanging_dry_run_fails_within_the_limit(backend: Backend) -> None:
     verdict, _ = check(backend, action(root, command), timeout=2)
     assert time.monotonic() - started < 30
     assert verdict.status == ENV_FAILED and not verdict.dry_run_passed
-    assert verdict.evidence[-1] == "dry run did not finish within 2 s"
+    assert verdict.evidence[-1] == "env_check.command did not finish within 2 s"
     assert "loading" in verdict.evidence
     wait_until(lambda: not _processes_with(marker), "the hanging dry run to be gone", deadline=20)
 
@@ -189,12 +197,13 @@ def _processes_with(marker: str) -> list[int]:
 def test_the_script_activates_like_the_wrapper_and_quotes_everything() -> None:
     env = EnvActivation(conda="my env", venv=".venv", setup=("module load cuda/12.1",), variables=(("A", "x y"),))
     target = Target("t", TargetKind.SSH, "~/proj", env=env)
-    act = CheckEnv("t", "c1", "/r/code/c1", "python3 t.py --x 'a b'", "h", "E1")
+    act = CheckEnv("t", "c1", "/r/code/c1", "python3 t.py --x 'a b'", "h")
     script = envcheck.env_check_script(act, target, "demo", 7.5, "n0nce")
     assert "module load cuda/12.1\n    export A='x y'\n    . .venv/bin/activate || exit 113" in script
     assert "\"${CONDA_EXE:-conda}\" run -n 'my env' --no-capture-output true" in script
     assert "_rc_lim 8 \"${CONDA_EXE:-conda}\" run -n 'my env' --no-capture-output sh -c " in script
-    assert "'python3 t.py --x '\"'\"'a b'\"'\"' --dry-run'" in script
+    assert "sh -c 'python3 t.py --x '\"'\"'a b'\"'\"''\n" in script  # as written: no flag added
+    assert "EXP_ID" not in script  # the target's check, no experiment's
     assert "export CUDA_VISIBLE_DEVICES=''" in script and "export RECONCILER_DRY_RUN=1" in script
     home = envcheck.env_check_script(CheckEnv("t", "c1", "~/proj/code/c1", "x", "h"), target, "demo", 1, "n")
     assert '_rc_d="$HOME"/proj/code/c1' in home
@@ -207,7 +216,7 @@ def _out(*lines: str) -> str:
 
 def test_the_parser_keeps_the_first_failing_step_and_what_was_learnt() -> None:
     target = Target("t", TargetKind.LOCAL, "/r", gpus=GpuPolicy(blacklist=(0,)))
-    act = CheckEnv("t", "c1", "/r/code/c1", "python3 t.py", "h", "E1")
+    act = CheckEnv("t", "c1", "/r/code/c1", "python3 t.py --dry-run", "h")
     gpus = (SMI_DATA / "gpus_nounits.txt").read_text().splitlines()
     stdout = _out(
         "host gpu-a",
@@ -217,7 +226,7 @@ def test_the_parser_keeps_the_first_failing_step_and_what_was_learnt() -> None:
         ":Python 3.10.4",
         "step gpus 0",
         *(":" + line for line in gpus),
-        "step dryrun 2",
+        "step check 2",
         ":usage: t.py [-h]",
         ":t.py: error: unrecognized arguments: --dry-run",
     )

@@ -10,7 +10,8 @@ from pathlib import Path
 from reconciler.model.env import ENV_FAILED, ENV_READY
 from tests.engine.project import git, make_project, reconcile
 
-# Honours --dry-run (the engine tests' job.py runs for real whatever the flags).
+# Honours --dry-run (the engine tests' job.py runs for real whatever the flags); the config's
+# env_check.command runs it with --dry-run (no experiment's command is used).
 JOB = textwrap.dedent(
     """
     import sys
@@ -24,8 +25,10 @@ JOB = textwrap.dedent(
 
 
 def project(tmp_path: Path, flags: str = "") -> Path:
-    proj = make_project(tmp_path, seeds=2, flags=flags)
+    proj = make_project(tmp_path, seeds=2)
     (proj / "job.py").write_text(JOB)
+    config = proj / "config" / "reconciler.yaml"
+    config.write_text(config.read_text() + f"  env_check: {{command: 'python3 job.py --dry-run{flags}'}}\n")
     git(proj, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qam", "dry-run aware job")
     return proj
 
@@ -40,8 +43,7 @@ def test_env_check_writes_and_commits_a_ready_verdict(tmp_path: Path) -> None:
     assert lines[0].endswith(")") and "gpus: " in lines[0]
     verdict = json.loads(git(proj, "show", "HEAD:progress/env_local.json"))
     assert verdict["status"] == ENV_READY and verdict["checked_commit"] == desired
-    assert verdict["dry_run_passed"] is True and "--exp job_s0 " in verdict["dry_run_command"]
-    assert "/.reconciler/dry-run/job_s0/" in verdict["dry_run_command"]  # never a real run dir
+    assert verdict["dry_run_passed"] is True and verdict["dry_run_command"] == "python3 job.py --dry-run"
     assert git(proj, "log", "-1", "--format=%s") == "reconcile: env check local ready"
     assert f"Desired-State: {desired}" in git(proj, "log", "-1", "--format=%B")
     assert not git(proj, "status", "--porcelain", "progress")

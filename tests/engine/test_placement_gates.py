@@ -23,6 +23,7 @@ TWO_TARGETS = CONFIG.replace(
 """,
 )
 assert "bad:" in TWO_TARGETS
+TWO_TARGETS += "  env_check: {command: 'python3 job.py --dry-run'}\n"  # imports what the jobs import
 
 
 def commit_all(project: Path, message: str) -> None:

@@ -121,10 +121,15 @@ def test_nan_loss_retries_with_grad_clip_and_without_fp16(
 def test_import_error_found_by_the_env_check_keeps_the_experiment_pending(
     sshd_hosts: list[SshdHost], rctest_dir: Path, tmp_path: Path
 ) -> None:
-    """train.py's --fail-import fails before its --dry-run check, so the environment check
-    before the first launch catches it: the target is ENV_FAILED, nothing is launched and the
-    experiment waits (pending, with the reason) instead of burning an attempt."""
+    """The config's ``env_check.command`` (a dry run that imports the project; train.py's
+    --fail-import fails before its --dry-run check) catches a missing package before the first
+    launch: the target is ENV_FAILED, nothing is launched and the experiment waits (pending, with
+    the reason) instead of burning an attempt."""
     project = make_project(tmp_path, sshd_hosts[0], rctest_dir, "--fail-import")
+    config = project / "config" / "reconciler.yaml"
+    check = "python3 experiments/scripts/shim.py --method logreg --dataset blobs --fail-import --dry-run"
+    config.write_text(config.read_text() + f"  env_check: {{command: '{check}'}}\n")
+    git(project, *IDENTITY, "commit", "-qam", "an env check that imports the project")
     with killing_runs(rctest_dir):
         drive(project, lambda e: bool(e.get("waiting_reason")))
         for _ in range(2):  # and so it stays, pass after pass (no re-check, no launch)
@@ -156,18 +161,20 @@ def test_import_error_at_run_time_fails_without_retry(
     assert "no automatic retry" in e["notes"]
 
 
-def test_exit_137_is_kernel_oom_and_retries_with_half_the_batch(
+def test_exit_137_without_oom_evidence_is_killed_and_retries_as_it_was(
     sshd_hosts: list[SshdHost], rctest_dir: Path, tmp_path: Path
 ) -> None:
+    """Exit 137 with no OOM-killer evidence (no cgroup oom_kill, no kernel line naming the run)
+    is ``killed``, not ``kernel_oom``: retried without halving the batch."""
     project = make_project(tmp_path, sshd_hosts[0], rctest_dir, "--batch-size 64 --fail-exit 137", max_retries=1)
     with killing_runs(rctest_dir):
         seen = drive(project, settled)
     e = entry(project)
     assert e["status"] == "failed", (seen, e)  # --fail-exit fails every attempt; one retry allowed
     first, second = attempts(project)
-    assert (first["failure_class"], first["exit_code"]) == ("kernel_oom", 137)
-    assert (second["failure_class"], second["exit_code"]) == ("kernel_oom", 137)
-    assert "--batch-size 64" in first["command"] and "--batch-size 32" in second["command"]
+    assert (first["failure_class"], first["exit_code"]) == ("killed", 137)
+    assert (second["failure_class"], second["exit_code"]) == ("killed", 137)
+    assert "--batch-size 64" in first["command"] and "--batch-size 64" in second["command"]
     assert "--accumulate-grad-batches" not in second["command"]
     assert any("exiting with code 137" in line for line in first["evidence"]), first
     assert [(s, n) for s, n, _ in state_history(project) if s != "pending"] == [

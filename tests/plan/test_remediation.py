@@ -39,7 +39,8 @@ def test_classes_are_tried_in_order_with_their_evidence() -> None:
     failure = classify(1, ["step 3 loss=nan", "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"])
     assert failure.klass == CUDA_OOM  # OOM comes first in the fixed order
     assert failure.evidence == ("RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB",)
-    assert classify(137, ["epoch 1"]).klass == "kernel_oom"
+    assert classify(137, ["epoch 1"]).klass == "killed"  # SIGKILL without OOM evidence
+    assert classify(137, ["epoch 1"], None, ["cgroup x: oom_kill 0 -> 1"]).klass == "kernel_oom"
     assert classify(2, ["ModuleNotFoundError: No module named 'x'"]).klass == "import_error"
     assert classify(1, ["OSError: [Errno 28] No space left on device"]).klass == "disk_full"
     assert classify(1, ["Traceback", "ValueError"]).klass == "unknown"

@@ -100,6 +100,137 @@ def is_alive(pid: Optional[int], start_time: Optional[str]) -> bool:
     return state is not None and state[0] not in ("Z", "X", "x") and state[1] == start_time
 
 
+def process_groups() -> Dict[int, List[Tuple[int, str]]]:
+    """Live (not zombie) processes by process group: pgid -> [(pid, start time)], read once per
+    probe and only when a run's leader is gone (``group_left``)."""
+    groups = {}  # type: Dict[int, List[Tuple[int, str]]]
+    if HAVE_PROC:
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                state = process_state(int(name))
+                if state is not None and state[0] not in ("Z", "X", "x"):
+                    groups.setdefault(state[2], []).append((int(name), state[1]))
+        return groups
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["ps", "-A", "-o", "pid=", "-o", "pgid=", "-o", "stat="],
+            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            universal_newlines=True,
+            timeout=10,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return groups
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[0].isdigit() and words[1].isdigit() and words[2][:1] not in ("Z", "X"):
+            groups.setdefault(int(words[1]), []).append((int(words[0]), ""))
+    return groups
+
+
+def group_left(pid: int, start_time: str, groups: Dict[int, List[Tuple[int, str]]]) -> List[int]:
+    """Live processes of the run's process group (its pgid is the wrapper's pid: ``setsid``).
+
+    A pid is not reused while a group of that id has members, so when the leader's pid belongs
+    to a process with another start time, the group is someone else's: nothing of ours is left.
+    Members must have started no earlier than the leader (clock ticks on Linux)."""
+    leader = process_state(pid)
+    if leader is not None and leader[1] != start_time:
+        return []
+    out = []
+    for member, started in groups.get(pid, ()):
+        if started.isdigit() and start_time.isdigit() and int(started) < int(start_time):
+            continue
+        out.append(member)
+    return sorted(out)
+
+
+OOM_WATCH = "oom_watch"
+"""Written by the wrapper at start: the path of its memory cgroup's event counter file
+(``memory.events`` on cgroup v2, ``memory.oom_control`` on v1) and its ``oom_kill`` count then."""
+KERNEL_LOG_MAX = 4 * 1024 * 1024
+
+
+def oom_kill_count(path: str) -> Optional[int]:
+    """The ``oom_kill`` counter of a cgroup's ``memory.events`` (or v1 ``memory.oom_control``)."""
+    text = read_text(path, 65536)
+    for line in (text or "").splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0] == "oom_kill" and words[1].isdigit():
+            return int(words[1])
+    return None
+
+
+def cgroup_oom_evidence(run_dir: str) -> List[str]:
+    """One line when the job's memory cgroup counted an OOM kill since the wrapper started."""
+    watch = (read_text(os.path.join(run_dir, OOM_WATCH)) or "").splitlines()
+    if len(watch) < 2 or not watch[1].strip().isdigit():
+        return []
+    path, before = watch[0].strip(), int(watch[1].strip())
+    now = oom_kill_count(path)
+    if now is None or now <= before:
+        return []
+    return [f"cgroup {path}: oom_kill {before} -> {now} since the run started"]
+
+
+def kernel_log() -> List[str]:
+    """The kernel's log where this user may read it (``/dev/kmsg``, ``dmesg``, ``journalctl -k``);
+    empty when none is readable (``dmesg_restrict``, no journal group)."""
+    lines = []  # type: List[str]
+    try:
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        fd = -1
+    if fd >= 0:
+        size = 0
+        try:
+            while size < KERNEL_LOG_MAX:
+                try:
+                    record = os.read(fd, 8192)
+                except BlockingIOError:
+                    break
+                except OSError:  # EPIPE: a record was overwritten while reading; go on
+                    continue
+                if not record:
+                    break
+                size += len(record)
+                lines.append(record.decode("utf-8", "replace").split(";", 1)[-1].rstrip("\n"))
+        finally:
+            os.close(fd)
+        if lines:
+            return lines
+    for argv in (["dmesg"], ["journalctl", "-k", "-q", "--no-pager", "-o", "cat", "-n", "20000"]):
+        out = run_tool(argv)
+        text = str(out["out"])
+        if out["rc"] == 0 and text:
+            return text[-KERNEL_LOG_MAX:].splitlines()
+    return []
+
+
+def kernel_oom_lines(log: List[str], pids: Set[int]) -> List[str]:
+    """The OOM killer's lines naming one of ``pids``."""
+    found = []
+    for line in log:
+        if "Killed process" not in line and "oom-kill" not in line:
+            continue
+        for word in line.replace(",", " ").replace("=", " ").split():
+            if word.isdigit() and int(word) in pids and (f"pid={word}" in line or f"process {word}" in line):
+                found.append(line.strip()[-MAX_LINE:])
+                break
+    return found[-5:]
+
+
+def oom_evidence(run_dir: str, pid: Optional[int], kernel: List[str]) -> List[str]:
+    """Evidence that the kernel's OOM killer ended the run: the cgroup's counter, then the
+    kernel log's lines naming the wrapper's or the job's pid (``job_pid``, written by the wrapper)."""
+    evidence = cgroup_oom_evidence(run_dir)
+    pids = {p for p in (pid, read_int(os.path.join(run_dir, "job_pid"))) if p is not None}
+    return evidence + kernel_oom_lines(kernel, pids)
+
+
 def tail_lines(path: str, count: int) -> List[str]:
     try:
         with open(path, "rb") as f:
@@ -213,6 +344,8 @@ def scan_runs(
     details = []  # type: List[Dict[str, Any]]
     errors = []  # type: List[str]
     alive_pids = []  # type: List[int]
+    groups = None  # type: Optional[Dict[int, List[Tuple[int, str]]]]
+    kernel = None  # type: Optional[List[str]]
     runs_dir = os.path.join(root, "runs")
     try:
         exp_ids = sorted(e.name for e in os.scandir(runs_dir) if e.is_dir() and e.name[:1] != ".")
@@ -253,19 +386,26 @@ def scan_runs(
             lines = tail_lines(os.path.join(run_dir, "stdout.log"), tail)
             if alive and exit_code is None and job_id is None and fatal is not None and not may_be_fatal(lines, fatal):
                 lines = []
-            details.append(
-                {
-                    "exp_id": exp_id,
-                    "attempt": attempt,
-                    "alive": alive,
-                    "heartbeat_age": mtime_age(os.path.join(run_dir, "heartbeat"), now),
-                    "result_size": result_size(run_dir),
-                    "sidecar": read_sidecar(os.path.join(run_dir, "status.json")),
-                    "log_tail": lines,
-                    "launch": launch_record(run_dir, names),
-                    "started_age": mtime_age(os.path.join(run_dir, "pid"), now) if "pid" in names else None,
-                }
-            )
+            detail = {
+                "exp_id": exp_id,
+                "attempt": attempt,
+                "alive": alive,
+                "heartbeat_age": mtime_age(os.path.join(run_dir, "heartbeat"), now),
+                "result_size": result_size(run_dir),
+                "sidecar": read_sidecar(os.path.join(run_dir, "status.json")),
+                "log_tail": lines,
+                "launch": launch_record(run_dir, names),
+                "started_age": mtime_age(os.path.join(run_dir, "pid"), now) if "pid" in names else None,
+            }  # type: Dict[str, Any]
+            if pid is not None and start and (not alive or exit_code is not None):
+                if groups is None:
+                    groups = process_groups()
+                detail["group"] = group_left(pid, start, groups)
+            if exit_code in (137, -9):
+                if kernel is None:
+                    kernel = kernel_log()
+                detail["oom"] = oom_evidence(run_dir, pid, kernel)
+            details.append(detail)
     return {"runs": records, "details": details, "errors": errors[:20], "alive_pids": alive_pids}
 
 
