@@ -137,7 +137,9 @@ def wrapper_script(action: Launch, env: EnvActivation, project: str) -> str:
 
     It runs as ``setsid nohup sh wrapper.sh``, so its pid is its process group and session id:
     killing ``-pid`` stops the job with every child. It writes its own ``$$`` (never ``$!``).
-    On SIGTERM (a kill of the group) the job dies with 143 and the wrapper still records it.
+    On SIGTERM (a kill of the group) the job dies with 143 and the wrapper still records it; a
+    SIGTERM that arrives after the pid is recorded but before the job starts is recorded as 143
+    too, and the job never starts (the signal is trapped from the wrapper's first step on).
     """
     _check(action)
     q = shlex.quote
@@ -146,6 +148,7 @@ def wrapper_script(action: Launch, env: EnvActivation, project: str) -> str:
 # reconciler run wrapper: {action.exp_id} attempt {action.attempt} (generated, do not edit)
 cd {q(action.run_dir)} || exit 111
 mkdir launch.lock 2>/dev/null || exit 0
+trap 'term=1' TERM INT
 echo $$ > pid.tmp && mv -f pid.tmp pid
 ( {START_TIME} ) > start_time.tmp && mv -f start_time.tmp start_time
 uname -n > host.tmp && mv -f host.tmp host
@@ -161,11 +164,15 @@ date +%s > heartbeat
 ) </dev/null >/dev/null 2>&1 &
 hb=$!
 trap ': job signalled, record its exit code' TERM INT
+if [ -n "$term" ]; then
+  rc=143
+else
 (
   sh -c 'echo $PPID' > job_pid 2>/dev/null
 {job}
 ) </dev/null > stdout.log 2>&1
 rc=$?
+fi
 kill "$hb" 2>/dev/null
 echo "$rc" > exit_code.tmp && mv -f exit_code.tmp exit_code
 """
