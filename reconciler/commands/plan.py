@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from reconciler.commands.common import EXIT_OK, EXIT_STALLED, exit_codes, project_option
+from reconciler.commands.display import say, terminal_safe
 from reconciler.engine import reconcile_once
 from reconciler.model.actions import Record
 
@@ -19,15 +20,15 @@ def plan(project_dir: Path) -> int:
     result = reconcile_once(project_dir, dry_run=True)
     p = result.plan
     for name, error in result.unreachable.items():
-        click.echo(f"! {name}: unreachable ({error})")
+        say(f"! {name}: unreachable ({error})")
     for action in p.io_actions:
-        click.echo(f"+ {action.describe()}")
+        say(f"+ {action.describe()}")
     for action in p.actions:
         if isinstance(action, Record) and action.event != "updated":
-            click.echo(f"~ {action.describe()}")
+            say(f"~ {action.describe()}")
     waiting = [(e.id, e.waiting_reason) for e in p.state.entries if e.waiting_reason]
     for exp_id, why in waiting:
-        click.echo(f"  {exp_id}: waiting: {why}")
+        say(f"  {exp_id}: waiting: {terminal_safe(why)}")
     if p.empty:
         click.echo("nothing to do")
         return EXIT_OK

@@ -9,8 +9,11 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from reconciler.commands.common import EXIT_OK, EXIT_STALLED, exit_codes, project_option
+from reconciler.commands.display import terminal_safe
+from reconciler.errors import ReconcilerError
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.model.status import StateFile, Status, StatusEntry
 from reconciler.statestore import STATE
@@ -36,7 +39,10 @@ def status(project_dir: Path, as_json: bool, rev: str) -> int:
     """Show every experiment: status, target, GPU, attempt, age, and why it waits or failed."""
     with ProjectRepo(project_dir) as repo:
         text = repo.tree(rev).read_text(STATE)
-    state = StateFile.loads(text) if text else StateFile(project="")
+    try:
+        state = StateFile.loads(text) if text else StateFile(project="")
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ReconcilerError(f"{STATE} at {rev} is corrupt ({exc}); the next pass restores it") from exc
     if as_json:
         click.echo(json.dumps([e.to_dict() for e in state.entries], indent=2, sort_keys=True))
     else:
@@ -50,22 +56,27 @@ def _table(state: StateFile) -> None:
     if not state.entries:
         console.print("no experiments recorded yet (run `reconcile --once`)")
         return
-    table = Table(title=f"{state.project} — {_summary(state)}", title_justify="left")
+    table = Table(title=_text(f"{state.project} — {_summary(state)}"), title_justify="left")
     for col in ("experiment", "status", "target", "gpu", "attempt", "age", "why"):
         table.add_column(col, no_wrap=col in ("experiment", "status"))
     now = datetime.now(timezone.utc)
     for e in state.entries:
         style = _STYLE.get(e.status, "")
         table.add_row(
-            e.id,
-            f"[{style}]{e.status.value}[/]",
-            e.target or "",
-            ",".join(map(str, e.current.gpus)) if e.current and e.current.gpus else "",
-            f"{e.attempt}/{e.max_retries + 1}" if e.attempt else "",
-            _age(e, now),
-            _why(e),
+            _text(e.id),
+            Text(e.status.value, style=style),
+            _text(e.target or ""),
+            _text(",".join(map(str, e.current.gpus)) if e.current and e.current.gpus else ""),
+            _text(f"{e.attempt}/{e.max_retries + 1}" if e.attempt else ""),
+            _text(_age(e, now)),
+            _text(_why(e)),
         )
     console.print(table)
+
+
+def _text(value: str) -> Text:
+    """A cell printed as written: no rich markup (``[bold]``), no terminal escapes (``\x1b[2J``)."""
+    return Text(terminal_safe(value))
 
 
 def _summary(state: StateFile) -> str:
