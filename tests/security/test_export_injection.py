@@ -30,7 +30,7 @@ def test_formula_cells_are_neutralised_and_numbers_kept(tmp_path: Path) -> None:
     rows = list(csv.DictReader(io.StringIO((project / "experiments/results/all_results.csv").read_text())))
     assert [(r["method"], r["dataset"], r["value"], r["host"], r["gpu"]) for r in rows] == [
         ("'=cmd|' /C calc'!A0", "'@SUM(1+1)*cmd|' /C calc'!A0", "-0.5", "'+host", "'-"),
-        ("'=HYPERLINK(\"http://127.0.0.1/?x=\"&A1)", "d", "+1e-3", "x", "1"),
+        ('\'=HYPERLINK("http://127.0.0.1/?x="&A1)', "d", "+1e-3", "x", "1"),
     ]
     for row in rows:
         for cell in row.values():

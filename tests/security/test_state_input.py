@@ -17,7 +17,7 @@ HOSTILE: dict[str, bytes] = {
     "deep_lists": b"[" * 200_000,
     "deep_objects": b'{"a":' * 100_000,
     "overflow": b'{"version": 1, "project": "enginetest", "experiments": [], "x": 1e999}',
-    "nan": b'{"version": 1, "project": "enginetest", "experiments": [{"id": "job_s0", "expected_duration_hours": NaN}]}',
+    "nan": b'{"version": 1, "project": "enginetest", "experiments": [{"id": "job_s0", "started": NaN}]}',
     "infinity": b'{"version": 1, "project": "enginetest", "experiments": [], "updated": -Infinity}',
     "huge_int": b'{"version": 1' + b"0" * 5000 + b', "project": "enginetest", "experiments": []}',
     "not_utf8": b'{"version": 1, "project": "\xff\xfe", "experiments": []}',
@@ -28,7 +28,7 @@ HOSTILE: dict[str, bytes] = {
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_the_state_readers_call_hostile_bytes_corrupt(name: str) -> None:
     raw = HOSTILE[name]
-    with pytest.raises(ValueError, match="JSON|finite|UTF-8|object"):
+    with pytest.raises(ValueError, match=r"JSON|finite|UTF-8|object"):
         StateFile.loads(raw)
     try:
         text = raw.decode("utf-8")
