@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from reconciler.dashboard.server import Dashboard
-from tests.engine.project import make_project
+from tests.engine.project import git, make_project
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +139,18 @@ def test_a_body_sent_slowly_cannot_hold_the_thread_past_the_deadline(
             pass
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert time.monotonic() - started < 6.0
+
+
+def test_a_hostile_committed_env_verdict_does_not_break_the_api(tmp_path_factory: pytest.TempPathFactory) -> None:
+    project = make_project(tmp_path_factory.mktemp("dash-env"), seeds=1)
+    (project / "progress").mkdir()
+    (project / "progress/env_local.json").write_bytes(b"[" * 200_000)
+    git(project, "add", "progress/env_local.json")
+    git(project, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "hostile verdict")
+    server = Dashboard(project, port=0).start()
+    try:
+        for route in ("targets", "snapshot"):
+            status, doc = _exchange(server, f"GET /api/{route} HTTP/1.1\nHost: 127.0.0.1\nConnection: close\n\n")
+            assert status == 200, doc
+    finally:
+        server.stop()

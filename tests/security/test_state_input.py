@@ -70,3 +70,16 @@ def test_status_of_a_corrupt_committed_state_is_an_error_not_a_traceback(tmp_pat
     assert "Traceback" not in shown.stderr, shown.stderr
     assert shown.returncode == 1
     assert f"error: {STATE} at HEAD is corrupt (invalid JSON: nested too deeply)" in shown.stderr
+
+
+@pytest.mark.parametrize("path", ["progress/env_local.json", "progress/notifications.json"])
+def test_a_hostile_committed_progress_file_does_not_stop_the_pass(tmp_path: Path, path: str) -> None:
+    project = make_project(tmp_path, seeds=1)
+    (project / path).parent.mkdir(exist_ok=True)
+    (project / path).write_bytes(HOSTILE["deep_lists"])
+    git(project, "add", path)
+    git(project, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "hostile progress file")
+    ran = reconcile(project, "--once")
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert ran.returncode in (0, 1), ran.stderr
+    assert json.loads((project / STATE).read_text())["experiments"]  # the pass went on and recorded the run
