@@ -97,8 +97,8 @@ def loads_strict(text: str | bytes) -> Any:
         raise JsonTextError(f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise JsonTextError("invalid JSON: nested too deeply") from None
-    except ValueError as exc:  # an integer of more digits than Python converts
-        raise JsonTextError(f"invalid JSON: {exc}") from None
+    except ValueError:  # an integer of more digits than Python converts (4300)
+        raise JsonTextError("invalid JSON: a number with too many digits") from None
     for path, message in bad_values(data):
         raise JsonTextError(f"{_where(path)}: {message}")
     return data

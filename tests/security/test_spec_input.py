@@ -120,3 +120,24 @@ def test_an_alias_bomb_is_still_refused() -> None:
         r"200000 values \(an alias bomb\?\)",
         str(problems[0]),
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '[\n  {"id": "job", "group": NaN}\n]\n',
+            "experiments/definitions.json:2:17: [0].group: nan is not a finite number",
+        ),
+        ('[\n  {"id": "job", "x": 1e999}\n]\n', "experiments/definitions.json:2:17: [0].x: inf is not a finite number"),
+        ("[" * 100_000, "experiments/definitions.json:1:1: (file): invalid JSON: nested too deeply"),
+        ("[1" + "0" * 5000 + "]", "definitions.json:1:1: (file): invalid JSON: a number with too many digits"),
+    ],
+)
+def test_a_hostile_json_file_of_the_desired_state_is_refused(tmp_path: Path, text: str, expected: str) -> None:
+    project = make_project(tmp_path, seeds=1)
+    (project / "experiments").mkdir()
+    (project / "experiments/definitions.json").write_text(text)
+    git(project, "add", "-A")
+    git(project, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "hostile definitions")
+    _refused(project, expected)
