@@ -13,7 +13,10 @@ from hypothesis import strategies as st
 
 from reconciler.dashboard.actions import BadRequest, DecisionRequest
 from reconciler.dashboard.body import MAX_BODY, content_length, parse_body, read_exactly
+from reconciler.load.jsonpos import parse_json
+from reconciler.load.schema_check import check
 from reconciler.load.state import CorruptStateError, parse_state
+from reconciler.load.yamlpos import parse_yaml
 from reconciler.model.jsontext import JsonTextError
 from reconciler.model.status import StateFile
 
@@ -121,3 +124,42 @@ class _Headers:
 
     def get_all(self, name: str, failobj: object = None) -> list[str] | None:
         return self.values.get(name) or None
+
+
+YAML_TOKENS = st.sampled_from(
+    [
+        "a: ",
+        "- ",
+        "&x ",
+        "*x",
+        "<<: *x",
+        "{",
+        "}",
+        "[",
+        "]",
+        ", ",
+        "\n",
+        "  ",
+        ".nan",
+        ".inf",
+        "1e999",
+        "!!str ",
+        "? ",
+        "'",
+        '"',
+        "\t",
+        "\x1b",
+        "1" * 30,
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200) | st.lists(YAML_TOKENS, max_size=60).map("".join))
+def test_the_spec_parsers_give_a_document_or_problems(text: str) -> None:
+    for parse in (parse_yaml, parse_json):
+        doc, problems = parse(text, "dispatch/f.yaml")
+        assert doc is not None or problems
+        if doc is not None:
+            checked = check(doc, "dispatch")
+            assert all(str(p).startswith("dispatch/f.yaml:") for p in checked.problems)
