@@ -193,6 +193,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(500, str(exc))
         except (BrokenPipeError, ConnectionResetError):
             return
+        except Exception as exc:  # a bug: an answer, not a dropped connection and a traceback on stderr
+            self.log_error("%s %s failed: %s: %s", self.command, path, type(exc).__name__, exc)
+            self._error(500, f"internal error ({type(exc).__name__})")
 
     def do_POST(self) -> None:
         admitted = self._admit()
@@ -220,6 +223,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(500, str(exc))
         except (BrokenPipeError, ConnectionResetError):
             return
+        except Exception as exc:  # a bug: an answer, not a dropped connection and a traceback on stderr
+            self.log_error("%s %s failed: %s: %s", self.command, path, type(exc).__name__, exc)
+            self._error(500, f"internal error ({type(exc).__name__})")
 
     def _get(self, path: str, query: dict[str, list[str]]) -> None:
         if path in ("/", "/index.html"):
