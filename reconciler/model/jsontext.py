@@ -35,8 +35,38 @@ class JsonTextError(ValueError):
     """Text or bytes that are not JSON within the limits above; the message says why."""
 
 
+def within(data: Any) -> bool:
+    """Whether every value of ``data`` is within the limits: the fast check (no paths kept, about
+    a tenth of the time of ``bad_values``), run on every file and state we read or write."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    pop, push, finite = stack.pop, stack.append, math.isfinite
+    while stack:
+        value, depth = pop()
+        kind = type(value)
+        if kind is dict or kind is list:
+            if depth >= MAX_DEPTH:
+                return False
+            for item in value.values() if kind is dict else value:
+                item_kind = type(item)
+                if item_kind is dict or item_kind is list:
+                    push((item, depth + 1))
+                elif item_kind is float:
+                    if not finite(item):
+                        return False
+                elif item_kind is int and not -MAX_INT - 1 <= item <= MAX_INT:
+                    return False
+        elif kind is float:
+            if not finite(value):
+                return False
+        elif kind is int and not -MAX_INT - 1 <= value <= MAX_INT:
+            return False
+    return True
+
+
 def bad_values(data: Any) -> Iterator[tuple[Path, str]]:
     """(path, message) for every value beyond the limits, walking without recursion."""
+    if within(data):
+        return
     stack: list[tuple[Any, Path]] = [(data, ())]
     while stack:
         value, path = stack.pop()
@@ -58,6 +88,8 @@ def within_limits(data: Any, depth: int = 0) -> Any:
     """A copy of ``data`` that ``loads_strict`` will read back: non-finite numbers and integers
     beyond 64 bits become ``null``, and so does whatever sits deeper than ``MAX_DEPTH``. For data
     we write that holds values from outside (a job's sidecar in the status file)."""
+    if depth == 0 and within(data):
+        return data
     if isinstance(data, float):
         return data if math.isfinite(data) else None
     if isinstance(data, int) and not isinstance(data, bool):

@@ -17,7 +17,7 @@ from reconciler.load.jsonpos import parse_json
 from reconciler.load.schema_check import check
 from reconciler.load.state import CorruptStateError, parse_state
 from reconciler.load.yamlpos import parse_yaml
-from reconciler.model.jsontext import JsonTextError
+from reconciler.model.jsontext import JsonTextError, bad_values, within, within_limits
 from reconciler.model.status import StateFile
 
 SCALARS = (
@@ -163,3 +163,15 @@ def test_the_spec_parsers_give_a_document_or_problems(text: str) -> None:
         if doc is not None:
             checked = check(doc, "dispatch")
             assert all(str(p).startswith("dispatch/f.yaml:") for p in checked.problems)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=JSONISH, depth=st.sampled_from([0, 1, 63, 64, 65, 200]))
+def test_the_fast_limit_check_agrees_with_the_reported_problems(doc: object, depth: int) -> None:
+    for _ in range(depth):
+        doc = [doc]
+    problems = list(bad_values(doc))
+    assert within(doc) == (not problems)
+    cleaned = within_limits(doc)
+    assert within(cleaned)
+    json.dumps(cleaned, allow_nan=False)  # valid JSON: raises on NaN or infinity
