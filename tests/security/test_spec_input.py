@@ -141,3 +141,19 @@ def test_a_hostile_json_file_of_the_desired_state_is_refused(tmp_path: Path, tex
     git(project, "add", "-A")
     git(project, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "hostile definitions")
     _refused(project, expected)
+
+
+def test_an_imported_seed_keeps_only_result_paths_under_the_results_folder() -> None:
+    from reconciler.seedimport.specs import build_specs
+
+    entries = [
+        {"id": "a", "command": "python t.py --out .gitignore", "result_file": ".gitignore"},
+        {"id": "b", "command": "python t.py --out R/b.csv", "result_file": "R/b.csv"},
+    ]
+    for entry in entries:
+        entry["command"] = entry["command"].replace("R/", "experiments/results/")
+        entry["result_file"] = entry["result_file"].replace("R/", "experiments/results/")
+    specs = {s["id"]: s for s in build_specs(entries)}
+    assert "result_file" not in specs["a"]  # the default, experiments/results/{exp_id}.csv
+    assert specs["a"]["command"] == "python t.py --out {result_file}"
+    assert specs["b"]["result_file"] == "experiments/results/{exp_id}.csv"
