@@ -70,7 +70,7 @@ def main(
 def _once(project: Path, pull: bool | None, push: bool | None) -> int:
     from reconciler.engine import reconcile_once
 
-    result = reconcile_once(project, pull=pull, push_changes=push)
+    result = reconcile_once(project, pull=pull, push_changes=push, log=lambda m: say(m, err=True))
     for event in result.events:
         say(event.line)
     for name, error in result.unreachable.items():

@@ -1,34 +1,12 @@
-"""Text from outside (a job's notes and output, a target's answers, a collaborator's spec) made safe
-to print on a terminal.
-
-Used by every command that prints such text (``status``, ``log``, ``plan``, a pass's events and
-errors). Control characters (ESC and the rest of C0, DEL, C1) could move the cursor, rewrite
-earlier lines, set the window title or hide text; bidirectional overrides and zero-width characters
-could make text read differently from what it is. Each is shown as a visible escape (``\\x1b``,
-``\\u202e``) instead. Rich markup is not interpreted in such text: ``status`` puts it in
-``rich.text.Text`` cells, so ``[bold]`` prints as written.
-"""
+"""Printing text from outside on the terminal: ``click.echo`` through ``termtext.terminal_safe``."""
 
 from __future__ import annotations
 
-import re
-
 import click
 
-_INVISIBLE = "\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2069\ufeff"
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f" + _INVISIBLE + "]")
-_UNSAFE_KEEP_LINES = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f" + _INVISIBLE + "]")
+from reconciler.termtext import terminal_safe
 
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def terminal_safe(text: str, *, keep_newlines: bool = False) -> str:
-    """``text`` with every control or invisible formatting character shown as an escape; with
-    ``keep_newlines``, ``\\n`` stays a line break (for messages of several lines)."""
-    return (_UNSAFE_KEEP_LINES if keep_newlines else _UNSAFE).sub(_escape, text)
+__all__ = ["say", "terminal_safe"]
 
 
 def say(text: str, *, err: bool = False) -> None:

@@ -17,7 +17,7 @@ from reconciler.model.actions import Record
 @exit_codes
 def plan(project_dir: Path) -> int:
     """Print what a pass would do. Exit 0: nothing to do; 1: changes pending; 2: invalid input."""
-    result = reconcile_once(project_dir, dry_run=True)
+    result = reconcile_once(project_dir, dry_run=True, log=lambda m: say(m, err=True))
     p = result.plan
     for name, error in result.unreachable.items():
         say(f"! {name}: unreachable ({error})")

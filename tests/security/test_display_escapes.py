@@ -58,3 +58,13 @@ def test_log_prints_hostile_text_literally(tmp_path: Path) -> None:
     assert "\x1b" not in out and "\x07" not in out
     assert "oom\\x1b]0;pwned\\x07" in out
     assert "local\\x1b]0;pwned" in out
+
+
+def test_a_pass_prints_its_warnings_literally(tmp_path: Path) -> None:
+    project = make_project(tmp_path, seeds=1)
+    (project / "dispatch" / f"evil{ESC}.yaml").write_text("version: 1\nexperiments: []\n")  # uncommitted
+    for args in (("--once",), ("plan", "-C", str(project))):
+        ran = reconcile(project, *args)
+        assert "Traceback" not in ran.stderr, ran.stderr
+        assert "\x1b" not in ran.stdout + ran.stderr
+        assert "uncommitted changes will not run until committed: dispatch/evil\\x1b]0;pwned\\x07" in ran.stderr
