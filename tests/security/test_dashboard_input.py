@@ -94,6 +94,7 @@ BODIES: dict[str, tuple[bytes, str]] = {
     "big_int": (b'{"action": "approve_stage", "stage": 1' + b"0" * 30 + b"}", "number too large"),
     "not_utf8": (b'{"action": "retry", "exp_id": "\xff\xfe"}', "not UTF-8 text"),
     "not_json": (b"action=retry", "invalid JSON"),
+    "nul_in_note": (b'{"action": "retry", "exp_id": "job_s0", "note": "a\\u0000b"}', "a NUL character"),
 }
 
 
