@@ -17,6 +17,7 @@ import click
 
 from reconciler import __version__
 from reconciler.commands.common import EXIT_OK, EXIT_STALLED, run_guarded
+from reconciler.commands.display import say
 
 
 class _LazyGroup(click.Group):
@@ -69,11 +70,11 @@ def main(
 def _once(project: Path, pull: bool | None, push: bool | None) -> int:
     from reconciler.engine import reconcile_once
 
-    result = reconcile_once(project, pull=pull, push_changes=push)
+    result = reconcile_once(project, pull=pull, push_changes=push, log=lambda m: say(m, err=True))
     for event in result.events:
-        click.echo(event.line)
+        say(event.line)
     for name, error in result.unreachable.items():
-        click.echo(f"{name}: unreachable ({error})", err=True)
+        say(f"{name}: unreachable ({error})", err=True)
     if result.commit:
         click.echo(f"committed {result.commit[:10]}")
     return EXIT_STALLED if result.stalled else EXIT_OK

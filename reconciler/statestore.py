@@ -21,6 +21,7 @@ from pathlib import Path
 from reconciler.atomic import append_line, atomic_write_text
 from reconciler.model.env import EnvVerdict
 from reconciler.model.escalation import escalation_path
+from reconciler.model.jsontext import loads_strict
 from reconciler.model.observed import ObservedState
 from reconciler.model.status import StateFile, Status, StatusEntry
 from reconciler.model.volatile import Newest, merge
@@ -143,7 +144,7 @@ def read_env_verdicts(project_dir: Path, targets: Iterable[str]) -> dict[str, En
     out: dict[str, EnvVerdict] = {}
     for name in targets:
         try:
-            out[name] = EnvVerdict.from_dict(json.loads((project_dir / env_path(name)).read_text(encoding="utf-8")))
+            out[name] = EnvVerdict.from_dict(loads_strict((project_dir / env_path(name)).read_bytes()))
         except (OSError, ValueError, TypeError, AttributeError):
             continue
     return out

@@ -24,6 +24,7 @@ from reconciler.errors import LockHeld, ReconcilerError, SchemaError
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.load import load_desired
 from reconciler.model.status import Status
+from reconciler.termtext import terminal_safe
 
 DESIRED_PREFIXES = ("config/", "dispatch/", "experiments/")
 
@@ -41,7 +42,7 @@ class _Wake(FileSystemEventHandler):
 def watch(
     projects: Sequence[Path],
     *,
-    log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
+    log: Callable[[str], None] = lambda m: print(terminal_safe(m, keep_newlines=True), file=sys.stderr, flush=True),
     max_passes: int | None = None,
     until_settled: bool = False,
 ) -> int:

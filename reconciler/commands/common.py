@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from reconciler.commands.display import say
 from reconciler.errors import ConfigError, LockHeld, ReconcilerError, SchemaError
 
 EXIT_OK = 0
@@ -48,17 +49,17 @@ def run_guarded(body: Callable[[], int]) -> int:
         return body()
     except SchemaError as exc:
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            say(str(problem), err=True)
         click.echo(f"invalid desired state: {len(exc.problems)} problem(s); nothing was changed", err=True)
         return EXIT_INVALID
     except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
+        say(f"error: {exc}", err=True)
         return EXIT_INVALID
     except LockHeld as exc:
-        click.echo(f"reconcile: {exc}", err=True)
+        say(f"reconcile: {exc}", err=True)
         return EXIT_LOCKED
     except ReconcilerError as exc:
-        click.echo(f"error: {exc}", err=True)
+        say(f"error: {exc}", err=True)
         return EXIT_STALLED
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)

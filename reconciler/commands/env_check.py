@@ -21,6 +21,7 @@ import click
 
 from reconciler.backends.base import Runner
 from reconciler.commands.common import EXIT_OK, EXIT_STALLED, exit_codes, project_option
+from reconciler.commands.display import say
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status
@@ -128,7 +129,7 @@ def env_check(target: str | None, project_dir: Path) -> int:
     progress/env_<TARGET>.json. Exit 0 all ready, 1 any failed, 2 invalid input."""
     outcomes, sha = run_env_check(project_dir, target)
     for outcome in outcomes:
-        click.echo(outcome.line)
+        say(outcome.line)
     if sha:
         click.echo(f"committed {sha[:10]}")
     checked = [o for o in outcomes if not o.skipped]

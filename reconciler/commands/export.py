@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from reconciler.commands.common import EXIT_OK, EXIT_STALLED, exit_codes, project_option
+from reconciler.commands.display import say
 from reconciler.export.synthesis import Criteria
 from reconciler.export.writer import export_project
 
@@ -53,9 +54,9 @@ def export_command(
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
     else:
         for warning in result.warnings:
-            click.echo(f"warning: {warning}", err=True)
+            say(f"warning: {warning}", err=True)
         for line in guard.lines():
-            click.echo(line, err=not result.written)
+            say(line, err=not result.written)
         click.echo(guard.summary())
         for path in result.written:
             click.echo(f"wrote {path}")

@@ -35,7 +35,7 @@ from reconciler.seedimport import SeedImportError, plan_import
 def import_seed(directory: Path, project: str | None, local_target: str, force: bool) -> None:
     """Convert the seed project in DIRECTORY (config/config.md, dispatch/state.json) to reconciler files."""
     for label, value in (("project", project), ("target", local_target)):
-        if value is not None and not re.match(ID_PATTERN, value):
+        if value is not None and not re.fullmatch(ID_PATTERN, value):
             click.echo(f"reconcile import-seed: invalid {label} name {value!r} (letters, digits, _ . -)", err=True)
             sys.exit(EXIT_INVALID)
     try:

@@ -28,7 +28,7 @@ from reconciler.schemas import SchemaMissing
 def init(directory: Path, project: str | None, force: bool) -> None:
     """Create a new reconciler project in DIRECTORY (default: the current directory)."""
     name = project or scaffold.project_name(directory.resolve().name)
-    if not re.match(ID_PATTERN, name):
+    if not re.fullmatch(ID_PATTERN, name):
         click.echo(f"reconcile init: invalid project name {name!r} (letters, digits, _ . -)", err=True)
         sys.exit(EXIT_INVALID)
     try:

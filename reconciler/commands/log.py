@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from reconciler.commands.common import EXIT_OK, EXIT_STALLED, exit_codes, project_option
+from reconciler.commands.display import terminal_safe
 from reconciler.gitstore.history import Transition, Unreadable, experiment_history
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.statestore import STATE
@@ -22,9 +23,9 @@ def log(project_dir: Path, exp_id: str) -> int:
     with ProjectRepo(project_dir) as repo:
         for item in experiment_history(repo, exp_id, state_path=STATE):
             found = found or isinstance(item, Transition)
-            click.echo(_line(item))
+            click.echo(terminal_safe(_line(item)))
     if not found:
-        click.echo(f"no recorded transitions for {exp_id}", err=True)
+        click.echo(terminal_safe(f"no recorded transitions for {exp_id}"), err=True)
         return EXIT_STALLED
     return EXIT_OK
 

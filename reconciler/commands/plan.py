@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from reconciler.commands.common import EXIT_OK, EXIT_STALLED, exit_codes, project_option
+from reconciler.commands.display import say, terminal_safe
 from reconciler.engine import reconcile_once
 from reconciler.model.actions import Record
 
@@ -17,22 +18,22 @@ from reconciler.model.actions import Record
 def plan(project_dir: Path) -> int:
     """Print what a pass would do, and what waits and why. Exit 0: no action due (experiments may
     still wait: they are listed); 1: changes pending; 2: invalid input."""
-    result = reconcile_once(project_dir, dry_run=True)
+    result = reconcile_once(project_dir, dry_run=True, log=lambda m: say(m, err=True))
     p = result.plan
     for name, error in result.unreachable.items():
-        click.echo(f"! {name}: unreachable ({error})")
+        say(f"! {name}: unreachable ({error})")
     for action in p.io_actions:
-        click.echo(f"+ {action.describe()}")
+        say(f"+ {action.describe()}")
     for action in p.actions:
         if isinstance(action, Record) and action.event != "updated":
-            click.echo(f"~ {action.describe()}")
+            say(f"~ {action.describe()}")
     waiting = [(e.id, e.waiting_reason) for e in p.state.entries if e.waiting_reason]
     for exp_id, why in waiting:
-        click.echo(f"  {exp_id}: waiting: {why}")
+        say(f"  {exp_id}: waiting: {terminal_safe(why)}")
     if waiting:  # never "nothing to do" while experiments wait: they are listed with their reasons
-        click.echo(f"{len(waiting)} experiment(s) waiting" + (": nothing to launch now" if p.empty else ""))
+        say(f"{len(waiting)} experiment(s) waiting" + (": nothing to launch now" if p.empty else ""))
     if p.empty:
         if not waiting:
-            click.echo("nothing to do")
+            say("nothing to do")
         return EXIT_OK
     return EXIT_STALLED

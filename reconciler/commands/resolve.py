@@ -13,6 +13,7 @@ import yaml
 
 from reconciler.atomic import atomic_write_text
 from reconciler.commands.common import EXIT_INVALID, EXIT_OK, exit_codes, project_option
+from reconciler.commands.display import say
 from reconciler.errors import ReconcilerError
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status
@@ -56,7 +57,7 @@ def resolve(project_dir: Path, exp_id: str | None, action: str | None, approve_s
         if problems:
             _restore(path, original)
             for problem in problems:
-                click.echo(str(problem), err=True)
+                say(str(problem), err=True)
             return EXIT_INVALID
         what = f"{action} {exp_id}" if exp_id else f"approve stage {approve_stage}"
         settings = GitSettings(author_name=person[0], author_email=person[1])

@@ -11,8 +11,11 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from reconciler.commands.common import EXIT_OK, EXIT_STALLED, exit_codes, project_option
+from reconciler.commands.display import terminal_safe
+from reconciler.errors import ReconcilerError
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.model.status import StateFile, Status, StatusEntry
 from reconciler.statestore import STATE, current_state
@@ -40,7 +43,10 @@ def status(project_dir: Path, as_json: bool, rev: str) -> int:
     """Show every experiment: status, target, GPU, attempt, age, and why it waits or failed."""
     with ProjectRepo(project_dir) as repo:
         text = repo.tree(rev).read_text(STATE)
-    state = StateFile.loads(text) if text else StateFile(project="")
+    try:
+        state = StateFile.loads(text) if text else StateFile(project="")
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ReconcilerError(f"{STATE} at {rev} is corrupt ({exc}); the next pass restores it") from exc
     if rev == "HEAD":
         state = current_state(project_dir, state)
     if as_json:
@@ -56,21 +62,21 @@ def _table(state: StateFile) -> None:
     if not state.entries:
         console.print("no experiments recorded yet (run `reconcile --once`)")
         return
-    table = Table(title=f"{state.project} — {_summary(state)}", title_justify="left")
+    table = Table(title=_text(f"{state.project} — {_summary(state)}"), title_justify="left")
     for col in ("experiment", "status", "target", "gpu", "attempt", "retries", "age", "why"):
         table.add_column(col, no_wrap=col in ("experiment", "status"))
     now = datetime.now(timezone.utc)
     for e in state.entries:
         style = _STYLE.get(e.status, "")
         table.add_row(
-            e.id,
-            f"[{style}]{e.status.value}[/]",
-            e.target or "",
-            ",".join(map(str, e.current.gpus)) if e.current and e.current.gpus else "",
-            str(e.attempt) if e.attempt else "",
-            retries(e),
-            _age(e, now),
-            _why(e),
+            _text(e.id),
+            Text(e.status.value, style=style),
+            _text(e.target or ""),
+            _text(",".join(map(str, e.current.gpus)) if e.current and e.current.gpus else ""),
+            _text(str(e.attempt) if e.attempt else ""),
+            _text(retries(e)),
+            _text(_age(e, now)),
+            _text(_why(e)),
         )
     console.print(table)
 
@@ -80,6 +86,11 @@ def retries(e: StatusEntry) -> str:
     for (``reconcile resolve --retry``), which the budget does not count."""
     manual = f" +{e.manual_retries} manual" if e.manual_retries else ""
     return f"{e.retry_count}/{e.max_retries}{manual}"
+
+
+def _text(value: str) -> Text:
+    """A cell printed as written: no rich markup (``[bold]``), no terminal escapes (``\x1b[2J``)."""
+    return Text(terminal_safe(value))
 
 
 def _summary(state: StateFile) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from reconciler.commands.common import EXIT_INVALID, EXIT_OK
+from reconciler.commands.display import say
 from reconciler.errors import GitStoreError, Problem
 from reconciler.load import Report, inspect
 from reconciler.load.sources import CONFIG
@@ -57,7 +58,7 @@ def _print(report: Report, name: str, as_json: bool) -> None:
         click.echo(json.dumps(payload, indent=2))
         return
     for problem in report.problems:
-        click.echo(str(problem))
+        say(str(problem))
     if report.valid:
         files = _count(len(report.files), "file")
         click.echo(f"{name}: valid ({files}, {_count(report.experiments, 'experiment')})")

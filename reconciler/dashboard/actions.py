@@ -53,6 +53,8 @@ class DecisionRequest:
         action, exp_id, stage, note = doc.get("action"), doc.get("exp_id"), doc.get("stage"), doc.get("note", "")
         if not isinstance(note, str) or len(note) > 2000:
             raise BadRequest("note: a string of at most 2000 characters")
+        if "\0" in note or (isinstance(exp_id, str) and "\0" in exp_id):
+            raise BadRequest("a NUL character cannot be passed to reconcile resolve")
         if action == "approve_stage":
             if not isinstance(stage, int) or isinstance(stage, bool) or stage < 1:
                 raise BadRequest("approve_stage needs stage: a positive integer")

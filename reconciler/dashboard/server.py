@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from reconciler.dashboard import actions, views
+from reconciler.dashboard import actions, body, views
 from reconciler.dashboard.auth import Guard, is_loopback
 from reconciler.dashboard.live import Broadcaster, HeadWatcher, RefReader
 from reconciler.dashboard.source import Snapshot, SnapshotCache
 from reconciler.errors import ReconcilerError
+from reconciler.model.jsontext import within_limits
 
 STATIC = Path(__file__).resolve().parent / "static"
 TYPES = {
@@ -40,7 +41,8 @@ TYPES = {
     ".svg": "image/svg+xml",
 }
 KEEPALIVE = 15.0
-MAX_BODY = 64 * 1024
+REQUEST_TIMEOUT = 60.0
+"""Seconds a connection may stay silent (a request line or headers sent slowly, an idle keep-alive)."""
 FILTERS = ("status", "group", "stage", "target")
 
 
@@ -113,6 +115,7 @@ class _V6Server(_Server):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    timeout = REQUEST_TIMEOUT
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -144,8 +147,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, doc: Any, status: int = 200) -> None:
-        body = json.dumps(doc, ensure_ascii=False, allow_nan=False, sort_keys=True).encode()
-        self._send(status, body, "application/json; charset=utf-8")
+        try:
+            text = json.dumps(doc, ensure_ascii=False, allow_nan=False, sort_keys=True)
+        except ValueError:  # a NaN from a job's sidecar: valid JSON says null
+            text = json.dumps(within_limits(doc), ensure_ascii=False, allow_nan=False, sort_keys=True)
+        self._send(status, text.encode(), "application/json; charset=utf-8")
 
     def _error(self, status: int, message: str) -> None:
         self._json({"error": message, "status": status}, status)
@@ -187,6 +193,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(500, str(exc))
         except (BrokenPipeError, ConnectionResetError):
             return
+        except Exception as exc:  # a bug: an answer, not a dropped connection and a traceback on stderr
+            self.log_error("%s %s failed: %s: %s", self.command, path, type(exc).__name__, exc)
+            self._error(500, f"internal error ({type(exc).__name__})")
 
     def do_POST(self) -> None:
         admitted = self._admit()
@@ -197,18 +206,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, f"no POST route {path}")
             return
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                raise actions.BadRequest("body too large", status=413)
-            doc = json.loads(self.rfile.read(length) or b"null")
-            request = actions.DecisionRequest.from_json(doc)
+            try:
+                length = body.content_length(self.headers)
+                raw = body.read_exactly(self.rfile.read1, self.connection, length)
+            except actions.BadRequest:
+                self.close_connection = True  # the body was not read: it must not be taken for a request
+                raise
+            request = actions.DecisionRequest.from_json(body.parse_body(raw))
             known = {e.id for e in self.dash.snapshot().state.entries}
             result = actions.decide(self.dash.project_dir, request, known)
             self._json(result, 200 if result["ok"] else 409)
-        except (ValueError, actions.BadRequest) as exc:
-            self._error(getattr(exc, "status", 400), str(exc))
+        except actions.BadRequest as exc:
+            self.log_error("refused POST %s: %s", path, exc)
+            self._error(exc.status, str(exc))
         except ReconcilerError as exc:
             self._error(500, str(exc))
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        except Exception as exc:  # a bug: an answer, not a dropped connection and a traceback on stderr
+            self.log_error("%s %s failed: %s: %s", self.command, path, type(exc).__name__, exc)
+            self._error(500, f"internal error ({type(exc).__name__})")
 
     def _get(self, path: str, query: dict[str, list[str]]) -> None:
         if path in ("/", "/index.html"):

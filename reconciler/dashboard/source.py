@@ -13,7 +13,6 @@ change); ``live`` tells it when HEAD moved.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from reconciler.gitstore.tree import GitTree
 from reconciler.load import load_desired, load_state
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
+from reconciler.model.jsontext import loads_strict
 from reconciler.model.status import StateFile
 from reconciler.statestore import OBSERVED_DIR, OWNED, VOLATILE, current_state, env_path
 
@@ -119,7 +119,7 @@ def _verdicts(tree: GitTree, targets: Iterable[str]) -> dict[str, EnvVerdict]:
         try:
             text = tree.read_text(env_path(name))
             if text:
-                out[name] = EnvVerdict.from_dict(json.loads(text))
+                out[name] = EnvVerdict.from_dict(loads_strict(text))
         except (ReconcilerError, ValueError, TypeError, AttributeError):
             continue
     return out
@@ -129,7 +129,7 @@ def _probes(project_dir: Path, targets: Iterable[str]) -> dict[str, dict[str, An
     out: dict[str, dict[str, Any]] = {}
     for name in targets:
         try:
-            doc = json.loads((project_dir / PROBES_DIR / f"{name}.json").read_text(encoding="utf-8"))
+            doc = loads_strict((project_dir / PROBES_DIR / f"{name}.json").read_bytes())
         except (OSError, ValueError):
             continue
         if isinstance(doc, dict):

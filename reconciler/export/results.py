@@ -6,7 +6,8 @@
 ``reconciler.results.check_result`` (those runs count as missing, never as zero).
 ``all_results_text`` (pure) is the export: the canonical columns (``reconciler.results.COLUMNS``)
 and nothing else, rows of done runs only, sorted by ``exp_id`` then ``metric`` with each file's own
-row order kept, values as the run wrote them. The seed had three writers with three schemas (the
+row order kept, values as the run wrote them, except that a text cell a spreadsheet would run as a
+formula is prefixed with ``'`` (``csv_cell``). The seed had three writers with three schemas (the
 tracker server on every finish, ``export_results.py`` from wandb, hand filling); this is the only
 one, run by ``reconcile export``.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,10 @@ from reconciler.model.status import StateFile, Status, StatusEntry
 from reconciler.results import COLUMNS, check_result
 
 ALL_RESULTS = "experiments/results/all_results.csv"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+"""First characters that make a spreadsheet read a cell as a formula (OWASP CSV injection, with the
+full-width forms some spreadsheets fold to them)."""
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 @dataclass(frozen=True)
@@ -84,8 +90,17 @@ def all_results_text(rows: Mapping[str, Sequence[Mapping[str, str]]]) -> str:
     for exp_id in sorted(rows):
         ordered = sorted(rows[exp_id], key=lambda r: r.get("metric") or "")
         for row in ordered:
-            writer.writerow([row.get(c) or "" for c in COLUMNS])
+            writer.writerow([csv_cell(row.get(c) or "") for c in COLUMNS])
     return out.getvalue()
+
+
+def csv_cell(text: str) -> str:
+    """``text`` safe to open in a spreadsheet: a cell that would start a formula (``=cmd|...``,
+    ``@SUM(...)``, ``+1+1``, a tab) gets a leading ``'``, which spreadsheets show as text and do
+    not evaluate. A number (``-0.5``, ``+1e-3``) is left as it is."""
+    if text.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def row_count(rows: Mapping[str, Sequence[Mapping[str, str]]]) -> int:

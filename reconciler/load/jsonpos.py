@@ -107,6 +107,8 @@ def parse_json(text: str, file: str) -> tuple[Document | None, list[Problem]]:
         return None, [file_problem(file, f"invalid JSON: {exc.msg}", exc.lineno, exc.colno)]
     except RecursionError:
         return None, [file_problem(file, "invalid JSON: nested too deeply")]
+    except ValueError:  # an integer of more digits than Python converts (4300)
+        return None, [file_problem(file, "invalid JSON: a number with too many digits")]
     scanner = _Scanner(text, file)
     try:
         start = scanner.ws(0)

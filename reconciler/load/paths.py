@@ -2,9 +2,10 @@
 
 Runs after the specs are built. A command may use ``{seed}``, ``{exp_id}``, ``{checkpoint_dir}`` and
 ``{result_file}``; a ``result_file`` may use ``{exp_id}`` and ``{seed}`` (it is filled before the
-checkpoint dir is known) and must stay inside the project, away from the files git and the
-reconciler own. Result files must differ between experiments, or runs would overwrite each other.
-``${VAR}`` and ``{a,b}`` are shell syntax, not placeholders, and are left alone.
+checkpoint dir is known) and must lie under ``experiments/results/``, away from the files git and
+the reconciler own (no ``..``, no hidden file or folder). Result files must differ between
+experiments, or runs would overwrite each other. ``${VAR}`` and ``{a,b}`` are shell syntax, not
+placeholders, and are left alone.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from reconciler.model.spec import PLACEHOLDERS
 
 PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 RESULT_PLACEHOLDERS = ("exp_id", "seed")
-RESERVED_DIRS = (".git", "config", "dispatch", "progress")
-"""Top-level folders a result file may not land in (git's, the spec's, the reconciler's)."""
+RESULTS_DIR = "experiments/results"
+"""The folder every result file lands in (``docs/file-contract.md``): a result path names nothing
+git or the reconciler own (``.gitignore``, ``.git/``, ``.reconciler/``, ``dispatch/``, ...)."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _placeholders(ls: LocatedSpec, key: str, text: str, known: tuple[str, ...]) -> list[Problem]:
@@ -38,18 +41,30 @@ def _placeholders(ls: LocatedSpec, key: str, text: str, known: tuple[str, ...]) 
 
 
 def project_path_error(template: str) -> str | None:
-    """Why ``template`` (placeholders allowed) is not a path inside the project, or ``None``."""
+    """Why ``template`` (placeholders allowed) is not a result path, or ``None``.
+
+    A result path is relative, normalised (no ``..``, ``.`` or empty part), names no hidden file or
+    folder (no part starts with ``.``) and lies under ``experiments/results/``. Placeholders are
+    checked as a plain name: an id never starts with ``.`` and a seed is a number.
+    """
     sample = PLACEHOLDER.sub("x", template)
     if sample.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", sample) or "\\" in sample:
         return f"'{template}' must be a relative path inside the project"
+    if _CONTROL.search(sample):
+        return f"{template!r} holds a control character"
     norm = posixpath.normpath(sample)
     if norm == ".." or norm.startswith("../"):
         return f"'{template}' escapes the project"
     if norm == "." or sample.endswith("/"):
         return f"'{template}' must name a file"
-    top = norm.split("/", 1)[0]
-    if top in RESERVED_DIRS:
-        return f"'{template}' is inside {top}/, which results may not write to"
+    parts = sample.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return f"'{template}' must be a normalised path (no '..', '.' or empty parts)"
+    hidden = next((part for part in parts if part.startswith(".")), None)
+    if hidden is not None:
+        return f"'{template}' names a hidden file or folder ('{hidden}'), which results may not write to"
+    if not sample.startswith(RESULTS_DIR + "/"):
+        return f"'{template}' must be under {RESULTS_DIR}/ (where results land)"
     return None
 
 

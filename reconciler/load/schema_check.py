@@ -23,6 +23,7 @@ from jsonschema.protocols import Validator  # type: ignore[import-untyped, unuse
 from reconciler.errors import Problem
 from reconciler.load.document import Document, JsonPath
 from reconciler.load.messages import describe, id_pattern_message, is_id_pattern, show, type_names
+from reconciler.model.jsontext import bad_values
 from reconciler.schemas import load_schema
 
 
@@ -31,9 +32,42 @@ def _is_integer(_checker: object, value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+@cache
+def ecma_regex(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled with JSON Schema's (ECMA-262) meaning of ``$``: the end of the text.
+
+    Python's ``$`` also matches before a final newline, so ``^[a-z]+$`` would accept ``"abc\n"``,
+    an id that then breaks every path and command built from it. Every unescaped ``$`` outside a
+    character class becomes ``\\Z``.
+    """
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "$":
+            ch = r"\Z"
+        out.append(ch)
+        i += 1
+    return re.compile("".join(out))
+
+
+def _pattern(_validator: Any, pattern: str, instance: Any, _schema: Any) -> Iterator[ValidationError]:
+    if isinstance(instance, str) and not ecma_regex(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
 _extend: Any = validators.extend  # untyped in types-jsonschema
 _StrictValidator: Any = _extend(
     Draft202012Validator,
+    validators={"pattern": _pattern},
     type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
 )
 
@@ -71,6 +105,8 @@ def check(doc: Document, kind: str) -> Checked:
     for error in validator_for(kind).iter_errors(doc.data):
         for path, message, at in _explain(error):
             found.setdefault((path, message), at)
+    for path, message in bad_values(doc.data):  # NaN, 1e999, 2**64, deep nesting: in no schema
+        found.setdefault((path, message), path)
     problems = tuple(sorted(doc.problem(path, message, at=at) for (path, message), at in found.items()))
     return Checked(doc, kind, problems, frozenset(path for path, _ in found))
 
@@ -86,7 +122,7 @@ def _explain(error: ValidationError) -> Iterator[tuple[JsonPath, str, JsonPath]]
         allowed = sorted(schema.get("properties", {})) if isinstance(schema, dict) else []
         patterns = list(schema.get("patternProperties", {})) if isinstance(schema, dict) else []
         for key in instance:
-            if key in allowed or any(re.search(p, key) for p in patterns):
+            if key in allowed or any(ecma_regex(p).search(key) for p in patterns):
                 continue
             hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
             suffix = f" (did you mean '{hint[0]}'?)" if hint else ""

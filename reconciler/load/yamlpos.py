@@ -31,8 +31,9 @@ from reconciler.load.document import (
     offset_position,
 )
 
-MAX_NODES = 200_000
-"""Values a document may expand to (aliases included) before it is refused."""
+MAX_ALIAS_VALUES = 200_000
+"""Values that aliases (``*name``, ``<<: *name``) may add to a document before it is refused as an
+alias bomb. Values written out in the text do not count: a file of 100,000 experiments loads."""
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _KEEP_TEXT_TAGS = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:binary"}
@@ -56,13 +57,18 @@ class _Converter:
         self.file = file
         self.positions: dict[JsonPath, Position] = {}
         self.problems: list[Problem] = []
-        self.visited = 0
+        self.seen: set[int] = set()
+        self.repeated = 0
         self.stack: set[int] = set()
 
     def convert(self, node: Node, path: JsonPath) -> Any:
-        self.visited += 1
-        if self.visited > MAX_NODES:
-            raise _Abort(f"document too large (more than {MAX_NODES} values after aliases)", _pos(node))
+        if id(node) in self.seen:  # reached again through an alias: a value the text did not spell out
+            self.repeated += 1
+            if self.repeated > MAX_ALIAS_VALUES:
+                message = f"document too large: aliases expand to more than {MAX_ALIAS_VALUES} values (an alias bomb?)"
+                raise _Abort(message, _pos(node))
+        else:
+            self.seen.add(id(node))
         if id(node) in self.stack:
             raise _Abort("recursive alias", _pos(node))
         self.stack.add(id(node))

@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from reconciler.model.escalation import Escalation
+from reconciler.model.jsontext import JsonTextError, loads_strict, within_limits
 
 STATE_VERSION = 1
 
@@ -309,7 +310,8 @@ class StateFile:
 
     def dumps(self) -> str:
         """Canonical text: sorted keys, two-space indent, trailing newline."""
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        data = within_limits(self.to_dict())  # a job's sidecar may hold NaN: written as null
+        return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
 
     def same_content(self, other: StateFile) -> bool:
         """Equal apart from ``updated`` (which changes only when something else did)."""
@@ -327,8 +329,13 @@ class StateFile:
         )
 
     @classmethod
-    def loads(cls, text: str) -> StateFile:
-        return cls.from_dict(json.loads(text))
+    def loads(cls, text: str | bytes) -> StateFile:
+        """The status held by ``text``; a ``ValueError`` (``JsonTextError``) for text that is not
+        JSON within the limits of ``jsontext`` (deep nesting, NaN, ``1e999``, not UTF-8)."""
+        data = loads_strict(text)
+        if not isinstance(data, dict):
+            raise JsonTextError(f"the status must be a JSON object, not {type(data).__name__}")
+        return cls.from_dict(data)
 
 
 _FIELDS: dict[type, tuple[tuple[str, ...], frozenset[str], _Defaults]] = {}

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.atomic import atomic_write_text
+from reconciler.model.jsontext import loads_strict
 from reconciler.model.status import StateFile
 from reconciler.notify.events import Notification, notifications
 from reconciler.notify.senders import Sender, SendError, senders_from_env
@@ -67,7 +68,7 @@ class Outbox:
 
     @classmethod
     def loads(cls, text: str) -> Outbox:
-        data = json.loads(text)
+        data = loads_strict(text)  # a committed file: deep nesting or NaN is "corrupt", not a crash
         pending = [
             {
                 "key": str(p["key"]),

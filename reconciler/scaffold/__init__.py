@@ -75,7 +75,7 @@ def schema_files(mode: str = CREATE) -> list[PlannedFile]:
 def project_name(text: str) -> str:
     """A valid project id derived from ``text`` (a directory name)."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-._")
-    return name if re.match(ID_PATTERN, name) else "project"
+    return name if re.fullmatch(ID_PATTERN, name) else "project"
 
 
 def gitignore_merge(existing: str, wanted: str) -> str:

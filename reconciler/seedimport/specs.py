@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from reconciler.load.paths import project_path_error
 from reconciler.model.spec import Group
 
 GROUPS = tuple(g.value for g in Group)
@@ -94,9 +95,9 @@ def spec_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
         out["vram_gb"] = round(vram_mb / 1024, 2)
     if retries is not None and retries >= 0:
         out["max_retries"] = retries
-    result = str(entry.get("result_file") or "")
-    if result and not result.startswith(("/", "~")) and ".." not in result.split("/"):
-        out["result_file"] = _replace_id(result, str(entry["id"]))
+    result = _replace_id(str(entry.get("result_file") or ""), str(entry["id"]))
+    if result and project_path_error(result) is None:  # else the default, under experiments/results/
+        out["result_file"] = result
     metric = entry.get("early_stop_metric")
     if metric:
         early: dict[str, Any] = {"metric": str(metric)}

@@ -206,20 +206,25 @@ def test_references_to_an_entry_with_errors_are_not_reported_twice(tmp_path: Pat
         ("~/x.csv", "'~/x.csv' must be a relative path inside the project"),
         ("../x.csv", "'../x.csv' escapes the project"),
         ("results/", "'results/' must name a file"),
-        ("dispatch/{exp_id}.yaml", "'dispatch/{exp_id}.yaml' is inside dispatch/, which results may not write to"),
-        (".git/hooks/{exp_id}", "'.git/hooks/{exp_id}' is inside .git/, which results may not write to"),
-        ("out/{checkpoint_dir}.csv", "unknown placeholder '{checkpoint_dir}' (known: {exp_id}, {seed})"),
-        ("out/{seed}.csv", "placeholder '{seed}' is used but the experiment has no seeds"),
-        ("out/same.csv", "result file 'out/same.csv' is also written by 'a' (dispatch/main.yaml:3:5)"),
+        ("dispatch/{exp_id}.yaml", "'dispatch/{exp_id}.yaml' must be under experiments/results/ (where results land)"),
+        (
+            ".git/hooks/{exp_id}",
+            "'.git/hooks/{exp_id}' names a hidden file or folder ('.git'), which results may not write to",
+        ),
+        ("R/{checkpoint_dir}.csv", "unknown placeholder '{checkpoint_dir}' (known: {exp_id}, {seed})"),
+        ("R/{seed}.csv", "placeholder '{seed}' is used but the experiment has no seeds"),
+        ("R/same.csv", "result file 'R/same.csv' is also written by 'a' (dispatch/main.yaml:3:5)"),
     ],
 )
 def test_result_file_rules(tmp_path: Path, result_file: str, message: str) -> None:
+    result_file = result_file.replace("R/", "experiments/results/")
+    message = message.replace("R/", "experiments/results/")
     dispatch = f"""\
 version: 1
 experiments:
   - id: a
     command: run {{exp_id}}
-    result_file: out/same.csv
+    result_file: experiments/results/same.csv
   - id: b
     command: run {{exp_id}}
     result_file: "{result_file}"
@@ -230,11 +235,14 @@ experiments:
 
 
 def test_same_result_file_for_every_seed(tmp_path: Path) -> None:
-    dispatch = "version: 1\nexperiments:\n  - id: a\n    command: run\n    seeds: [1, 2]\n    result_file: out/a.csv\n"
+    dispatch = (
+        "version: 1\nexperiments:\n  - id: a\n    command: run\n    seeds: [1, 2]\n"
+        "    result_file: experiments/results/a.csv\n"
+    )
     root = write_project(tmp_path, {"dispatch/main.yaml": dispatch})
     assert [str(p) for p in validate(root) if p.file == "dispatch/main.yaml"] == [
-        "dispatch/main.yaml:6:5: experiments[0].result_file: result file 'out/a.csv' is the same for every seed "
-        "(use {exp_id} or {seed})"
+        "dispatch/main.yaml:6:5: experiments[0].result_file: result file 'experiments/results/a.csv' is the same "
+        "for every seed (use {exp_id} or {seed})"
     ]
 
 
