@@ -170,6 +170,8 @@ def test_sigterm_mid_pass_finishes_the_pass_then_exits_zero(tmp_path: Path) -> N
     # The interrupted pass still recorded and committed what it launched.
     assert set(statuses(project)) == {"job_s0", "job_s1", "job_s2"}
     assert git(project, "status", "--porcelain", "--", "dispatch/state.json") == ""
+    # A run is recorded once its wrapper wrote its pid; the job's own launch line may come a moment later.
+    wait(lambda: len(launches(tmp_path)) >= 3, "the three jobs to log their start")
     assert sorted(launches(tmp_path)) == ["job_s0", "job_s1", "job_s2"]
 
 
