@@ -74,7 +74,9 @@ SCRATCH = ".reconciler"
 TMP_DIR = f"{SCRATCH}/tmp"
 STALE_SECONDS = 600.0
 """A temporary file this old is abandoned whoever wrote it (a write of ours takes milliseconds)."""
-_IN_SCRATCH = re.compile(r"(?P<name>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.tmp")
+_IN_SCRATCH = re.compile(r"\.?(?P<name>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.tmp(\.[0-9a-f]{8}\.part)?")
+"""A temp file in ``.reconciler/tmp/``: an atomic write's, or a result being copied from a target
+(``incoming_path``, and the ``.part`` file the transport writes beside it)."""
 _BESIDE = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.tmp")
 
 
@@ -89,6 +91,12 @@ def scratch_dir(target: Path) -> Path | None:
             return None
         directory = directory.parent
     return None
+
+
+def incoming_path(project_dir: Path, dest: Path) -> Path:
+    """Where a file copied from a target is staged before it is checked and written to ``dest``:
+    in ``.reconciler/tmp/`` (ignored, swept when its pass was killed), never beside ``dest``."""
+    return project_dir / TMP_DIR / f"{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
 
 
 def sweep_temp_files(project_dir: Path, dirs: Iterable[str], *, now: float | None = None) -> list[str]:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from reconciler.atomic import atomic_write_text
+from reconciler.atomic import atomic_write_text, incoming_path
 from reconciler.backends.base import Runner
 from reconciler.crashpoints import crash_point
 from reconciler.errors import PermanentError, ReconcilerError, TemporaryError
@@ -146,7 +146,7 @@ async def _tidy(runner: Runner, action: Tidy) -> ActionResult:
 
 async def _collect(runner: Runner, action: Collect, project_dir: Path) -> ActionResult:
     dest = project_dir / action.local_path
-    staging = dest.with_name(f".{dest.name}.incoming")
+    staging = incoming_path(project_dir, dest)
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
         await runner.collect(action, staging)

@@ -169,7 +169,7 @@ def _reserve(spec: ExperimentSpec, target: Target, gpus: tuple[int, ...], ctx: C
     ctx.runs_on_target[target.name] += 1
     for index in gpus:
         ctx.runs_on_gpu[(target.name, index)] += 1
-        ctx.reserved_mb[(target.name, index)] += (spec.vram_gb or 0.0) * 1024.0
+        ctx.reserved_mb[(target.name, index)] += (spec.vram_gb or 0.0) * 1024.0 * target.gpus.vram_factor
 
 
 def count_active(attempt: Attempt, vram_gb: float | None, ctx: Context) -> None:
@@ -179,12 +179,17 @@ def count_active(attempt: Attempt, vram_gb: float | None, ctx: Context) -> None:
     A young run has not allocated its memory yet, so the observed free memory still counts it as
     free: it holds ``max(estimate, attributed) - attributed`` on top, where ``attributed`` is what
     ``nvidia-smi`` lists for the processes of the run's process group (already missing from the
-    free figure, so never counted twice). A run without an estimate holds only its slot."""
+    free figure, so never counted twice). The estimate is ``vram_factor x vram_gb``, as for a new
+    run: every run of ours keeps its margin, so the runs on a GPU never hold more than its memory
+    (without other users') / ``vram_factor`` (design invariant 8). A run without an estimate holds
+    only its slot."""
     target = attempt.target
     ctx.reservations += 1
     ctx.runs_on_target[target] += 1
     tobs = ctx.observed.target(target)
-    estimate = (vram_gb or 0.0) * 1024.0
+    config = ctx.desired.config
+    factor = config.target(target).gpus.vram_factor if target in config.target_names else 1.0
+    estimate = (vram_gb or 0.0) * 1024.0 * factor
     for index in attempt.gpus:
         ctx.runs_on_gpu[(target, index)] += 1
         seen = attributed_mb(tobs, index, attempt.pid)

@@ -214,12 +214,13 @@ class Replay:
         self.reserved: defaultdict[tuple[str, int], float] = defaultdict(float)
         specs = world.desired.by_id()
         for exp_id, name, gpus in world.running:
-            # Their slots count, and so does their estimate: nvidia-smi lists no process of theirs
-            # in these worlds, so none of their memory shows in "used" yet (a young run, issue 14).
+            # Their slots count, and so does their estimate with its margin (vram_factor): nvidia-smi
+            # lists no process of theirs in these worlds, so none of it shows in "used" yet.
             self.on_target[name] += 1
             for index in gpus:
                 self.on_gpu[(name, index)] += 1
-                self.reserved[(name, index)] += (specs[exp_id].vram_gb or 0.0) * 1024.0
+                factor = self.world.targets[name].gpus.vram_factor
+                self.reserved[(name, index)] += (specs[exp_id].vram_gb or 0.0) * 1024.0 * factor
 
     def left(self, name: str, gpu: GpuObservation) -> float:
         return free_mb(gpu) - self.reserved[(name, gpu.index)]
@@ -261,7 +262,8 @@ class Replay:
         self.on_target[launch.target] += 1
         for index in launch.gpus:
             self.on_gpu[(launch.target, index)] += 1
-            self.reserved[(launch.target, index)] += (spec.vram_gb or 0.0) * 1024.0
+            factor = self.world.targets[launch.target].gpus.vram_factor
+            self.reserved[(launch.target, index)] += (spec.vram_gb or 0.0) * 1024.0 * factor
 
 
 def check_placement(world: World, result: Plan) -> None:
