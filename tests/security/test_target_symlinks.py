@@ -1,0 +1,101 @@
+"""A hostile job replaces its run dir's files with symlinks (issue 15, item 3): the probe reads only
+regular files it owns, never through a link, so nothing the link points at (``/etc/shadow``) is
+committed as failure evidence, shown as progress or taken as an exit code."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.engine.project import git, make_project, reconcile, until
+
+SHADOW = Path("/etc/shadow")
+
+
+def _shadow_lines() -> list[str]:
+    try:
+        return [line for line in SHADOW.read_text().splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
+def _use_dispatch(project: Path, command: str) -> None:
+    (project / "dispatch" / "experiments.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            version: 1
+            defaults:
+              phase: pilot
+              expected_duration_hours: 0.01
+              targets: [local]
+              max_retries: 0
+            experiments:
+              - id: evil
+                command: {json.dumps(command)}
+                group: main
+                method: m
+                dataset: d
+            """
+        )
+    )
+    git(project, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qam", "evil job")
+
+
+def _entry(project: Path) -> dict[str, object]:
+    path = project / "dispatch" / "state.json"
+    if not path.exists():
+        return {}
+    return next((e for e in json.loads(path.read_text())["experiments"] if e["id"] == "evil"), {})
+
+
+def _everything_committed(project: Path) -> str:
+    return git(project, "log", "-p", "--all", "--format=%H %s")
+
+
+def _run_until_failed(project: Path) -> None:
+    def step() -> None:
+        ran = reconcile(project, "--once")
+        assert "Traceback" not in ran.stderr, ran.stderr
+
+    until(lambda: _entry(project).get("status") == "failed", step=step)
+
+
+@pytest.mark.skipif(not _shadow_lines(), reason="/etc/shadow is not readable here")
+def test_a_stdout_log_symlinked_to_etc_shadow_is_not_committed_as_evidence(tmp_path: Path) -> None:
+    """The attack as seen: the job links its ``stdout.log`` to ``/etc/shadow`` and exits 1."""
+    project = make_project(tmp_path, seeds=1)
+    _use_dispatch(
+        project, 'echo "Traceback: the real error"; ln -sf /etc/shadow "$RECONCILER_RUN_DIR/stdout.log"; exit 1'
+    )
+    _run_until_failed(project)
+    escalation = project / "progress" / "escalate_evil.md"
+    assert escalation.exists()
+    committed = _everything_committed(project)
+    tree = escalation.read_text() + (project / "dispatch" / "state.json").read_text()
+    for line in _shadow_lines():
+        assert line not in committed
+        assert line not in tree
+    run_dir = next((project / ".reconciler" / "runs-local" / "runs" / "evil").iterdir())
+    assert (run_dir / "stdout.log").is_symlink()  # the attack did happen
+
+
+def test_run_dir_files_linked_elsewhere_are_ignored(tmp_path: Path) -> None:
+    """The same for ``status.json`` (a sidecar), ``exit_code`` and ``result_path``: a link to a
+    file of the same user outside the run dir is not read."""
+    secret = tmp_path / "secret.json"
+    secret.write_text(json.dumps({"wandb_run_id": "SECRET-TOKEN-1234", "progress": 0.5}))
+    project = make_project(tmp_path, seeds=1)
+    _use_dispatch(
+        project,
+        f'ln -sf {secret} "$RECONCILER_RUN_DIR/status.json"; echo "Traceback: boom"; '
+        f'ln -sf {secret} "$RECONCILER_RUN_DIR/stdout.log"; exit 1',
+    )
+    _run_until_failed(project)
+    assert "SECRET-TOKEN-1234" not in _everything_committed(project)
+    assert "SECRET-TOKEN-1234" not in (project / "dispatch" / "state.json").read_text()
+    assert not any("SECRET-TOKEN-1234" in p.read_text() for p in (project / ".reconciler").glob("*.json"))
+    assert os.path.islink(next((project / ".reconciler" / "runs-local" / "runs" / "evil").iterdir()) / "status.json")
