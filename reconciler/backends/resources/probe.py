@@ -323,6 +323,7 @@ def read_sidecar(path: str) -> Optional[Dict[str, Any]]:
     data = read_regular(path, SIDECAR_MAX)
     try:
         doc = json.loads(data.decode("utf-8")) if data is not None else None
+        json.dumps(doc)  # nested too deeply to be written back: left out, not the whole answer
     except (ValueError, RecursionError):
         return None
     return doc if isinstance(doc, dict) else None
