@@ -11,6 +11,9 @@ import textwrap
 import time
 from pathlib import Path
 
+from reconciler.dashboard.actions import MAX_LOG_LINE, log_tail
+from reconciler.load.desired import load_desired
+from reconciler.model.status import StateFile
 from tests.engine.project import git, make_project, reconcile, until
 
 RESULT = "experiments/results"
@@ -135,3 +138,29 @@ def test_a_300_mb_probe_answer_is_cut_at_the_cap_and_the_other_targets_proceed(t
     assert peak_kib < max(before, 250 * 1024), peak_kib  # the 300 MB were never held
     until(lambda: _entry(project, "good").get("status") == "done", step=lambda: _step(project), deadline=60)
     assert _entry(project, "held").get("status") != "done"
+
+
+def _log_endpoint(project: Path, exp_id: str) -> dict[str, object]:
+    """What the dashboard's ``/api/experiments/<id>/log`` answers (``actions.log_tail``)."""
+    state = StateFile.loads((project / "dispatch" / "state.json").read_text())
+    entry = next(e for e in state.entries if e.id == exp_id)
+    return log_tail(project, load_desired(project).config, entry, None, 200)
+
+
+def test_a_400_mb_one_line_log_is_read_from_its_end_within_the_cap(tmp_path: Path) -> None:
+    """The dashboard's log endpoint on a 400 MB ``stdout.log`` of one line (``tail -n`` sent it all)."""
+    project = make_project(tmp_path, seeds=1)
+    until(lambda: _entry(project, "job_s0").get("status") == "done", step=lambda: _step(project), deadline=60)
+    run_dir = next((project / ".reconciler" / "runs-local" / "runs" / "job_s0").iterdir())
+    log = run_dir / "stdout.log"
+    with log.open("wb") as f:  # 400 MB without a newline (sparse: the disk stays free)
+        f.truncate(400 * 1024 * 1024)
+        f.seek(0, 2)
+        f.write(b"the end of the only line")
+    started = time.monotonic()
+    answer = _log_endpoint(project, "job_s0")
+    assert time.monotonic() - started < 10
+    assert answer["ok"], answer
+    lines = answer["lines"]
+    assert isinstance(lines, list) and len(lines) == 1
+    assert len(lines[0]) == MAX_LOG_LINE + 1 and lines[0].endswith("the end of the only line")

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.dashboard.actions import log_tail
+from reconciler.load.desired import load_desired
+from reconciler.model.status import StateFile
 from tests.engine.project import git, make_project, reconcile, until
 
 SHADOW = Path("/etc/shadow")
@@ -99,3 +102,24 @@ def test_run_dir_files_linked_elsewhere_are_ignored(tmp_path: Path) -> None:
     assert "SECRET-TOKEN-1234" not in (project / "dispatch" / "state.json").read_text()
     assert not any("SECRET-TOKEN-1234" in p.read_text() for p in (project / ".reconciler").glob("*.json"))
     assert os.path.islink(next((project / ".reconciler" / "runs-local" / "runs" / "evil").iterdir()) / "status.json")
+
+
+@pytest.mark.skipif(not _shadow_lines(), reason="/etc/shadow is not readable here")
+def test_the_dashboards_log_endpoint_does_not_follow_a_symlinked_log(tmp_path: Path) -> None:
+    project = make_project(tmp_path, seeds=1)
+    until(lambda: _entry_of(project, "job_s0").get("status") == "done", step=lambda: reconcile(project, "--once"))
+    run_dir = next((project / ".reconciler" / "runs-local" / "runs" / "job_s0").iterdir())
+    (run_dir / "stdout.log").unlink()
+    (run_dir / "stdout.log").symlink_to(SHADOW)
+    state = StateFile.loads((project / "dispatch" / "state.json").read_text())
+    entry = next(e for e in state.entries if e.id == "job_s0")
+    answer = log_tail(project, load_desired(project).config, entry, None, 50)
+    assert answer["ok"] is False and "not a regular file" in str(answer["error"])
+    assert not any(line in json.dumps(answer) for line in _shadow_lines())
+
+
+def _entry_of(project: Path, exp_id: str) -> dict[str, object]:
+    path = project / "dispatch" / "state.json"
+    if not path.exists():
+        return {}
+    return next((e for e in json.loads(path.read_text())["experiments"] if e["id"] == exp_id), {})
