@@ -5,16 +5,25 @@ answering garbage for the pass), nothing partial is left in the project, nothing
 
 from __future__ import annotations
 
+import asyncio
 import json
 import resource
 import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
+from reconciler.backends.ssh import SshTransport
 from reconciler.dashboard.actions import MAX_LOG_LINE, log_tail
+from reconciler.errors import OutputTooLarge, RefusedFile
 from reconciler.load.desired import load_desired
+from reconciler.model.actions import Collect
+from reconciler.model.config import Limits
 from reconciler.model.status import StateFile
+from tests.backends.helpers import Backend, backend, run  # noqa: F401 (the fixture)
 from tests.engine.project import git, make_project, reconcile, until
+from tests.fixtures.sshd import SshdHost
 
 RESULT = "experiments/results"
 
@@ -164,3 +173,73 @@ def test_a_400_mb_one_line_log_is_read_from_its_end_within_the_cap(tmp_path: Pat
     lines = answer["lines"]
     assert isinstance(lines, list) and len(lines) == 1
     assert len(lines[0]) == MAX_LOG_LINE + 1 and lines[0].endswith("the end of the only line")
+
+
+def _hostile_results(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "zero.csv").symlink_to("/dev/zero")
+    (root / "big.csv").write_bytes(b"x" * 5000)
+    (root / "ok.csv").write_text("exp_id,value\nA,1\n")
+
+
+def test_every_transport_copies_only_a_regular_file_within_the_cap(backend: Backend, tmp_path: Path) -> None:  # noqa: F811
+    """The same refusals over ``LocalTransport`` and SSH (SFTP ``lstat``, then counted on receipt)."""
+    _hostile_results(backend.make_root())
+    dest = tmp_path / "project" / RESULT / "A.csv"
+
+    async def scenario() -> list[str]:
+        runner = await backend.runner()
+        runner.limits = Limits(result_bytes=4096)
+        refused = []
+        for name in ("zero.csv", "big.csv"):
+            action = Collect(exp_id="A", target="t", attempt=1, remote_path=str(backend.root / name), local_path="x")
+            with pytest.raises(RefusedFile) as caught:
+                await asyncio.wait_for(runner.collect(action, dest), 10)
+            refused.append(str(caught.value))
+        ok = Collect(exp_id="A", target="t", attempt=1, remote_path=str(backend.root / "ok.csv"), local_path="x")
+        await runner.collect(ok, dest)
+        return refused
+
+    zero, big = run(scenario())
+    assert "not a regular file" in zero
+    assert big == "result file larger than 4 KiB cap"
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["A.csv"]  # nothing partial left
+
+
+@pytest.mark.ssh
+def test_the_exec_channel_fallback_refuses_them_too(sshd_no_sftp: SshdHost, rctest_dir: Path, tmp_path: Path) -> None:
+    root = rctest_dir / "caps"
+    _hostile_results(root)
+    root.chmod(0o777)
+
+    async def scenario() -> list[str]:
+        transport = await SshTransport.open(sshd_no_sftp.options(), name="nosftp")
+        try:
+            refused = []
+            for name in ("zero.csv", "big.csv"):
+                with pytest.raises(RefusedFile) as caught:
+                    await asyncio.wait_for(transport.get(str(root / name), tmp_path / name, max_bytes=4096), 10)
+                refused.append(str(caught.value))
+            await transport.get(str(root / "ok.csv"), tmp_path / "ok.csv", max_bytes=4096)
+            return refused
+        finally:
+            await transport.close()
+
+    zero, big = run(scenario())
+    assert "not a regular file" in zero and big == "result file larger than 4 KiB cap"
+    assert (tmp_path / "ok.csv").read_text() == "exp_id,value\nA,1\n"
+
+
+def test_a_probe_answer_past_the_cap_over_ssh_is_a_transport_error(sshd_hosts: list[SshdHost]) -> None:
+    async def scenario() -> str:
+        transport = await SshTransport.open(sshd_hosts[0].options(), name="ssh")
+        try:
+            with pytest.raises(OutputTooLarge) as caught:
+                await transport.run("head -c 300000000 /dev/zero", timeout=20, max_output=1024 * 1024)
+            done = await transport.run("echo still here", timeout=20)  # the connection is fine
+            assert done.stdout == "still here\n"
+            return str(caught.value)
+        finally:
+            await transport.close()
+
+    assert "larger than 1 MiB cap" in run(scenario())
