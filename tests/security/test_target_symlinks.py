@@ -15,6 +15,8 @@ from reconciler.dashboard.actions import log_tail
 from reconciler.load.desired import load_desired
 from reconciler.model.status import StateFile
 from tests.engine.project import git, make_project, reconcile, until
+from tests.engine.test_ssh_target import killing_runs, make_ssh_project, passes_until
+from tests.fixtures.sshd import SshdHost
 
 SHADOW = Path("/etc/shadow")
 
@@ -123,3 +125,27 @@ def _entry_of(project: Path, exp_id: str) -> dict[str, object]:
     if not path.exists():
         return {}
     return next((e for e in json.loads(path.read_text())["experiments"] if e["id"] == exp_id), {})
+
+
+@pytest.mark.ssh
+def test_over_ssh_a_stdout_log_symlinked_to_a_system_file_is_not_committed(
+    sshd_hosts: list[SshdHost], rctest_dir: Path, tmp_path: Path
+) -> None:
+    """The same attack on an SSH target (the job runs as the SSH user: ``/etc/shadow`` is not
+    readable there, so it links ``/etc/passwd``, which is)."""
+    project = make_ssh_project(tmp_path, sshd_hosts[0], rctest_dir, seeds=1, sleep=0.0)
+    spec = (project / "dispatch" / "experiments.yaml").read_text()
+    (project / "dispatch" / "experiments.yaml").write_text(
+        spec.split("experiments:\n")[0].replace("max_retries: 1", "max_retries: 0")
+        + "experiments:\n  - id: evil\n    command: "
+        + json.dumps('echo "Traceback: boom"; ln -sf /etc/passwd "$RECONCILER_RUN_DIR/stdout.log"; exit 1')
+        + "\n    group: main\n    method: m\n    dataset: d\n"
+    )
+    git(project, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qam", "evil job")
+    with killing_runs(rctest_dir):
+        passes_until(project, lambda s: s.get("evil") == "failed")
+    committed = _everything_committed(project)
+    assert (project / "progress" / "escalate_evil.md").exists()
+    for line in Path("/etc/passwd").read_text().splitlines():
+        if line.strip():
+            assert line not in committed
