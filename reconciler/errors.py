@@ -10,11 +10,13 @@ Foreign exceptions (asyncssh, OSError, GitPython, yaml) are converted where they
     ├── TemporaryError(delay)  retry on a later pass
     │   ├── TransportError
     │   │   ├── ConnectError
-    │   │   └── CommandTimeout
+    │   │   ├── CommandTimeout
+    │   │   └── OutputTooLarge
     │   └── SchedulerBusy
     ├── PermanentError(reason) stall until the spec changes
     │   ├── SubmitRejected
-    │   └── InvalidTarget
+    │   ├── InvalidTarget
+    │   └── RefusedFile
     ├── StatusWriteError       the status files could not be written (disk full): exit 1
     └── GitStoreError
         └── PushConflict       (also a TemporaryError)
@@ -85,6 +87,10 @@ class CommandTimeout(TransportError):
     """A command on the target did not finish within its time limit."""
 
 
+class OutputTooLarge(TransportError):
+    """A command's output went past its byte cap; the read was aborted and the command killed."""
+
+
 class SchedulerOutputError(TransportError):
     """A scheduler printed something its adapter cannot read (the pass treats the target as not
     answering: unknown stays unknown)."""
@@ -108,6 +114,14 @@ class SubmitRejected(PermanentError):
 
 class InvalidTarget(PermanentError):
     """A target's configuration cannot work (missing tool, bad path)."""
+
+
+class RefusedFile(PermanentError):
+    """A file a target offered is not copied: not a regular file (a symlink, a device) or larger
+    than its cap (``policies.limits``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="RefusedFile")
 
 
 class StatusWriteError(ReconcilerError):

@@ -76,6 +76,7 @@ def open_runners(config: Config, project_dir: Path, *, read_only: bool = False) 
         runner = runners.by_name[target.name]
         if isinstance(runner, ShellRunner):
             runner.read_only = read_only
+            runner.limits = config.policies.limits
     return runners
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from reconciler.atomic import atomic_write_text, incoming_path
 from reconciler.backends.base import Runner
 from reconciler.crashpoints import crash_point
-from reconciler.errors import PermanentError, ReconcilerError, TemporaryError
+from reconciler.errors import PermanentError, ReconcilerError, RefusedFile, TemporaryError
 from reconciler.model.actions import Action, ActionResult, CheckEnv, Collect, Kill, Launch, Record, ShipCode, Tidy
 from reconciler.results import check_result
 from reconciler.tracking.hub import confirm_artifact
@@ -150,6 +150,9 @@ async def _collect(runner: Runner, action: Collect, project_dir: Path) -> Action
     staging.parent.mkdir(parents=True, exist_ok=True)
     try:
         await runner.collect(action, staging)
+    except RefusedFile as exc:
+        staging.unlink(missing_ok=True)
+        return ActionResult(action, False, f"{action.local_path}: {exc}", temporary=False)
     except TemporaryError as exc:
         if "No such file" in str(exc) or "not found" in str(exc).lower():
             return ActionResult(action, False, f"result file missing: {action.remote_path}", temporary=False)

@@ -34,13 +34,20 @@ class Transport(Protocol):
     """Remote commands issued since the transport was opened (for benchmarks and tests)."""
     bytes_transferred: int
 
-    async def run(self, script: str, *, stdin: bytes | None = None, timeout: float | None = None) -> Completed:
-        """Run ``script`` with ``sh -c`` on the target."""
+    async def run(
+        self, script: str, *, stdin: bytes | None = None, timeout: float | None = None, max_output: int | None = None
+    ) -> Completed:
+        """Run ``script`` with ``sh -c`` on the target. Its stdout and its stderr are each read up
+        to ``max_output`` bytes (``capped.DEFAULT_OUTPUT_BYTES`` when None); past it the command
+        is killed and ``OutputTooLarge`` raised."""
         ...
 
     async def put(self, local: Path, remote: str) -> None: ...
 
-    async def get(self, remote: str, local: Path) -> None: ...
+    async def get(self, remote: str, local: Path, *, max_bytes: int | None = None) -> None:
+        """Copy a regular file of at most ``max_bytes`` (checked on the target without following
+        a symlink, and again while receiving); ``RefusedFile`` otherwise."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from reconciler.backends.base import Completed
-from reconciler.errors import CommandTimeout, TransportError
+from reconciler.backends.capped import DEFAULT_OUTPUT_BYTES, copy_regular, read_capped
+from reconciler.errors import CommandTimeout, OutputTooLarge, TransportError
 
 
 class LocalTransport:
@@ -47,7 +48,9 @@ class LocalTransport:
         path = Path(remote).expanduser()
         return path if path.is_absolute() else self._cwd / path
 
-    async def run(self, script: str, *, stdin: bytes | None = None, timeout: float | None = None) -> Completed:
+    async def run(
+        self, script: str, *, stdin: bytes | None = None, timeout: float | None = None, max_output: int | None = None
+    ) -> Completed:
         if self._closed:
             raise TransportError(f"{self.name}: transport is closed")
         limit = self._timeout if timeout is None else timeout
@@ -66,11 +69,15 @@ class LocalTransport:
             )
         except OSError as exc:
             raise TransportError(f"{self.name}: cannot start sh: {exc}") from exc
+        cap = DEFAULT_OUTPUT_BYTES if max_output is None else max_output
         try:
-            out, err = await asyncio.wait_for(proc.communicate(stdin), limit)
+            out, err = await asyncio.wait_for(_communicate(proc, stdin, cap), limit)
         except asyncio.TimeoutError as exc:
             await _kill_group(proc)
             raise CommandTimeout(f"{self.name}: command timed out after {limit} s") from exc
+        except OutputTooLarge as exc:
+            await _kill_group(proc)
+            raise OutputTooLarge(f"{self.name}: {exc}; the read was aborted") from exc
         except asyncio.CancelledError:
             await _kill_group(proc)
             raise
@@ -88,8 +95,14 @@ class LocalTransport:
     async def put(self, local: Path, remote: str) -> None:
         await self._copy(Path(local), self._path(remote))
 
-    async def get(self, remote: str, local: Path) -> None:
-        await self._copy(self._path(remote), Path(local))
+    async def get(self, remote: str, local: Path, *, max_bytes: int | None = None) -> None:
+        if self._closed:
+            raise TransportError(f"{self.name}: transport is closed")
+        try:
+            size = await asyncio.to_thread(copy_regular, self._path(remote), Path(local), max_bytes)
+        except OSError as exc:
+            raise TransportError(f"{self.name}: copy {remote} -> {local}: {exc}") from exc
+        self.bytes_transferred += size
 
     async def _copy(self, src: Path, dst: Path) -> None:
         if self._closed:
@@ -104,10 +117,48 @@ class LocalTransport:
         self._closed = True
 
 
+async def _communicate(proc: asyncio.subprocess.Process, stdin: bytes | None, cap: int) -> tuple[bytes, bytes]:
+    """``proc.communicate`` with stdout and stderr each read up to ``cap`` bytes."""
+    assert proc.stdout is not None and proc.stderr is not None
+
+    async def feed() -> None:
+        if proc.stdin is None:
+            return
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            if stdin:
+                proc.stdin.write(stdin)
+                await proc.stdin.drain()
+            proc.stdin.close()
+
+    out_task = asyncio.ensure_future(read_capped(proc.stdout.read, cap, "command output"))
+    err_task = asyncio.ensure_future(read_capped(proc.stderr.read, cap, "command error output"))
+    feed_task = asyncio.ensure_future(feed())
+    try:
+        out, err, _ = await asyncio.gather(out_task, err_task, feed_task)
+    finally:
+        for task in (out_task, err_task, feed_task):
+            task.cancel()
+        await asyncio.gather(out_task, err_task, feed_task, return_exceptions=True)
+    await proc.wait()
+    return out, err
+
+
 async def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    """Kill the command's process group (it is its session leader) and reap it."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
+    """Kill the command's process group (it is its session leader) and reap it.
+
+    What it had written is read and dropped first: a reader stopped at a cap leaves its pipe
+    paused, and asyncio reports the exit only once the pipes are closed. ``proc.kill`` only when
+    the group is gone: it polls the pid first, reaping it behind the child watcher's back."""
+    try:
         os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+
+    async def discard(stream: asyncio.StreamReader | None) -> None:
+        while stream is not None and await stream.read(65536):
+            pass
+
+    with contextlib.suppress(asyncio.TimeoutError, OSError):
+        await asyncio.wait_for(asyncio.gather(discard(proc.stdout), discard(proc.stderr)), 5)
     await proc.wait()

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shlex
 from collections.abc import Collection, Mapping
 from contextlib import AbstractContextManager
@@ -56,8 +57,10 @@ from reconciler.model.observed import (
     RunObservation,
     TargetObservation,
 )
+from reconciler.model.sidecar import confine_sidecar
 
 PROBE_VERSION = 1
+_INT = 2**63
 
 
 def _resource() -> Traversable:
@@ -97,20 +100,33 @@ def _last_json_line(stdout: str) -> dict[str, Any]:
     for line in reversed(stdout.splitlines()):
         if line.startswith("{"):
             try:
-                doc = json.loads(line)
-            except ValueError:
+                doc = json.loads(line, parse_constant=_no_constant, parse_float=_finite)
+            except (ValueError, RecursionError):  # RecursionError: nested too deeply
                 continue
             if isinstance(doc, dict):
                 return doc
     raise TransportError(f"the probe printed no JSON document: {stdout[-300:]!r}")
 
 
+def _no_constant(name: str) -> None:
+    """``NaN``, ``Infinity`` (a job's sidecar may hold them): read as null."""
+    return
+
+
+def _finite(text: str) -> float | None:
+    """A JSON number with a fraction or exponent; ``1e999`` (infinite) is read as null."""
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
 def _opt_int(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, int) and not isinstance(value, bool) and -_INT <= value < _INT:
+        return value
+    return None
 
 
 def _opt_float(value: object) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and -_INT <= value <= _INT:
         return float(value)
     return None
 
@@ -199,6 +215,28 @@ def _group(value: object) -> tuple[int, ...] | None:
     return tuple(p for p in value if isinstance(p, int) and not isinstance(p, bool))
 
 
+MAX_TAIL_LINES = 500
+"""Lines kept of a log tail or evidence list (the probe sends ``tail``, at most a few dozen)."""
+MAX_LINE_CHARS = 1000
+"""Characters kept of each line: its end (the probe cuts at 400; a target may not)."""
+
+
+def _lines(value: object) -> tuple[str, ...]:
+    """A list of lines as the controller keeps it: the last ``MAX_TAIL_LINES``, each cut."""
+    return tuple(_text(line)[-MAX_LINE_CHARS:] for line in _list(value)[-MAX_TAIL_LINES:])
+
+
+def _text(value: object) -> str:
+    """A string as it is; anything else (a number, a nested list) as bounded text."""
+    return value if isinstance(value, str) else json.dumps(value)[:MAX_LINE_CHARS]
+
+
+def _attempt(value: object) -> int:
+    """An attempt number (0 < n < 2**31), else -1: a record no run of ours matches."""
+    number = int(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else -1
+    return number if 0 < number < 2**31 else -1
+
+
 def _list(value: object) -> list[Any]:
     if value is None:
         return []
@@ -218,7 +256,7 @@ def parse_probe(target: str, stdout: str, commands: int = 0) -> tuple[TargetObse
         raise TransportError("probe answer has no field list")
     try:
         return _observation(target, doc, fields, commands), doc
-    except (TypeError, ValueError, AttributeError) as exc:  # a well-formed JSON of the wrong shape
+    except (TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:  # JSON of the wrong shape
         raise TransportError(f"probe answer of the wrong shape: {exc}") from exc
 
 
@@ -226,13 +264,13 @@ def _observation(target: str, doc: dict[str, Any], fields: list[str], commands: 
     details: dict[tuple[str, int], Mapping[str, Any]] = {}
     for d in _list(doc.get("details")):
         if isinstance(d, Mapping):
-            details[(str(d.get("exp_id")), int(d.get("attempt", -1)))] = d
+            details[(_text(d.get("exp_id")), _attempt(d.get("attempt", -1)))] = d
     runs: dict[tuple[str, int], RunObservation] = {}
     for values in _list(doc.get("runs")):
         if not isinstance(values, list):
             raise TypeError(f"a run record is {type(values).__name__}, not a list")
         rec = dict(zip(fields, values, strict=False))
-        key = (str(rec.get("exp_id")), int(rec.get("attempt", -1)))
+        key = (_text(rec.get("exp_id")), _attempt(rec.get("attempt", -1)))
         det = details.get(key, {})
         sidecar = det.get("sidecar")
         runs[key] = RunObservation(
@@ -246,14 +284,14 @@ def _observation(target: str, doc: dict[str, Any], fields: list[str], commands: 
             exit_code=_opt_int(rec.get("exit_code")),
             heartbeat_age=_opt_float(det.get("heartbeat_age")),
             result_size=_opt_int(det.get("result_size")),
-            sidecar=sidecar if isinstance(sidecar, Mapping) else None,
-            log_tail=tuple(str(line) for line in det.get("log_tail") or ()),
+            sidecar=confine_sidecar(sidecar) if isinstance(sidecar, Mapping) else None,
+            log_tail=_lines(det.get("log_tail")),
             age=_opt_float(rec.get("age")),
             job_id=_opt_str(rec.get("job_id")) or None,
             launch=launch_record(det.get("launch")),
             started_age=_opt_float(det.get("started_age")),
             group=_group(det.get("group")),
-            oom_evidence=tuple(str(line) for line in det.get("oom") or ()),
+            oom_evidence=_lines(det.get("oom")),
         )
     gpus, note = _gpus(doc.get("gpus"))
     return TargetObservation(

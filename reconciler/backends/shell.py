@@ -29,7 +29,7 @@ from reconciler.backends.base import Completed, Transport
 from reconciler.crashpoints import crash_point
 from reconciler.errors import InvalidTarget, PermanentError, TemporaryError, TransportError
 from reconciler.model.actions import CheckEnv, Collect, Kill, Launch
-from reconciler.model.config import Target, TargetKind
+from reconciler.model.config import Limits, Target, TargetKind
 from reconciler.model.env import EnvVerdict
 from reconciler.model.observed import TargetObservation
 
@@ -78,6 +78,8 @@ class ShellRunner:
         self.log_tail = log_tail
         self.read_only = False
         """Touch nothing on the target (``reconcile plan``): the probe is sent inline, never installed."""
+        self.limits = Limits()
+        """Caps on what the target sends (``policies.limits``; ``open_runners`` sets the project's)."""
         self.last_probe: dict[str, object] = {}
         """The raw document of the last probe (``probe.own_gpu_pids`` reads it)."""
 
@@ -88,7 +90,9 @@ class ShellRunner:
         return probe_mod.own_gpu_pids(self.last_probe)
 
     async def _run(self, script: str, *, stdin: bytes | None = None, timeout: float | None = None) -> Completed:
-        return await self.transport.run(script, stdin=stdin, timeout=timeout or self.command_timeout)
+        return await self.transport.run(
+            script, stdin=stdin, timeout=timeout or self.command_timeout, max_output=self.limits.probe_bytes
+        )
 
     def _fail(self, what: str, done: Completed) -> TransportError:
         detail = (done.stderr.strip() or done.stdout.strip())[-500:]
@@ -217,12 +221,14 @@ class ShellRunner:
         crash_point("after_run_dir")
 
     async def collect(self, action: Collect, dest: Path) -> None:
-        """Copy the result file to ``dest`` through a temp file in the same dir (atomic rename)."""
+        """Copy the result file to ``dest`` through a temp file in the same dir (atomic rename):
+        only a regular file of at most ``limits.result_bytes`` (``RefusedFile`` otherwise, and
+        nothing is left at ``dest``)."""
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
         try:
-            await self.transport.get(action.remote_path, tmp)
+            await self.transport.get(action.remote_path, tmp, max_bytes=self.limits.result_bytes)
             tmp.replace(dest)
         finally:
             tmp.unlink(missing_ok=True)

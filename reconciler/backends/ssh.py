@@ -27,14 +27,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shlex
+import stat
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 import asyncssh
 
 from reconciler.backends.base import Completed
+from reconciler.backends.capped import CHUNK, DEFAULT_OUTPUT_BYTES, read_capped, too_large
 from reconciler.backends.sshconfig import endpoint, open_connection
-from reconciler.errors import CommandTimeout, TransportError
+from reconciler.errors import CommandTimeout, OutputTooLarge, RefusedFile, TransportError
 from reconciler.model.config import Policies, SshOptions
 
 DEFAULT_MAX_SESSIONS = 8
@@ -157,25 +160,83 @@ class _Link:
                 await asyncio.wait_for(conn.wait_closed(), 5)
 
 
-async def _execute(
-    conn: asyncssh.SSHClientConnection, script: str, stdin: bytes | None, limit: float | None
-) -> tuple[Completed, int]:
-    """Run one command; returns it and the bytes it moved (stdin, stdout, stderr)."""
+async def _execute_bytes(
+    conn: asyncssh.SSHClientConnection, script: str, stdin: bytes | None, limit: float | None, cap: int
+) -> tuple[int, bytes, bytes]:
+    """Run one command; its exit status, stdout and stderr, each stream read up to ``cap`` bytes
+    (past it: ``OutputTooLarge``, the command killed). The target is not trusted to stop talking."""
     process = await conn.create_process("sh -c " + shlex.quote(script), encoding=None)
-    try:
+
+    async def talk() -> tuple[bytes, bytes, int | None]:
         if stdin:
             process.stdin.write(stdin)
         process.stdin.write_eof()
-        result = await process.wait(timeout=limit)
+        readers = [
+            asyncio.ensure_future(read_capped(process.stdout.read, cap, "command output")),
+            asyncio.ensure_future(read_capped(process.stderr.read, cap, "command error output")),
+        ]
+        try:
+            out, err = await asyncio.gather(*readers)
+        finally:
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+        result = await process.wait()
+        return out, err, result.returncode
+
+    try:
+        out, err, returncode = await asyncio.wait_for(talk(), limit)
     finally:
-        if process.returncode is None:  # timed out or cancelled: stop it, as LocalTransport does
+        if process.returncode is None:  # timed out, cancelled or too talkative: stop it, as LocalTransport does
             with contextlib.suppress(OSError, asyncssh.Error):
                 process.kill()  # a "signal" request: OpenSSH kills the command's process group
         process.close()  # never wait for the close: a command that ignores it would hang us
-    if result.returncode is None:
+    if returncode is None:
         raise asyncssh.ConnectionLost("connection lost before the command reported an exit status")
-    moved = len(stdin or b"") + sum(len(d) for d in (result.stdout, result.stderr) if isinstance(d, bytes))
-    return Completed(result.returncode, _text(result.stdout), _text(result.stderr)), moved
+    return returncode, out, err
+
+
+async def _execute(
+    conn: asyncssh.SSHClientConnection, script: str, stdin: bytes | None, limit: float | None, cap: int
+) -> tuple[Completed, int]:
+    """Run one command; returns it and the bytes it moved (stdin, stdout, stderr)."""
+    returncode, out, err = await _execute_bytes(conn, script, stdin, limit, cap)
+    moved = len(stdin or b"") + len(out) + len(err)
+    return Completed(returncode, _text(out), _text(err)), moved
+
+
+@dataclass(frozen=True)
+class _Bytes:
+    """A finished command's exit status and binary output."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+async def _sftp_get(sftp: asyncssh.SFTPClient, path: str, local: Path, cap: int | None) -> int:
+    """Download a regular file of at most ``cap`` bytes: ``lstat`` first (a symlink or a device
+    is refused), then the bytes counted as they arrive (the file may grow or be swapped)."""
+    attrs = await sftp.lstat(path)
+    mode = attrs.permissions
+    regular = stat.S_ISREG(mode) if mode is not None else attrs.type == asyncssh.FILEXFER_TYPE_REGULAR
+    if not regular:
+        raise RefusedFile(f"result file {path} is not a regular file")
+    if cap is not None and (attrs.size or 0) > cap:
+        raise RefusedFile(too_large("result file", cap))
+    copied = 0
+    async with sftp.open(path, "rb") as remote:
+        with local.open("wb") as out:
+            while True:
+                data = await remote.read(CHUNK)
+                chunk = data.encode() if isinstance(data, str) else data  # str only with an encoding
+                if not chunk:
+                    break
+                copied += len(chunk)
+                if cap is not None and copied > cap:
+                    raise RefusedFile(too_large("result file", cap))
+                out.write(chunk)
+    return copied
 
 
 class SshTransport:
@@ -223,17 +284,23 @@ class SshTransport:
     def _where(self) -> str:
         return f"{self.name} ({endpoint(self._link.options)})"
 
-    async def run(self, script: str, *, stdin: bytes | None = None, timeout: float | None = None) -> Completed:
-        """Run ``script`` with ``sh -c`` (under the remote login shell); any exit code returns."""
+    async def run(
+        self, script: str, *, stdin: bytes | None = None, timeout: float | None = None, max_output: int | None = None
+    ) -> Completed:
+        """Run ``script`` with ``sh -c`` (under the remote login shell); any exit code returns.
+        Its stdout and stderr are each read up to ``max_output`` bytes (``OutputTooLarge`` past it)."""
         limit = timeout if timeout is not None else self._command_timeout
+        cap = DEFAULT_OUTPUT_BYTES if max_output is None else max_output
         self.commands += 1
         for refused in range(_OPEN_RETRIES + 1):
             async with self._link.sessions:
                 conn = await self._link.connection()
                 try:
-                    done, moved = await _execute(conn, script, stdin, limit)
+                    done, moved = await _execute(conn, script, stdin, limit, cap)
                 except _TIMEOUTS as exc:
                     raise CommandTimeout(f"command on {self._where()} did not finish within {limit}s") from exc
+                except OutputTooLarge as exc:
+                    raise OutputTooLarge(f"{self._where()}: {exc}; the read was aborted") from exc
                 except asyncssh.ChannelOpenError as exc:
                     # The server refused a session (sshd's MaxSessions counts channels it has not
                     # finished closing yet): nothing ran, so waiting a moment and asking again is safe.
@@ -253,22 +320,23 @@ class SshTransport:
         size = await self._transfer(local, remote, upload=True)
         self.bytes_transferred += size
 
-    async def get(self, remote: str, local: Path) -> None:
-        """Copy the remote file ``remote`` to the local path ``local``."""
-        size = await self._transfer(local, remote, upload=False)
+    async def get(self, remote: str, local: Path, *, max_bytes: int | None = None) -> None:
+        """Copy the remote file ``remote`` to the local path ``local``: only a regular file (an
+        ``lstat`` on the target: never through a symlink) of at most ``max_bytes``, counted again
+        while receiving (the target may lie); ``RefusedFile`` otherwise."""
+        size = await self._transfer(local, remote, upload=False, cap=max_bytes)
         self.bytes_transferred += size
 
-    async def _transfer(self, local: Path, remote: str, *, upload: bool) -> int:
+    async def _transfer(self, local: Path, remote: str, *, upload: bool, cap: int | None = None) -> int:
         what = f"put {local} -> {self.name}:{remote}" if upload else f"get {self.name}:{remote} -> {local}"
         try:
             sftp = await self._link.sftp()
             if sftp is None:
-                return await self._over_exec(local, remote, upload=upload, what=what)
+                return await self._over_exec(local, remote, upload=upload, what=what, cap=cap)
             if upload:
                 await asyncio.wait_for(sftp.put(str(local), _sftp_path(remote)), self._command_timeout)
-            else:
-                await asyncio.wait_for(sftp.get(_sftp_path(remote), str(local)), self._command_timeout)
-            return local.stat().st_size
+                return local.stat().st_size
+            return await asyncio.wait_for(_sftp_get(sftp, _sftp_path(remote), local, cap), self._command_timeout)
         except _TIMEOUTS as exc:
             raise CommandTimeout(f"{what}: not done within {self._command_timeout}s") from exc
         except (asyncssh.Error, OSError) as exc:
@@ -281,7 +349,7 @@ class SshTransport:
                 ) from exc
             raise TransportError(f"{what} failed: {exc}") from exc
 
-    async def _over_exec(self, local: Path, remote: str, *, upload: bool, what: str) -> int:
+    async def _over_exec(self, local: Path, remote: str, *, upload: bool, what: str, cap: int | None = None) -> int:
         """A transfer over the exec channel, for a server without the SFTP subsystem."""
         missing = self._link.no_sftp[1] if self._link.no_sftp else "refused"
         path = _shell_path(remote)
@@ -294,7 +362,14 @@ class SshTransport:
             )
             done = await self._run_bytes(script, data)
         else:
-            done = await self._run_bytes(f"wc -c < {path} && cat {path}", b"")
+            limit = "" if cap is None else f" | head -c {cap + 1}"
+            script = (
+                f"if [ -L {path} ] || [ ! -f {path} ]; then echo 'not a regular file' >&2; exit 3; fi; "
+                f"wc -c < {path} && cat {path}{limit}"
+            )
+            done = await self._run_bytes(script, b"", cap=None if cap is None else cap + 64)
+            if done.returncode == 3 and b"not a regular file" in done.stderr:
+                raise RefusedFile(f"result file {remote} is not a regular file")
         if done.returncode != 0:
             detail = _text(done.stderr).strip()[-300:]
             raise TransportError(
@@ -304,25 +379,29 @@ class SshTransport:
             )
         if upload:
             return local.stat().st_size
-        out = done.stdout if isinstance(done.stdout, bytes) else b""
-        head, _, body = out.partition(b"\n")
-        if not head.strip().isdigit() or int(head.strip()) != len(body):
+        size, _, body = done.stdout.partition(b"\n")
+        if cap is not None and ((size.strip().isdigit() and int(size.strip()) > cap) or len(body) > cap):
+            raise RefusedFile(too_large("result file", cap))
+        if not size.strip().isdigit() or int(size.strip()) != len(body):
             raise TransportError(f"{what} failed: incomplete read over the exec channel (no SFTP subsystem)")
         local.write_bytes(body)
         return len(body)
 
-    async def _run_bytes(self, script: str, stdin: bytes) -> asyncssh.SSHCompletedProcess:
-        """One command with binary output (a file transfer over exec); counts as a command."""
+    async def _run_bytes(self, script: str, stdin: bytes, cap: int | None = None) -> _Bytes:
+        """One command with binary output (a file transfer over exec), its output read up to
+        ``cap`` bytes (``RefusedFile`` past it); counts as a command."""
         self.commands += 1
         async with self._link.sessions:
             conn = await self._link.connection()
-            result = await asyncio.wait_for(
-                conn.run("sh -c " + shlex.quote(script), input=stdin, encoding=None, check=False),
-                self._command_timeout,
-            )
-        if result.returncode is None:
-            raise TransportError(f"command on {self._where()} lost its connection")
-        return result
+            try:
+                returncode, out, err = await _execute_bytes(
+                    conn, script, stdin, self._command_timeout, DEFAULT_OUTPUT_BYTES if cap is None else cap
+                )
+            except asyncssh.ConnectionLost as exc:
+                raise TransportError(f"command on {self._where()} lost its connection") from exc
+            except OutputTooLarge as exc:
+                raise RefusedFile(too_large("result file", (cap or DEFAULT_OUTPUT_BYTES) - 64)) from exc
+        return _Bytes(returncode, out, err)
 
     async def close(self) -> None:
         """Close the connection if this transport owns it (a pool's transports leave it to the pool)."""

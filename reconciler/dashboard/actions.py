@@ -29,6 +29,11 @@ from reconciler.targets import Unsupported, open_runners
 RESOLVE_TIMEOUT = 120.0
 """``reconcile resolve`` waits up to a minute for the project lock (a pass holds it briefly)."""
 MAX_LOG_LINES = 2000
+MAX_LOG_BYTES = 1024 * 1024
+"""The log endpoint reads at most this many bytes from the end of ``stdout.log`` (``tail -c``):
+a 400 MB one-line log made ``tail -n`` send all of it."""
+MAX_LOG_LINE = 2000
+"""Characters shown of one log line (its end, after ``…``)."""
 
 
 class BadRequest(ValueError):
@@ -103,14 +108,18 @@ def log_tail(project_dir: Path, config: Config, entry: StatusEntry, attempt: int
     if run.target not in config.target_names:
         return {"ok": False, "attempt": n, "target": run.target, "error": f"target {run.target} is not configured"}
     path = _remote_path(run.run_dir.rstrip("/") + "/stdout.log")
-    script = f'f={path}; if [ -f "$f" ]; then tail -n {lines} -- "$f"; else echo "no log at $f" >&2; exit 3; fi'
+    script = (
+        f'f={path}; if [ -f "$f" ] && [ ! -L "$f" ]; then tail -c {MAX_LOG_BYTES} -- "$f" | tail -n {lines}; '
+        'else echo "no log at $f (or not a regular file)" >&2; exit 3; fi'
+    )
     try:
         rc, out, err = asyncio.run(_run_on(config, project_dir, run.target, script))
     except ReconcilerError as exc:
         return {"ok": False, "attempt": n, "target": run.target, "error": str(exc)}
     if rc != 0:
         return {"ok": False, "attempt": n, "target": run.target, "error": (err or out).strip()}
-    return {"ok": True, "attempt": n, "target": run.target, "run_dir": run.run_dir, "lines": out.splitlines()}
+    shown = [line if len(line) <= MAX_LOG_LINE else "…" + line[-MAX_LOG_LINE:] for line in out.splitlines()[-lines:]]
+    return {"ok": True, "attempt": n, "target": run.target, "run_dir": run.run_dir, "lines": shown}
 
 
 async def _run_on(config: Config, project_dir: Path, target: str, script: str) -> tuple[int, str, str]:
@@ -119,7 +128,7 @@ async def _run_on(config: Config, project_dir: Path, target: str, script: str) -
         runner = runners.by_name[target]
         if isinstance(runner, Unsupported):
             raise ReconcilerError(f"target {target}: its kind cannot be reached by this version")
-        done = await runner.transport.run(script, timeout=30.0)
+        done = await runner.transport.run(script, timeout=30.0, max_output=MAX_LOG_BYTES + 4096)
         return done.returncode, done.stdout, done.stderr
     finally:
         await runners.close()

@@ -23,6 +23,7 @@ from reconciler.model.config import (
     GitSettings,
     GpuPolicy,
     HubSettings,
+    Limits,
     Notifications,
     Policies,
     SshOptions,
@@ -153,6 +154,7 @@ def build_policies(d: Mapping[str, Any]) -> Policies:
         **_pick(d, "probe_concurrency", "max_retries", "prune", "restart_on_spec_change", "retry_target"),
         remediation=remediation_rules(d.get("remediation") or {}),
         env_check=EnvCheck(**_pick(d.get("env_check") or {}, "command")),
+        limits=Limits(**_pick(d.get("limits") or {}, "result_bytes", "probe_bytes")),
         backoff=BackoffPolicy(**_floats(backoff, "base_seconds", "factor", "max_seconds")),
         unreachable=UnreachablePolicy(
             **_pick(unreachable, "consecutive", "total", "min_probes"), **_floats(unreachable, "ratio")

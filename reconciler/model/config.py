@@ -163,6 +163,20 @@ class TimeoutPolicy:
     kill_on_hold: bool = False
 
 
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on the bytes a target sends (``docs/security.md``): a target is not trusted."""
+
+    result_bytes: int = 16 * MIB
+    """A result file larger than this is refused (``invalid_result``), never copied."""
+    probe_bytes: int = 64 * MIB
+    """A probe answer (or any command's output) larger than this aborts the read: the target
+    answered garbage this pass."""
+
+
 @dataclass(frozen=True)
 class Policies:
     poll_interval: float = 60.0
@@ -193,6 +207,8 @@ class Policies:
     and heartbeats never commit alone (design invariant 11, ``reconciler.model.volatile``)."""
     env_check: EnvCheck = field(default_factory=EnvCheck)
     """The default ``env_check.command`` of every target."""
+    limits: Limits = field(default_factory=Limits)
+    """Caps on what a target sends (result files, probe answers)."""
 
     def env_check_command(self, target: Target) -> str | None:
         """The command ``target``'s environment check runs (its own, else the project's)."""

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from reconciler.model.sidecar import DROPPED
 from reconciler.model.status import HEARTBEAT_KEYS, StateFile, StatusEntry
 
 Newest = dict[str, tuple[int, dict[str, Any]]]
@@ -88,7 +89,7 @@ def progress_pending(before: StateFile, after: StateFile) -> bool:
 
 
 def _beyond_heartbeat(sidecar: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in sidecar.items() if k not in HEARTBEAT_KEYS}
+    return {k: v for k, v in sidecar.items() if k not in HEARTBEAT_KEYS and k != DROPPED}  # dropped: noise
 
 
 def progress_commit_due(before: StateFile, after: StateFile, now: datetime, minutes: float) -> bool:

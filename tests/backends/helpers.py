@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import pwd
 import subprocess
 import time
 import uuid
@@ -28,6 +29,7 @@ from reconciler.model.actions import Kill, Launch
 from reconciler.model.config import Target, TargetKind
 from reconciler.model.ids import launch_token
 from reconciler.model.observed import RunObservation
+from tests.fixtures.sshd import USER as SSH_USER
 
 T = TypeVar("T")
 PROJECT = "demo"
@@ -60,8 +62,19 @@ class Backend:
         fields.update(overrides)
         return Target(**fields)
 
+    def hand_over(self) -> None:
+        """Give what the test process wrote under ``runs/`` to the SSH user: a job writes its run
+        dir as the target's user, and the probe reads only files that user owns (issue 15)."""
+        runs = self.root / "runs"
+        if self.kind != "ssh" or not runs.is_dir():
+            return
+        account = pwd.getpwnam(SSH_USER)
+        for path in [runs, *runs.rglob("*")]:
+            os.lchown(path, account.pw_uid, account.pw_gid)
+
     async def runner(self, transport: Transport | None = None, **overrides: Any) -> ShellRunner:
         transport = transport or await self.transport()
+        self.hand_over()
         return ShellRunner(self.target(**overrides), transport, self.root.parent, PROJECT, kill_grace=5.0)
 
 

@@ -11,13 +11,17 @@ import socket
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from reconciler.backends.probe import parse_probe
 from reconciler.dashboard.actions import BadRequest, DecisionRequest
 from reconciler.dashboard.body import MAX_BODY, content_length, parse_body, read_exactly
+from reconciler.errors import TransportError
 from reconciler.load.jsonpos import parse_json
 from reconciler.load.schema_check import check
 from reconciler.load.state import CorruptStateError, parse_state
 from reconciler.load.yamlpos import parse_yaml
 from reconciler.model.jsontext import JsonTextError, bad_values, within, within_limits
+from reconciler.model.observed import TargetObservation
+from reconciler.model.sidecar import MAX_BYTES as SIDECAR_MAX_BYTES
 from reconciler.model.status import StateFile
 
 SCALARS = (
@@ -175,3 +179,77 @@ def test_the_fast_limit_check_agrees_with_the_reported_problems(doc: object, dep
     cleaned = within_limits(doc)
     assert within(cleaned)
     json.dumps(cleaned, allow_nan=False)  # valid JSON: raises on NaN or infinity
+
+
+# The probe's answer (issue 15, items 2 and 6): a target is not trusted, so whatever it prints is
+# a typed observation or a TransportError, never another exception (a 10,000-deep nesting raised
+# RecursionError and 1e999 OverflowError, aborting the pass for every target).
+
+PROBE_FIELDS = ["exp_id", "attempt", "token", "launched", "exit_code", "pid", "start_time", "age", "job_id"]
+PROBE_TOKENS = st.sampled_from(
+    ["[", "]", "{", "}", ",", ":", '"v"', "1", "NaN", "-Infinity", "1e999", "9" * 5000, "\ufffd", "null", '"x"']
+)
+
+
+def _probe_answer(value: object, where: int, nesting: int) -> str:
+    deep = "[" * nesting + json.dumps(value) + "]" * nesting
+    run = ["a_s0", 1, "tok", 1, None, 42, "9", 1.0, None]
+    detail = {"exp_id": "a_s0", "attempt": 1, "alive": True, "sidecar": {"metrics": {"loss": 0.5}}, "log_tail": ["x"]}
+    doc = {"v": 1, "host": "h", "root": "/r", "free_disk_gb": 1.0, "fields": PROBE_FIELDS, "runs": [run]}
+    doc["details"] = [detail]
+    text = json.dumps(doc)
+    slots = [
+        ('"free_disk_gb": 1.0', f'"free_disk_gb": {deep}'),
+        ('"attempt": 1,', f'"attempt": {deep},'),
+        ('["a_s0", 1,', f'["a_s0", {deep},'),
+        ('"loss": 0.5', f'"loss": {deep}'),
+        ('"log_tail": ["x"]', f'"log_tail": [{deep}]'),
+        ('"sidecar": {', f'"sidecar": {{"notes": {deep}, '),
+        ('42, "9"', f'{deep}, "9"'),
+    ]
+    old, new = slots[where % len(slots)]
+    return text.replace(old, new, 1)
+
+
+def _check_probe(stdout: str) -> None:
+    try:
+        observation, _ = parse_probe("t", stdout)
+    except TransportError:
+        return
+    assert isinstance(observation, TargetObservation)
+    for run in observation.runs.values():
+        assert isinstance(run.attempt, int) and (run.pid is None or isinstance(run.pid, int))
+        assert all(isinstance(line, str) and len(line) <= 1000 for line in run.log_tail)
+        if run.sidecar is not None:
+            assert len(json.dumps(run.sidecar, allow_nan=False)) <= SIDECAR_MAX_BYTES + 2048
+
+
+HUGE = st.sampled_from(["s" * 1_000_000, 10**4000, 1e308, -(2**200), "\x00\x1b[2J"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=JSONISH | HUGE,
+    where=st.integers(0, 20),
+    nesting=st.sampled_from([0, 1, 3, 64, 500, 10_000]),
+)
+def test_a_probe_answer_is_an_observation_or_a_transport_error(value: object, where: int, nesting: int) -> None:
+    _check_probe(_probe_answer(value, where, nesting))
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=HOSTILE_BYTES | st.lists(PROBE_TOKENS, max_size=80).map(lambda t: "".join(t).encode()))
+def test_probe_answer_bytes_are_an_observation_or_a_transport_error(raw: bytes) -> None:
+    _check_probe(raw.decode("utf-8", "replace"))  # as the transports decode what a target prints
+
+
+def test_the_attackers_probe_answers_are_transport_errors_or_observations() -> None:
+    """The exact answers of the issue: nested 10,000 deep, and ``1e999``."""
+    base = _probe_answer(None, 0, 0)
+    for stdout in (
+        base.replace('"free_disk_gb": 1.0', '"free_disk_gb": ' + "[" * 10_000 + "]" * 10_000),
+        base.replace('"attempt": 1,', '"attempt": 1e999,'),
+        base.replace('["a_s0", 1,', '["a_s0", 1e999,'),
+        base.replace('"alive": true', '"alive": true, "exp_id": ' + "[" * 10_000 + "]" * 10_000),
+    ):
+        _check_probe(stdout)

@@ -42,6 +42,7 @@ def resolve_root(root: str) -> str:
 
 
 def read_text(path: str, limit: int = 4096) -> Optional[str]:
+    """Up to ``limit`` bytes of a system file (a cgroup counter), as text."""
     try:
         with open(path, "rb") as f:
             return f.read(limit).decode("utf-8", "replace").strip()
@@ -49,8 +50,52 @@ def read_text(path: str, limit: int = 4096) -> Optional[str]:
         return None
 
 
+def open_owned(path: str) -> Optional[int]:
+    """A descriptor of ``path`` when it is a regular file this user owns, opened without following
+    a symlink (a job may replace its run dir's files with links to ``/etc/shadow`` or
+    ``/dev/zero``); None otherwise. Every file of a run dir is read through this."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid():
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def read_fd(fd: int, limit: int) -> bytes:
+    """At most ``limit`` bytes from ``fd``."""
+    chunks = []  # type: List[bytes]
+    size = 0
+    while size < limit:
+        chunk = os.read(fd, min(65536, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def read_owned(path: str, limit: int = 4096) -> Optional[str]:
+    """Up to ``limit`` bytes of a run dir's file (``open_owned``), as text; None when refused."""
+    fd = open_owned(path)
+    if fd is None:
+        return None
+    try:
+        return read_fd(fd, limit).decode("utf-8", "replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def read_int(path: str) -> Optional[int]:
-    text = read_text(path)
+    text = read_owned(path)
     try:
         return int(text) if text else None
     except ValueError:
@@ -166,7 +211,7 @@ def oom_kill_count(path: str) -> Optional[int]:
 
 def cgroup_oom_evidence(run_dir: str) -> List[str]:
     """One line when the job's memory cgroup counted an OOM kill since the wrapper started."""
-    watch = (read_text(os.path.join(run_dir, OOM_WATCH)) or "").splitlines()
+    watch = (read_owned(os.path.join(run_dir, OOM_WATCH)) or "").splitlines()
     if len(watch) < 2 or not watch[1].strip().isdigit():
         return []
     path, before = watch[0].strip(), int(watch[1].strip())
@@ -232,14 +277,17 @@ def oom_evidence(run_dir: str, pid: Optional[int], kernel: List[str]) -> List[st
 
 
 def tail_lines(path: str, count: int) -> List[str]:
+    fd = open_owned(path)
+    if fd is None:
+        return []
     try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - TAIL_BYTES))
-            data = f.read()
+        size = os.fstat(fd).st_size
+        os.lseek(fd, max(0, size - TAIL_BYTES), os.SEEK_SET)
+        data = read_fd(fd, TAIL_BYTES)
     except OSError:
         return []
+    finally:
+        os.close(fd)
     text = data.decode("utf-8", "replace").replace("\r\n", "\n")
     lines = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
     if lines and lines[-1] == "":
@@ -272,28 +320,25 @@ def mtime_age(path: str, now: float, digits: int = 1) -> Optional[float]:
 
 
 def read_sidecar(path: str) -> Optional[Dict[str, Any]]:
+    data = read_regular(path, SIDECAR_MAX)
     try:
-        if os.stat(path).st_size > SIDECAR_MAX:
-            return None
-        with open(path, "rb") as f:
-            doc = json.loads(f.read().decode("utf-8"))
-    except (OSError, ValueError):
+        doc = json.loads(data.decode("utf-8")) if data is not None else None
+        json.dumps(doc)  # nested too deeply to be written back: left out, not the whole answer
+    except (ValueError, RecursionError):
         return None
     return doc if isinstance(doc, dict) else None
 
 
 def read_regular(path: str, limit: int) -> Optional[bytes]:
-    """The bytes of a regular file no larger than ``limit`` (never through a symlink), else None."""
-    try:
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        fd = os.open(path, flags)
-    except OSError:
+    """The bytes of a regular file of ours no larger than ``limit`` (``open_owned``), else None."""
+    fd = open_owned(path)
+    if fd is None:
         return None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
+        if os.fstat(fd).st_size > limit:
             return None
-        return os.read(fd, limit + 1)[:limit]
+        data = read_fd(fd, limit + 1)
+        return data if len(data) <= limit else None
     except OSError:
         return None
     finally:
@@ -325,13 +370,17 @@ def launch_record(run_dir: str, names: Set[str]) -> Optional[Dict[str, Any]]:
 
 
 def result_size(run_dir: str) -> Optional[int]:
-    path = read_text(os.path.join(run_dir, "result_path"))
-    if not path:
+    """The size of the run's result file, when it is a regular file of ours."""
+    path = read_owned(os.path.join(run_dir, "result_path"))
+    fd = open_owned(path) if path else None
+    if fd is None:
         return None
     try:
-        return os.stat(path).st_size
+        return os.fstat(fd).st_size
     except OSError:
         return None
+    finally:
+        os.close(fd)
 
 
 def scan_runs(
@@ -348,13 +397,15 @@ def scan_runs(
     kernel = None  # type: Optional[List[str]]
     runs_dir = os.path.join(root, "runs")
     try:
-        exp_ids = sorted(e.name for e in os.scandir(runs_dir) if e.is_dir() and e.name[:1] != ".")
+        exp_ids = sorted(e.name for e in os.scandir(runs_dir) if e.is_dir(follow_symlinks=False) and e.name[:1] != ".")
     except OSError:
         exp_ids = []
     for exp_id in exp_ids:
         exp_dir = os.path.join(runs_dir, exp_id)
         try:
-            attempts = sorted(int(e.name) for e in os.scandir(exp_dir) if e.name.isdigit() and e.is_dir())
+            attempts = sorted(
+                int(e.name) for e in os.scandir(exp_dir) if e.name.isdigit() and e.is_dir(follow_symlinks=False)
+            )
         except OSError as exc:
             errors.append(f"{exp_dir}: {exc}")
             continue
@@ -365,7 +416,7 @@ def scan_runs(
             except OSError as exc:
                 errors.append(f"{run_dir}: {exc}")
                 continue
-            token = read_text(os.path.join(run_dir, "token")) if "token" in names else None
+            token = read_owned(os.path.join(run_dir, "token")) if "token" in names else None
             exit_code = read_int(os.path.join(run_dir, "exit_code")) if "exit_code" in names else None
             age = mtime_age(os.path.join(run_dir, "token") if token is not None else run_dir, now, 0)
             pid = None  # type: Optional[int]
@@ -373,10 +424,10 @@ def scan_runs(
             detailed = exit_code is None or (exp_id, attempt) in want
             if detailed:
                 pid = read_int(os.path.join(run_dir, "pid")) if "pid" in names else None
-                start = read_text(os.path.join(run_dir, "start_time")) if "start_time" in names else None
-            job_id = read_text(os.path.join(run_dir, "job_id"), 256) if "job_id" in names else None
+                start = read_owned(os.path.join(run_dir, "start_time")) if "start_time" in names else None
+            job_id = read_owned(os.path.join(run_dir, "job_id"), 256) if "job_id" in names else None
             if job_id is None and "submit.out" in names:  # submitted, id not recorded: a batch
-                job_id = "submit:" + (read_text(os.path.join(run_dir, "submit.out"), 512) or "")
+                job_id = "submit:" + (read_owned(os.path.join(run_dir, "submit.out"), 512) or "")
             records.append([exp_id, attempt, token, int("launch.lock" in names), exit_code, pid, start, age, job_id])
             if not detailed:
                 continue
