@@ -25,6 +25,7 @@ from pathlib import Path
 from reconciler import escalations
 from reconciler.apply.executor import execute
 from reconciler.atomic import atomic_write_text, sweep_temp_files
+from reconciler.confine import check_tree
 from reconciler.crashpoints import crash_point
 from reconciler.errors import GitStoreError, StatusWriteError
 from reconciler.export.writer import pass_notes
@@ -44,6 +45,8 @@ from reconciler.plan import Event, Plan, events, fold, make_plan, subject
 from reconciler.plan.context import iso
 from reconciler.runtime.bundle import append_to_tar as append_runtime_bundle
 from reconciler.statestore import (
+    CONFINED_DIRS,
+    CONFINED_FILES,
     LAB_LOG,
     OWNED,
     STATE,
@@ -110,6 +113,9 @@ def reconcile_once(
 ) -> PassResult:
     """One pass over the project in ``project_dir``. ``dry_run`` plans and changes nothing."""
     project_dir = project_dir.resolve()
+    # A project whose own dirs are symlinks is invalid input: refused before any lock, network
+    # or write (exit 2); every write checks again (a symlink swapped in during the pass).
+    check_tree(project_dir, CONFINED_DIRS, CONFINED_FILES)
     _ignore_scratch(project_dir)
     with contextlib.ExitStack() as stack:
         if dry_run:
@@ -128,9 +134,8 @@ def _ignore_scratch(project_dir: Path) -> None:
     """``.reconciler/`` (lock, in-flight journal, local runs) ignores itself, so it never shows up
     in ``git status`` or in a person's ``git add -A``, whatever the project's ``.gitignore`` says."""
     marker = project_dir / ".reconciler" / ".gitignore"
-    if not marker.exists():
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text("*\n", encoding="utf-8")
+    if not os.path.lexists(marker):
+        atomic_write_text(marker, "*\n")
 
 
 def _pass(
@@ -151,6 +156,11 @@ def _pass(
         pull_ff(repo, settings.remote, settings.branch)
         tree = repo.tree("HEAD")
         desired = load_desired(tree, revision=repo.last_change("HEAD", exclude=OWNED))
+        check_tree(project_dir, CONFINED_DIRS, CONFINED_FILES)  # what the pull brought
+    # A local target's relative root (its run dirs) is in the project too.
+    check_tree(
+        project_dir, (), [t.root for t in desired.config.targets if t.ssh is None and not t.root.startswith(("/", "~"))]
+    )
     crash_point("after_load")
     dirty = repo.dirty_paths(["config", "dispatch", "experiments"])
     dirty = [p for p in dirty if p != STATE and not p.startswith("experiments/results/")]

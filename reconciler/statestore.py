@@ -36,6 +36,26 @@ files of a killed write; ``/**``: with subdirectories)."""
 INFLIGHT = ".reconciler/inflight.json"
 VOLATILE = ".reconciler/volatile.json"
 """The newest counters, progress and heartbeats that no commit holds yet (never committed)."""
+CONFINED_DIRS = (
+    ".reconciler",
+    "dispatch",
+    "progress/**",
+    "experiments",
+    "experiments/results/**",
+    "experiments/logs/**",
+)
+"""The dirs a pass writes in, checked before it starts (``reconciler.confine.check_tree``): none of
+them, and nothing below those marked ``/**``, may be a symlink."""
+CONFINED_FILES = (
+    STATE,
+    LAB_LOG,
+    INFLIGHT,
+    VOLATILE,
+    ".reconciler/.gitignore",
+    ".reconciler/lock",
+    ".reconciler/tmp",
+    ".reconciler/observed/",
+)
 
 
 @dataclass(frozen=True)
