@@ -29,6 +29,7 @@ from reconciler.confine import check_tree
 from reconciler.crashpoints import crash_point
 from reconciler.errors import GitStoreError, StatusWriteError
 from reconciler.export.writer import pass_notes
+from reconciler.gitstore.history import state_versions
 from reconciler.gitstore.remote import pull_ff, push
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status, tag
@@ -170,7 +171,10 @@ def _pass(
             + ", ".join(dirty[:5])
             + ("…" if len(dirty) > 5 else "")
         )
-    loaded = load_recorded(project_dir, tree.read_text(STATE), desired.config.project)
+    # Bytes, not text: a committed state that is not UTF-8 is corrupt (restored), not an error.
+    loaded = load_recorded(
+        project_dir, tree.read_bytes(STATE), desired.config.project, versions=lambda: state_versions(repo)
+    )
     if loaded.restored:
         warnings.append(loaded.restored)
     # The planner reads the committed values with the newest counters and progress laid over

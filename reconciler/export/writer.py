@@ -36,6 +36,7 @@ from reconciler.export.render import document
 from reconciler.export.results import ALL_RESULTS, all_results_text, read_result_rows, row_count
 from reconciler.export.synthesis import SYNTHESIS, Criteria, Synthesis, markdown, pilot_tables, synthesize
 from reconciler.export.tables import TableView, derive_tables
+from reconciler.gitstore.history import state_versions
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status
 from reconciler.load import load_desired
@@ -86,7 +87,9 @@ def export_project(
     with waiting_lock(project_dir, patience), ProjectRepo(project_dir) as repo:
         tree = repo.tree("HEAD")
         desired = load_desired(tree, revision=repo.last_change("HEAD", exclude=OWNED))
-        loaded = load_recorded(project_dir, tree.read_text(STATE), desired.config.project)
+        loaded = load_recorded(
+            project_dir, tree.read_bytes(STATE), desired.config.project, versions=lambda: state_versions(repo)
+        )
         state = loaded.state
         files = read_result_rows(project_dir, state)
         views = derive_tables(desired, state, files.rows)

@@ -91,6 +91,20 @@ def _read_state(repo: ProjectRepo, sha: str, state_path: str) -> StateFile | str
         return f"{state_path} is not a valid state file: {type(exc).__name__}: {exc}"
 
 
+def state_versions(
+    repo: ProjectRepo, *, rev: str = "HEAD", state_path: str = STATE_PATH, limit: int = 200
+) -> Iterator[tuple[str, bytes | None]]:
+    """The committed versions of the state file, newest first, as ``(commit, bytes)`` (``None``:
+    deleted there), at most ``limit``: where a pass looks for the last good one."""
+    path = repo.repo_path(state_path)
+    out = repo.run("log", f"--max-count={limit}", "--format=%H", rev, "--", path, what=f"git log {state_path}")
+    for sha in out.split():
+        try:
+            yield sha, GitTree(repo.handle, sha, prefix=repo.prefix).read_bytes(state_path)
+        except GitStoreError:
+            continue
+
+
 def _key(entry: StatusEntry | None) -> tuple[object, ...] | None:
     if entry is None:
         return None

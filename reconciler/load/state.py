@@ -17,6 +17,7 @@ from reconciler.load.jsonpos import parse_json
 from reconciler.load.schema_check import check
 from reconciler.load.sources import STATE
 from reconciler.load.tree import UnreadableFileError
+from reconciler.model.statecheck import state_problems
 from reconciler.model.status import StateFile
 from reconciler.model.tree import Tree
 
@@ -39,6 +40,9 @@ def parse_state(text: str, path: str = STATE) -> StateFile:
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise CorruptStateError(path, f"{problems[0]}{more}")
+    checked = state_problems(doc.data)
+    if checked:
+        raise CorruptStateError(path, "; ".join(checked))
     counts = Counter(e["id"] for e in doc.data["experiments"])
     repeated = sorted(i for i, n in counts.items() if n > 1)
     if repeated:
