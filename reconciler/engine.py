@@ -29,7 +29,7 @@ from reconciler.confine import check_tree
 from reconciler.crashpoints import crash_point
 from reconciler.errors import GitStoreError, StatusWriteError
 from reconciler.export.writer import pass_notes
-from reconciler.gitstore.history import state_versions
+from reconciler.gitstore.history import decisions_applied_before, state_versions
 from reconciler.gitstore.remote import pull_ff, push
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status, tag
@@ -180,7 +180,7 @@ def _pass(
     # The planner reads the committed values with the newest counters and progress laid over
     # them (``reconciler.model.volatile``): those change without a transition and are not committed.
     committed = loaded.state
-    recorded = merge(committed, read_volatile(project_dir))
+    recorded = merge(_no_replay(repo, desired, committed, warnings), read_volatile(project_dir))
     inflight = read_inflight(project_dir)
     for w in warnings:
         log(f"warning: {w}")
@@ -203,6 +203,23 @@ def _pass(
         clock,
         log,
     )
+
+
+def _no_replay(repo: ProjectRepo, desired: DesiredState, state: StateFile, warnings: list[str]) -> StateFile:
+    """A decision is carried out once: one that a committed state listed as applied stays applied,
+    whatever the state file says now (an id removed from ``decisions_applied`` replays nothing)."""
+    pending = [d.id for d in desired.decisions if d.id not in state.decisions_applied]
+    if not pending:
+        return state
+    before = decisions_applied_before(repo, pending)
+    for decision, sha in sorted(before.items()):
+        warnings.append(
+            f"decision {decision} was carried out before (listed as applied in {sha[:10]}) but {STATE} "
+            "no longer lists it: not carried out again"
+        )
+    if not before:
+        return state
+    return dataclasses.replace(state, decisions_applied=tuple(sorted({*state.decisions_applied, *before})))
 
 
 async def _observe_apply(

@@ -17,7 +17,7 @@ import pytest
 
 from reconciler.load.state import CorruptStateError, parse_state
 from reconciler.model.status import StateFile
-from tests.engine.project import git, make_project, reconcile
+from tests.engine.project import git, launches, make_project, reconcile, until
 
 STATE = "dispatch/state.json"
 
@@ -182,3 +182,36 @@ def test_what_the_reconciler_writes_reads_back() -> None:
     assert parse_state(text).entries[0].attempts[0].run_dir == RUN_DIR
     relative = one_entry(attempt_changes={"run_dir": ".reconciler/runs-local/runs/job_s0/1"})
     assert StateFile.loads(json.dumps(relative)).entries[0].attempts[0].run_dir.startswith(".reconciler/")
+
+
+def _failed(project: Path) -> bool:
+    path = project / STATE
+    return path.exists() and bool(json.loads(path.read_text())["experiments"][0]["status"] == "failed")
+
+
+@pytest.mark.parametrize("committed", [True, False])
+def test_a_decision_removed_from_decisions_applied_is_not_replayed(tmp_path: Path, committed: bool) -> None:
+    """The issue's input: the retry decision's id deleted from ``decisions_applied`` (committed, or
+    only in the working tree). History says it was carried out: no fourth launch."""
+    project = make_project(tmp_path, seeds=1, fail=3)
+    until(lambda: _failed(project), step=lambda: reconcile(project, "--once"))
+    out = reconcile(project, "resolve", "-C", str(project), "job_s0", "--retry", "--note", "flaky node")
+    assert out.returncode == 0, out.stderr
+    until(lambda: json.loads((project / STATE).read_text())["experiments"][0]["attempt"] == 3,
+          step=lambda: reconcile(project, "--once"))  # fmt: skip
+    until(lambda: _failed(project), step=lambda: reconcile(project, "--once"))
+    assert launches(project) == ["job_s0"] * 3
+    state = json.loads((project / STATE).read_text())
+    (decision,) = state["decisions_applied"]
+    state["decisions_applied"] = []
+    (project / STATE).write_text(json.dumps(state, indent=2))
+    if committed:
+        commit(project, "forget the decision", STATE)
+    stderr = [reconcile(project, "--once").stderr for _ in range(3)]
+    assert launches(project) == ["job_s0"] * 3  # not replayed
+    assert f"decision {decision} was carried out before" in stderr[0], stderr[0]
+    assert "not carried out again" in stderr[0]
+    assert "Traceback" not in "".join(stderr)
+    assert json.loads(git(project, "show", f"HEAD:{STATE}"))["decisions_applied"] == [decision]
+    assert "was carried out before" not in stderr[2]  # recorded again: no more warnings
+    assert _failed(project)
