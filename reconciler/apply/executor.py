@@ -112,7 +112,7 @@ async def _one(
     except TemporaryError as exc:
         return ActionResult(action, False, str(exc), temporary=True)
     except PermanentError as exc:
-        return ActionResult(action, False, f"{exc.reason}: {exc}", temporary=False)
+        return ActionResult(action, False, f"{exc.reason}: {exc}", temporary=False, data={"reason": exc.reason})
     except ReconcilerError as exc:
         return ActionResult(action, False, str(exc), temporary=True)
     return ActionResult(action, False, f"unknown action {action.kind}")
