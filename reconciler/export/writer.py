@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.atomic import atomic_write_text
+from reconciler.confine import check_tree
 from reconciler.errors import StatusWriteError
 from reconciler.export.guard import Completeness, completeness
 from reconciler.export.notes import due_ids, keep_observations, notes_for
@@ -83,6 +84,8 @@ def export_project(
     patience: float = 60.0,
 ) -> ExportResult:
     project_dir = project_dir.resolve()
+    # A symlinked results dir or result file would read (and commit) or write outside the project.
+    check_tree(project_dir, ("experiments/results/**", "experiments/logs/**", ".reconciler"), (STATE,))
     criteria = criteria or Criteria()
     with waiting_lock(project_dir, patience), ProjectRepo(project_dir) as repo:
         tree = repo.tree("HEAD")

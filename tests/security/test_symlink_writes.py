@@ -180,3 +180,20 @@ def test_the_lock_is_not_taken_through_a_symlinked_scratch_dir(swapped: tuple[Pa
     with pytest.raises(UnsafePathError, match=r"^\.reconciler/ is a symlink"):
         ProjectLock(project).acquire()
     assert snapshot(outside) == before
+
+
+def test_export_neither_reads_nor_writes_through_a_symlinked_results_dir(tmp_path: Path) -> None:
+    """``reconcile export`` (no pass before it): ``experiments/results -> <outside>`` would put
+    ``all_results.csv`` there and read the outside files as results."""
+    project = make_project(tmp_path, seeds=1)
+    outside = outside_dir(tmp_path)
+    (project / "experiments").mkdir()
+    (project / "experiments" / "results").symlink_to(outside)
+    commit_all(project, "results symlink", "experiments")
+    before, count = snapshot(outside), commits(project)
+    ran = reconcile(project, "export", "--allow-partial", "-C", str(project))
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert ran.returncode == 2, ran.stderr
+    assert f"experiments/results/ is a symlink (to {outside})" in ran.stderr
+    assert snapshot(outside) == before
+    assert commits(project) == count
