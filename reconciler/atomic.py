@@ -7,12 +7,13 @@ one, never a torn mix: the bytes go to a temporary file, are fsynced, and ``os.r
 in; the directory is fsynced after so the rename itself survives. Every write is confined to the
 project (``reconciler.confine``): no symlinked directory on the way, no symlink at the name.
 
-Where the temporary file lives: inside a project (the nearest ancestor directory holding ``.git``,
-when its ``.reconciler/.gitignore``, which a pass creates, is there), under ``<project>/.reconciler/tmp/`` as
-``<name>.<pid>.<hex>.tmp``, so a write killed half-way leaves nothing visible to ``git status`` or a
-person's ``git add -A``, whatever the project's ``.gitignore`` says; elsewhere (or when the rename
-would cross filesystems) beside the target as ``.<name>.<pid>.<hex>.tmp``. ``sweep_temp_files``
-removes the ones a killed writer left (a pass calls it under the project lock).
+Where the temporary file lives: inside a project (the nearest ancestor directory holding
+``.reconciler/.gitignore``, which a pass creates, not above the one holding ``.git``), under
+``<project>/.reconciler/tmp/`` as ``<name>.<pid>.<hex>.tmp``, so a write killed half-way leaves
+nothing visible to ``git status`` or a person's ``git add -A``, whatever the project's
+``.gitignore`` says; elsewhere (or when the rename would cross filesystems) beside the target as
+``.<name>.<pid>.<hex>.tmp``. ``sweep_temp_files`` removes the ones a killed writer left (a pass
+calls it under the project lock).
 
 OSError propagates unchanged: a disk that refuses a write is not something a pass can retry around.
 """
@@ -46,9 +47,10 @@ def atomic_write_bytes(path: StrPath, data: bytes) -> None:
     _injected_write_fault(target)
     root = confine.project_root(target)
     with confine.parent_dir(target, root=root) as (dir_fd, name):
-        if root is not None and os.path.lexists(root / SCRATCH / ".gitignore"):
+        scratch = _scratch(root, target)
+        if root is not None and scratch is not None:
             try:
-                scratch_fd = confine.open_dir(root, (SCRATCH, "tmp"))
+                scratch_fd = confine.open_dir(root, scratch)
             except OSError as exc:
                 if exc.errno not in (errno.EXDEV, errno.ENOTDIR, errno.EACCES, errno.EROFS):
                     raise
@@ -64,6 +66,20 @@ def atomic_write_bytes(path: StrPath, data: bytes) -> None:
                 finally:
                     os.close(scratch_fd)
         _write_and_replace(dir_fd, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp", dir_fd, name, data)
+
+
+def _scratch(root: Path | None, target: Path) -> tuple[str, ...] | None:
+    """``<project>/.reconciler/tmp`` as parts under ``root``: the nearest ancestor of ``target``
+    (not above ``root``, the directory holding ``.git``) with the self-ignoring ``.reconciler/``."""
+    if root is None:
+        return None
+    base, parts = confine.split(target, root)
+    if base != root:
+        return None
+    for k in range(len(parts) - 1, -1, -1):
+        if os.path.lexists(root.joinpath(*parts[:k], SCRATCH, ".gitignore")):
+            return (*parts[:k], SCRATCH, "tmp")
+    return None
 
 
 def _write_and_replace(tmp_dir: int, tmp: str, dir_fd: int, name: str, data: bytes) -> None:
