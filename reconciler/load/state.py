@@ -69,7 +69,7 @@ def recorded_ids(tree: Tree) -> set[str]:
     try:
         text = tree.read_text(STATE)
         data: Any = json.loads(text) if text else {}
-    except (UnreadableFileError, ValueError, RecursionError):
+    except (ReconcilerError, ValueError, RecursionError):  # unreadable here or in git (not UTF-8)
         return set()
     entries = data.get("experiments") if isinstance(data, dict) else None
     if not isinstance(entries, list):

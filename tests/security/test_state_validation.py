@@ -215,3 +215,16 @@ def test_a_decision_removed_from_decisions_applied_is_not_replayed(tmp_path: Pat
     assert json.loads(git(project, "show", f"HEAD:{STATE}"))["decisions_applied"] == [decision]
     assert "was carried out before" not in stderr[2]  # recorded again: no more warnings
     assert _failed(project)
+
+
+def test_a_committed_state_that_is_not_utf8_beside_decisions_is_restored(tmp_path: Path) -> None:
+    """The decisions' check reads the recorded ids too: it used to stop the pass there."""
+    project, outside, _ = settled(tmp_path)
+    (project / "dispatch" / "decisions.yaml").write_text(
+        "version: 1\ndecisions:\n  - {id: d1, exp: job_s0, action: continue, reason: fine}\n"
+    )
+    (project / STATE).write_bytes(b'{"version": 1, "project": "\xff\xfe", "experiments": []}')
+    commit(project, "state that is not UTF-8", STATE, "dispatch/decisions.yaml")
+    stderr = passes_safely(project, outside, snapshot(outside), n=2)
+    assert f"{STATE} is corrupt" in stderr[0], stderr[0]
+    assert "corrupt" not in stderr[1]
