@@ -14,7 +14,11 @@ from typing import Any
 
 import pytest
 
+from reconciler.model.actions import Collect, Kill
+from reconciler.model.status import Status
+from reconciler.plan import make_plan
 from tests.engine.project import launches, make_project, reconcile
+from tests.plan import builders
 
 RUN_DIR = ".reconciler/runs-local/runs/job_s0/1"
 
@@ -82,3 +86,48 @@ def test_a_run_dir_whose_token_vanished_gives_no_failure_and_no_result(tmp_path:
     assert "holds no token, not ours" in (found["waiting_reason"] or ""), found
     assert not (project / "experiments" / "results" / "job_s0.csv").exists()  # nothing collected
     assert launches(project) == ["job_s0"]
+
+
+def _planned(token: str | None, *, status: str, run: dict[str, Any]) -> tuple[Any, list[Any]]:
+    """The planner on one entry of attempt 1 whose run dir the probe reports with ``token``."""
+    case: dict[str, Any] = {
+        "config": {"project": "proj", "targets": [{"name": "local", "kind": "local", "root": "/r/local"}]},
+        "experiments": [{"id": "a", "command": "python3 train.py --out {result_file}", "max_retries": 2}],
+        "recorded": {
+            "experiments": [
+                {"id": "a", "status": status, "attempt": 1, "target": "local", "max_retries": 2,
+                 "command": "python3 train.py --out {result_file}",
+                 "attempts": [{"n": 1, "target": "local", "command": "x", "run_dir": "/r/local/runs/a/1",
+                               "token": "t", "pid": 10, "start_time": "5"}]}
+            ]
+        },
+        "observed": {"local": {"runs": [{"exp_id": "a", "attempt": 1, "token": token, "launched": True, **run}]}},
+    }  # fmt: skip
+    desired = builders.desired(case)
+    plan = make_plan(desired, builders.recorded(case, "proj"), builders.observed(case, "proj"), builders.now(case))
+    (entry,) = plan.state.entries
+    return entry, list(plan.actions)
+
+
+@pytest.mark.parametrize("token", [None, "", "someone-else"])
+def test_the_planner_takes_nothing_from_a_run_dir_without_our_token(token: str | None) -> None:
+    ended = {"pid": 10, "start_time": "5", "alive": False, "exit_code": 0}
+    entry, actions = _planned(token, status="running", run=ended)
+    assert entry.status is Status.RUNNING  # not done, not failed
+    assert not [a for a in actions if isinstance(a, Collect)]
+    assert "not ours: left alone" in (entry.waiting_reason or "")
+    failed = {"pid": 10, "start_time": "5", "alive": False, "exit_code": 1}
+    entry, _ = _planned(token, status="running", run=failed)
+    assert entry.status is Status.RUNNING and entry.failure_class is None
+    # a retry waiting on the leftover group of its last attempt: a group that is not ours is not killed
+    leftover = {"pid": 10, "start_time": "5", "alive": False, "exit_code": 1, "group": (4242,)}
+    entry, actions = _planned(token, status="pending", run=leftover)
+    assert not [a for a in actions if isinstance(a, Kill)]
+
+
+def test_the_planner_still_collects_and_stops_leftovers_of_its_own_run_dir() -> None:
+    _, actions = _planned("t", status="running", run={"pid": 10, "start_time": "5", "alive": False, "exit_code": 0})
+    assert [a for a in actions if isinstance(a, Collect)]
+    leftover = {"pid": 10, "start_time": "5", "alive": False, "exit_code": 1, "group": (4242,)}
+    _, actions = _planned("t", status="pending", run=leftover)
+    assert [a for a in actions if isinstance(a, Kill)]
