@@ -2,8 +2,8 @@
 
 Anyone who can commit can write the state file, and its values become paths on the controller
 (``progress/escalate_<id>.md``, ``experiments/logs/<id>.md``, ``result_file``) and on targets
-(run dirs). ``state_problems`` holds every entry to what the reconciler itself writes: ids and
-names match the spec's id pattern as a whole, a ``result_file`` is a result path
+(run dirs). ``state_problems`` holds every entry to what the reconciler itself writes: ids of
+experiments and decisions match the spec's id pattern as a whole, a ``result_file`` is a result path
 (``model.resultpath``), each attempt's run dir is ``<root>/runs/<id>/<n>`` with a normalised root,
 attempt numbers count up from 1. ``StateFile.loads`` refuses a file with a problem (a
 ``ValueError``): the engine then restores the last good committed one.
@@ -18,7 +18,8 @@ from typing import Any
 from reconciler.model.resultpath import result_path_error
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-"""Ids of experiments and decisions, target names: ``model.spec.ID_PATTERN`` as a whole match."""
+"""Ids of experiments and decisions: ``model.spec.ID_PATTERN`` as a whole match. (Target names
+are not paths of ours: an unknown one is a target not configured; they are not checked here.)"""
 _RUN_DIR = re.compile(r"(?:(?P<root>.*)/)?runs/(?P<id>[^/]+)/(?P<n>[0-9]+)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -64,9 +65,6 @@ def _entry_problems(where: str, entry: Mapping[str, Any]) -> list[str]:
         error = result_path_error(result) if isinstance(result, str) else "not a string"
         if error is not None:
             problems.append(f"{where}: result_file: {error}")
-    target = entry.get("target")
-    if target is not None and not _name(target):
-        problems.append(f"{where}: target {target!r} is not a target name")
     attempts = entry.get("attempts") or ()
     previous = 0
     for attempt in attempts if isinstance(attempts, list) else ():
@@ -77,8 +75,6 @@ def _entry_problems(where: str, entry: Mapping[str, Any]) -> list[str]:
             problems.append(f"{where}: attempt numbers must count up from 1 (found {n!r} after {previous})")
             break
         previous = n
-        if not _name(attempt.get("target")):
-            problems.append(f"{where}: attempt {n}: target {attempt.get('target')!r} is not a target name")
         error = run_dir_error(attempt.get("run_dir"), exp_id, n)
         if error is not None:
             problems.append(f"{where}: attempt {n}: {error}")
