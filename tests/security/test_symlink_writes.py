@@ -197,3 +197,18 @@ def test_export_neither_reads_nor_writes_through_a_symlinked_results_dir(tmp_pat
     assert f"experiments/results/ is a symlink (to {outside})" in ran.stderr
     assert snapshot(outside) == before
     assert commits(project) == count
+
+
+def test_env_check_refuses_a_symlinked_progress_dir_before_asking_a_target(tmp_path: Path) -> None:
+    project = make_project(tmp_path, seeds=1)
+    outside = outside_dir(tmp_path)
+    (project / "progress").symlink_to(outside)
+    commit_all(project, "progress symlink", "progress")
+    before, count = snapshot(outside), commits(project)
+    ran = reconcile(project, "env-check", "-C", str(project))
+    assert "Traceback" not in ran.stderr, ran.stderr
+    assert ran.returncode == 2, ran.stderr
+    assert f"progress/ is a symlink (to {outside}): refusing to write outside the project" in ran.stderr
+    assert snapshot(outside) == before
+    assert commits(project) == count
+    assert not (project / ".reconciler" / "runs-local").exists()  # no target was asked
