@@ -4,14 +4,16 @@ Called at the end of a pass, after ``apply``, to render ``dispatch/state.json``,
 ``progress/env_*.json``, escalations and results (whole-file replace), and to append to
 ``progress/lab.log`` (one line per transition). A power cut leaves either the old file or the new
 one, never a torn mix: the bytes go to a temporary file, are fsynced, and ``os.replace`` swaps it
-in; the directory is fsynced after so the rename itself survives.
+in; the directory is fsynced after so the rename itself survives. Every write is confined to the
+project (``reconciler.confine``): no symlinked directory on the way, no symlink at the name.
 
 Where the temporary file lives: inside a project (the nearest ancestor directory holding
-``.reconciler/.gitignore``, which a pass creates), under ``<project>/.reconciler/tmp/`` as
-``<name>.<pid>.<hex>.tmp``, so a write killed half-way leaves nothing visible to ``git status`` or a
-person's ``git add -A``, whatever the project's ``.gitignore`` says; elsewhere (or when the rename
-would cross filesystems) beside the target as ``.<name>.<pid>.<hex>.tmp``. ``sweep_temp_files``
-removes the ones a killed writer left (a pass calls it under the project lock).
+``.reconciler/.gitignore``, which a pass creates, not above the one holding ``.git``), under
+``<project>/.reconciler/tmp/`` as ``<name>.<pid>.<hex>.tmp``, so a write killed half-way leaves
+nothing visible to ``git status`` or a person's ``git add -A``, whatever the project's
+``.gitignore`` says; elsewhere (or when the rename would cross filesystems) beside the target as
+``.<name>.<pid>.<hex>.tmp``. ``sweep_temp_files`` removes the ones a killed writer left (a pass
+calls it under the project lock).
 
 OSError propagates unchanged: a disk that refuses a write is not something a pass can retry around.
 """
@@ -28,46 +30,79 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from reconciler import confine
+
 StrPath = str | os.PathLike[str]
 
 
 def atomic_write_bytes(path: StrPath, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically; parent directories are created.
 
+    Inside a project every directory from its root down to ``path`` is reached without following
+    a symlink, and ``path`` itself must not be one (``reconciler.confine``): a committed or
+    swapped-in symlink raises ``UnsafePathError`` and nothing is written.
     A new file gets the usual ``0o666 & ~umask`` mode; an existing file keeps its mode.
     """
     target = Path(path)
     _injected_write_fault(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = scratch_dir(target)
-    if scratch is not None:
-        try:
-            scratch.mkdir(exist_ok=True)
-            _write_and_replace(scratch / f"{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp", target, data)
-            return
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.ENOTDIR, errno.EACCES, errno.EROFS):
-                raise
-    _write_and_replace(target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"), target, data)
+    root = confine.project_root(target)
+    with confine.parent_dir(target, root=root) as (dir_fd, name):
+        scratch = _scratch(root, target)
+        if root is not None and scratch is not None:
+            try:
+                scratch_fd = confine.open_dir(root, scratch)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.ENOTDIR, errno.EACCES, errno.EROFS):
+                    raise
+            else:
+                try:
+                    _write_and_replace(
+                        scratch_fd, f"{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp", dir_fd, name, data
+                    )
+                    return
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.ENOTDIR, errno.EACCES, errno.EROFS):
+                        raise
+                finally:
+                    os.close(scratch_fd)
+        _write_and_replace(dir_fd, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp", dir_fd, name, data)
 
 
-def _write_and_replace(tmp: Path, target: Path, data: bytes) -> None:
+def _scratch(root: Path | None, target: Path) -> tuple[str, ...] | None:
+    """``<project>/.reconciler/tmp`` as parts under ``root``: the nearest ancestor of ``target``
+    (not above ``root``, the directory holding ``.git``) with the self-ignoring ``.reconciler/``."""
+    if root is None:
+        return None
+    base, parts = confine.split(target, root)
+    if base != root:
+        return None
+    for k in range(len(parts) - 1, -1, -1):
+        if os.path.lexists(root.joinpath(*parts[:k], SCRATCH, ".gitignore")):
+            return (*parts[:k], SCRATCH, "tmp")
+    return None
+
+
+def _write_and_replace(tmp_dir: int, tmp: str, dir_fd: int, name: str, data: bytes) -> None:
     # O_EXCL with a random name: never follow or clobber someone else's file; 0o666 lets the
-    # umask decide the mode exactly as for a file written the ordinary way.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    # umask decide the mode exactly as for a file written the ordinary way. Both names are
+    # relative to directories opened without following a symlink; the rename replaces a name,
+    # never what a link there would point to.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666, dir_fd=tmp_dir)
     try:
         try:
             _write_all(fd, data)
             with contextlib.suppress(FileNotFoundError):
-                os.fchmod(fd, stat.S_IMODE(os.stat(target).st_mode))
+                os.fchmod(fd, stat.S_IMODE(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode))
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, target)
+        os.rename(tmp, name, src_dir_fd=tmp_dir, dst_dir_fd=dir_fd)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=tmp_dir)
         raise
-    _fsync_dir(target.parent)
+    with contextlib.suppress(OSError):
+        os.fsync(dir_fd)
 
 
 SCRATCH = ".reconciler"
@@ -78,25 +113,6 @@ _IN_SCRATCH = re.compile(r"\.?(?P<name>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.tmp(\.
 """A temp file in ``.reconciler/tmp/``: an atomic write's, or a result being copied from a target
 (``incoming_path``, and the ``.part`` file the transport writes beside it)."""
 _BESIDE = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.tmp")
-
-
-def scratch_dir(target: Path) -> Path | None:
-    """``<project>/.reconciler/tmp`` for a ``target`` inside a project that has its self-ignoring
-    ``.reconciler/`` (searched upwards, not past the directory holding ``.git``); else ``None``."""
-    directory = target.parent.absolute()
-    for _ in range(64):
-        if (directory / SCRATCH / ".gitignore").is_file():
-            return directory / TMP_DIR
-        if (directory / ".git").exists() or directory.parent == directory:
-            return None
-        directory = directory.parent
-    return None
-
-
-def incoming_path(project_dir: Path, dest: Path) -> Path:
-    """Where a file copied from a target is staged before it is checked and written to ``dest``:
-    in ``.reconciler/tmp/`` (ignored, swept when its pass was killed), never beside ``dest``."""
-    return project_dir / TMP_DIR / f"{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
 
 
 def sweep_temp_files(project_dir: Path, dirs: Iterable[str], *, now: float | None = None) -> list[str]:
@@ -167,8 +183,7 @@ def append_line(path: StrPath, line: str) -> None:
         raise ValueError(f"append_line: a line must not contain a newline: {line!r}")
     target = Path(path)
     _injected_write_fault(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    fd = confine.open_file(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         _write_all(fd, (line + "\n").encode("utf-8"))
         os.fsync(fd)
@@ -181,19 +196,6 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:  # some filesystems do not allow opening a directory; the rename still happened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- fault injection (tests/chaos) ------------------------------------------------------------

@@ -25,9 +25,11 @@ from pathlib import Path
 from reconciler import escalations
 from reconciler.apply.executor import execute
 from reconciler.atomic import atomic_write_text, sweep_temp_files
+from reconciler.confine import check_tree
 from reconciler.crashpoints import crash_point
 from reconciler.errors import GitStoreError, StatusWriteError
 from reconciler.export.writer import pass_notes
+from reconciler.gitstore.history import decisions_applied_before, state_versions
 from reconciler.gitstore.remote import pull_ff, push
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status, tag
@@ -44,6 +46,8 @@ from reconciler.plan import Event, Plan, events, fold, make_plan, subject
 from reconciler.plan.context import iso
 from reconciler.runtime.bundle import append_to_tar as append_runtime_bundle
 from reconciler.statestore import (
+    CONFINED_DIRS,
+    CONFINED_FILES,
     LAB_LOG,
     OWNED,
     STATE,
@@ -110,6 +114,9 @@ def reconcile_once(
 ) -> PassResult:
     """One pass over the project in ``project_dir``. ``dry_run`` plans and changes nothing."""
     project_dir = project_dir.resolve()
+    # A project whose own dirs are symlinks is invalid input: refused before any lock, network
+    # or write (exit 2); every write checks again (a symlink swapped in during the pass).
+    check_tree(project_dir, CONFINED_DIRS, CONFINED_FILES)
     _ignore_scratch(project_dir)
     with contextlib.ExitStack() as stack:
         if dry_run:
@@ -128,9 +135,8 @@ def _ignore_scratch(project_dir: Path) -> None:
     """``.reconciler/`` (lock, in-flight journal, local runs) ignores itself, so it never shows up
     in ``git status`` or in a person's ``git add -A``, whatever the project's ``.gitignore`` says."""
     marker = project_dir / ".reconciler" / ".gitignore"
-    if not marker.exists():
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text("*\n", encoding="utf-8")
+    if not os.path.lexists(marker):
+        atomic_write_text(marker, "*\n")
 
 
 def _pass(
@@ -151,6 +157,11 @@ def _pass(
         pull_ff(repo, settings.remote, settings.branch)
         tree = repo.tree("HEAD")
         desired = load_desired(tree, revision=repo.last_change("HEAD", exclude=OWNED))
+        check_tree(project_dir, CONFINED_DIRS, CONFINED_FILES)  # what the pull brought
+    # A local target's relative root (its run dirs) is in the project too.
+    check_tree(
+        project_dir, (), [t.root for t in desired.config.targets if t.ssh is None and not t.root.startswith(("/", "~"))]
+    )
     crash_point("after_load")
     dirty = repo.dirty_paths(["config", "dispatch", "experiments"])
     dirty = [p for p in dirty if p != STATE and not p.startswith("experiments/results/")]
@@ -160,13 +171,16 @@ def _pass(
             + ", ".join(dirty[:5])
             + ("…" if len(dirty) > 5 else "")
         )
-    loaded = load_recorded(project_dir, tree.read_text(STATE), desired.config.project)
+    # Bytes, not text: a committed state that is not UTF-8 is corrupt (restored), not an error.
+    loaded = load_recorded(
+        project_dir, tree.read_bytes(STATE), desired.config.project, versions=lambda: state_versions(repo)
+    )
     if loaded.restored:
         warnings.append(loaded.restored)
     # The planner reads the committed values with the newest counters and progress laid over
     # them (``reconciler.model.volatile``): those change without a transition and are not committed.
     committed = loaded.state
-    recorded = merge(committed, read_volatile(project_dir))
+    recorded = merge(_no_replay(repo, desired, committed, warnings), read_volatile(project_dir))
     inflight = read_inflight(project_dir)
     for w in warnings:
         log(f"warning: {w}")
@@ -189,6 +203,23 @@ def _pass(
         clock,
         log,
     )
+
+
+def _no_replay(repo: ProjectRepo, desired: DesiredState, state: StateFile, warnings: list[str]) -> StateFile:
+    """A decision is carried out once: one that a committed state listed as applied stays applied,
+    whatever the state file says now (an id removed from ``decisions_applied`` replays nothing)."""
+    pending = [d.id for d in desired.decisions if d.id not in state.decisions_applied]
+    if not pending:
+        return state
+    before = decisions_applied_before(repo, pending)
+    for decision, sha in sorted(before.items()):
+        warnings.append(
+            f"decision {decision} was carried out before (listed as applied in {sha[:10]}) but {STATE} "
+            "no longer lists it: not carried out again"
+        )
+    if not before:
+        return state
+    return dataclasses.replace(state, decisions_applied=tuple(sorted({*state.decisions_applied, *before})))
 
 
 async def _observe_apply(

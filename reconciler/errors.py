@@ -5,7 +5,8 @@ Foreign exceptions (asyncssh, OSError, GitPython, yaml) are converted where they
 
     ReconcilerError
     ├── ConfigError            invalid desired state: exit 2, nothing touched
-    │   └── SchemaError        carries every Problem found (file, line, column, field, message)
+    │   ├── SchemaError        carries every Problem found (file, line, column, field, message)
+    │   └── UnsafePathError    a write would leave the project (a symlinked component): exit 2
     ├── LockHeld               another reconcile holds the project lock: exit 75
     ├── TemporaryError(delay)  retry on a later pass
     │   ├── TransportError
@@ -56,6 +57,11 @@ class SchemaError(ConfigError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class UnsafePathError(ConfigError):
+    """A write of ours would leave the project: a symlinked component (committed or swapped in),
+    or a parent that is not a directory. Exit 2; nothing is written."""
 
 
 class LockHeld(ReconcilerError):

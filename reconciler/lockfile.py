@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
+from reconciler.confine import open_file
 from reconciler.errors import LockHeld
 
 LOCK_RELPATH = ".reconciler/lock"
@@ -42,10 +43,10 @@ class ProjectLock:
     def acquire(self) -> None:
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already held by this object")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         # os.open is close-on-exec by default: runs launched by this process must not inherit
-        # the lock, or it would outlive the pass.
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        # the lock, or it would outlive the pass. Confined: a symlinked .reconciler/ or lock is
+        # refused (UnsafePathError), never followed out of the project.
+        fd = open_file(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -14,7 +14,7 @@ import dataclasses
 import io
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,26 @@ files of a killed write; ``/**``: with subdirectories)."""
 INFLIGHT = ".reconciler/inflight.json"
 VOLATILE = ".reconciler/volatile.json"
 """The newest counters, progress and heartbeats that no commit holds yet (never committed)."""
+CONFINED_DIRS = (
+    ".reconciler",
+    "dispatch",
+    "progress/**",
+    "experiments",
+    "experiments/results/**",
+    "experiments/logs/**",
+)
+"""The dirs a pass writes in, checked before it starts (``reconciler.confine.check_tree``): none of
+them, and nothing below those marked ``/**``, may be a symlink."""
+CONFINED_FILES = (
+    STATE,
+    LAB_LOG,
+    INFLIGHT,
+    VOLATILE,
+    ".reconciler/.gitignore",
+    ".reconciler/lock",
+    ".reconciler/tmp",
+    ".reconciler/observed/",
+)
 
 
 @dataclass(frozen=True)
@@ -45,22 +65,41 @@ class LoadedState:
     """Why the working-tree file was not used (missing, corrupt), when it was not."""
 
 
-def load_recorded(project_dir: Path, committed_text: str | None, project: str) -> LoadedState:
+Versions = Callable[[], Iterable[tuple[str, bytes | None]]]
+"""The committed versions of the state file, newest first: ``(commit, bytes)`` (``None``: absent)."""
+
+
+def load_recorded(
+    project_dir: Path, committed: str | bytes | None, project: str, versions: Versions | None = None
+) -> LoadedState:
+    """The recorded status: the working-tree file when it can be used, else the last commit's,
+    else (``versions``) the newest older committed version that can be used: a committed bad
+    state (not UTF-8, not JSON, an id or path the reconciler never writes) is walked past."""
     path = project_dir / STATE
     problem: str | None = None
     if path.exists():
         try:
-            return LoadedState(StateFile.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            problem = f"{STATE} is corrupt ({type(exc).__name__}: {exc}); restored from the last commit"
-    else:
-        problem = f"{STATE} is missing; restored from the last commit" if committed_text else None
-    if committed_text:
+            return LoadedState(StateFile.loads(path.read_bytes()))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            problem = f"{STATE} is corrupt ({type(exc).__name__}: {exc})"
+    elif committed:
+        problem = f"{STATE} is missing"
+    if not committed:
+        return LoadedState(StateFile(project=project), problem and f"{problem}; starting empty")
+    try:
+        return LoadedState(StateFile.loads(committed), f"{problem}; restored from the last commit")
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        head = f"{type(exc).__name__}: {exc}"
+    for sha, older in versions() if versions is not None else ():
+        if not older or older == committed or (isinstance(committed, str) and older == committed.encode()):
+            continue
         try:
-            return LoadedState(StateFile.loads(committed_text), problem)
+            state = StateFile.loads(older)
         except (ValueError, TypeError, KeyError, AttributeError):
-            problem = f"{STATE} is corrupt in the working tree and in the last commit; starting empty"
-    return LoadedState(StateFile(project=project), problem)
+            continue
+        return LoadedState(state, f"{problem}; the last commit's is corrupt too ({head}); restored from {sha[:10]}")
+    empty = StateFile(project=project)
+    return LoadedState(empty, f"{problem}; the committed one is corrupt too ({head}); starting empty")
 
 
 def write_state(project_dir: Path, state: StateFile) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from reconciler.atomic import atomic_write_text, incoming_path
+from reconciler.atomic import atomic_write_text
 from reconciler.backends.base import Runner
+from reconciler.confine import check_path
 from reconciler.crashpoints import crash_point
 from reconciler.errors import PermanentError, ReconcilerError, RefusedFile, TemporaryError
 from reconciler.model.actions import Action, ActionResult, CheckEnv, Collect, Kill, Launch, Record, ShipCode, Tidy
@@ -110,7 +112,7 @@ async def _one(
     except TemporaryError as exc:
         return ActionResult(action, False, str(exc), temporary=True)
     except PermanentError as exc:
-        return ActionResult(action, False, f"{exc.reason}: {exc}", temporary=False)
+        return ActionResult(action, False, f"{exc.reason}: {exc}", temporary=False, data={"reason": exc.reason})
     except ReconcilerError as exc:
         return ActionResult(action, False, str(exc), temporary=True)
     return ActionResult(action, False, f"unknown action {action.kind}")
@@ -146,21 +148,20 @@ async def _tidy(runner: Runner, action: Tidy) -> ActionResult:
 
 async def _collect(runner: Runner, action: Collect, project_dir: Path) -> ActionResult:
     dest = project_dir / action.local_path
-    staging = incoming_path(project_dir, dest)
-    staging.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        await runner.collect(action, staging)
-    except RefusedFile as exc:
-        staging.unlink(missing_ok=True)
-        return ActionResult(action, False, f"{action.local_path}: {exc}", temporary=False)
-    except TemporaryError as exc:
-        if "No such file" in str(exc) or "not found" in str(exc).lower():
-            return ActionResult(action, False, f"result file missing: {action.remote_path}", temporary=False)
-        raise
-    try:
+    check_path(project_dir, action.local_path)  # a symlinked results dir: refused before the copy
+    # The copy lands in a private scratch dir, never in the project: only the checked text is
+    # written there, through the confined atomic write.
+    with tempfile.TemporaryDirectory(prefix="reconciler-collect-") as scratch:
+        staging = Path(scratch) / "incoming"
+        try:
+            await runner.collect(action, staging)
+        except RefusedFile as exc:
+            return ActionResult(action, False, f"{action.local_path}: {exc}", temporary=False)
+        except TemporaryError as exc:
+            if "No such file" in str(exc) or "not found" in str(exc).lower():
+                return ActionResult(action, False, f"result file missing: {action.remote_path}", temporary=False)
+            raise
         text = staging.read_text(encoding="utf-8", errors="replace")
-    finally:
-        staging.unlink(missing_ok=True)
     verdict = check_result(text, action.exp_id)
     if not verdict.ok:
         return ActionResult(action, False, f"{action.local_path}: {verdict.message}", temporary=False)

@@ -197,7 +197,10 @@ def prepare_script(action: Launch, size: int) -> str:
     """First launch command: run dir, token claim, ``launch.json``, ``wrapper.sh`` (``size`` bytes
     from stdin) and ``result_path``.
 
-    The token is claimed with ``ln`` (atomic: exactly one of two racing launchers creates it).
+    The token is claimed with ``ln`` (atomic: exactly one of two racing launchers creates it),
+    only in a run dir that is new (empty, or holding only a killed claim's ``.token.*``): a run
+    dir made by someone else before our launch (``exit_code``, ``pid``, no token) is refused like
+    a foreign or empty token, never claimed.
     Once ``launch.lock`` exists the wrapper on disk is what ran, so it is left untouched.
     Prints ``ready`` or ``launched``; exits ``FOREIGN_TOKEN_EXIT`` on a foreign token.
     """
@@ -207,10 +210,14 @@ def prepare_script(action: Launch, size: int) -> str:
     log_target = f"../runs/{action.exp_id}/{action.attempt}/stdout.log"
     return f"""mkdir -p {q(action.run_dir)} && cd {q(action.run_dir)} || exit 1
 if [ ! -f token ]; then
+  other=$(ls -A | grep -v -e '^\\.token\\.' -e '^token$' | head -n 5 | tr '\\n' ' ')
+  if [ -n "$other" ] && [ ! -f token ]; then
+    echo "run dir has no token but holds: $other" >&2; exit {FOREIGN_TOKEN_EXIT}
+  fi
   printf '%s\\n' {token} > .token.$$ && ln .token.$$ token 2>/dev/null; rm -f .token.$$
 fi
 t=$(cat token 2>/dev/null)
-if [ "$t" != {token} ]; then echo "run dir holds token $t" >&2; exit {FOREIGN_TOKEN_EXIT}; fi
+if [ "$t" != {token} ]; then echo "run dir holds token '$t'" >&2; exit {FOREIGN_TOKEN_EXIT}; fi
 if [ -d launch.lock ]; then cat >/dev/null; echo launched; exit 0; fi
 printf '%s\\n' {q(launch_record(action))} > .launch.json.$$ && mv -f .launch.json.$$ launch.json || exit 1
 {receive_stdin("wrapper.sh", size)}

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.atomic import atomic_write_text
+from reconciler.confine import check_tree
 from reconciler.errors import StatusWriteError
 from reconciler.export.guard import Completeness, completeness
 from reconciler.export.notes import due_ids, keep_observations, notes_for
@@ -36,6 +37,7 @@ from reconciler.export.render import document
 from reconciler.export.results import ALL_RESULTS, all_results_text, read_result_rows, row_count
 from reconciler.export.synthesis import SYNTHESIS, Criteria, Synthesis, markdown, pilot_tables, synthesize
 from reconciler.export.tables import TableView, derive_tables
+from reconciler.gitstore.history import state_versions
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status
 from reconciler.load import load_desired
@@ -82,11 +84,15 @@ def export_project(
     patience: float = 60.0,
 ) -> ExportResult:
     project_dir = project_dir.resolve()
+    # A symlinked results dir or result file would read (and commit) or write outside the project.
+    check_tree(project_dir, ("experiments/results/**", "experiments/logs/**", ".reconciler"), (STATE,))
     criteria = criteria or Criteria()
     with waiting_lock(project_dir, patience), ProjectRepo(project_dir) as repo:
         tree = repo.tree("HEAD")
         desired = load_desired(tree, revision=repo.last_change("HEAD", exclude=OWNED))
-        loaded = load_recorded(project_dir, tree.read_text(STATE), desired.config.project)
+        loaded = load_recorded(
+            project_dir, tree.read_bytes(STATE), desired.config.project, versions=lambda: state_versions(repo)
+        )
         state = loaded.state
         files = read_result_rows(project_dir, state)
         views = derive_tables(desired, state, files.rows)

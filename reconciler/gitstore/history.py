@@ -8,7 +8,7 @@ is ``git log dispatch/state.json``. One ``git log`` lists the commits that touch
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from reconciler.errors import GitStoreError
@@ -17,6 +17,7 @@ from reconciler.gitstore.tree import GitTree
 from reconciler.model.status import StateFile, Status, StatusEntry
 
 STATE_PATH = "dispatch/state.json"
+DECISIONS_PATH = "dispatch/decisions.yaml"
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,51 @@ def _read_state(repo: ProjectRepo, sha: str, state_path: str) -> StateFile | str
         return StateFile.loads(text)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         return f"{state_path} is not a valid state file: {type(exc).__name__}: {exc}"
+
+
+def state_versions(
+    repo: ProjectRepo, *, rev: str = "HEAD", state_path: str = STATE_PATH, limit: int = 200
+) -> Iterator[tuple[str, bytes | None]]:
+    """The committed versions of the state file, newest first, as ``(commit, bytes)`` (``None``:
+    deleted there), at most ``limit``: where a pass looks for the last good one."""
+    path = repo.repo_path(state_path)
+    out = repo.run("log", f"--max-count={limit}", "--format=%H", rev, "--", path, what=f"git log {state_path}")
+    for sha in out.split():
+        try:
+            yield sha, GitTree(repo.handle, sha, prefix=repo.prefix).read_bytes(state_path)
+        except GitStoreError:
+            continue
+
+
+def decisions_applied_before(
+    repo: ProjectRepo, ids: Iterable[str], *, state_path: str = STATE_PATH, decisions_path: str = DECISIONS_PATH
+) -> dict[str, str]:
+    """Of ``ids`` (decisions the state file does not list as applied), those that a committed
+    version of the state file did list, each with such a commit: history, not the editable file,
+    says whether a decision was carried out. Only the commits since the decision first appeared in
+    ``decisions_path`` are searched (``git log -S``), so a new decision costs a short walk."""
+    found: dict[str, str] = {}
+    state = repo.repo_path(state_path)
+    for decision in ids:
+        first = repo.run(
+            "log", "--reverse", "--format=%H", f"-S{decision}", "HEAD", "--", repo.repo_path(decisions_path),
+            what=f"git log {decisions_path}",
+        ).split()  # fmt: skip
+        since = [f"{first[0]}~1..HEAD"] if first and _has_parent(repo, first[0]) else ["HEAD"]
+        changed = repo.run("log", "--format=%H", f'-S"{decision}"', *since, "--", state, what=f"git log {state_path}")
+        for sha in changed.split():
+            for rev in (sha, f"{sha}~1"):  # where it was added, or (removed there) just before
+                listed = _read_state(repo, rev, state_path) if rev == sha or _has_parent(repo, sha) else None
+                if isinstance(listed, StateFile) and decision in listed.decisions_applied:
+                    found[decision] = sha
+                    break
+            if decision in found:
+                break
+    return found
+
+
+def _has_parent(repo: ProjectRepo, sha: str) -> bool:
+    return bool(repo.run("rev-list", "--parents", "-n", "1", sha, what="git rev-list").split()[1:])
 
 
 def _key(entry: StatusEntry | None) -> tuple[object, ...] | None:

@@ -16,14 +16,11 @@ from collections.abc import Iterable
 
 from reconciler.errors import Problem
 from reconciler.load.specs import LocatedSpec
+from reconciler.model.resultpath import result_path_error
 from reconciler.model.spec import PLACEHOLDERS
 
 PLACEHOLDER = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 RESULT_PLACEHOLDERS = ("exp_id", "seed")
-RESULTS_DIR = "experiments/results"
-"""The folder every result file lands in (``docs/file-contract.md``): a result path names nothing
-git or the reconciler own (``.gitignore``, ``.git/``, ``.reconciler/``, ``dispatch/``, ...)."""
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _placeholders(ls: LocatedSpec, key: str, text: str, known: tuple[str, ...]) -> list[Problem]:
@@ -47,25 +44,7 @@ def project_path_error(template: str) -> str | None:
     folder (no part starts with ``.``) and lies under ``experiments/results/``. Placeholders are
     checked as a plain name: an id never starts with ``.`` and a seed is a number.
     """
-    sample = PLACEHOLDER.sub("x", template)
-    if sample.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", sample) or "\\" in sample:
-        return f"'{template}' must be a relative path inside the project"
-    if _CONTROL.search(sample):
-        return f"{template!r} holds a control character"
-    norm = posixpath.normpath(sample)
-    if norm == ".." or norm.startswith("../"):
-        return f"'{template}' escapes the project"
-    if norm == "." or sample.endswith("/"):
-        return f"'{template}' must name a file"
-    parts = sample.split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        return f"'{template}' must be a normalised path (no '..', '.' or empty parts)"
-    hidden = next((part for part in parts if part.startswith(".")), None)
-    if hidden is not None:
-        return f"'{template}' names a hidden file or folder ('{hidden}'), which results may not write to"
-    if not sample.startswith(RESULTS_DIR + "/"):
-        return f"'{template}' must be under {RESULTS_DIR}/ (where results land)"
-    return None
+    return result_path_error(PLACEHOLDER.sub("x", template), template)
 
 
 def check_spec_paths(located: Iterable[LocatedSpec]) -> list[Problem]:

@@ -17,6 +17,7 @@ from reconciler.load.jsonpos import parse_json
 from reconciler.load.schema_check import check
 from reconciler.load.sources import STATE
 from reconciler.load.tree import UnreadableFileError
+from reconciler.model.statecheck import state_problems
 from reconciler.model.status import StateFile
 from reconciler.model.tree import Tree
 
@@ -39,6 +40,9 @@ def parse_state(text: str, path: str = STATE) -> StateFile:
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise CorruptStateError(path, f"{problems[0]}{more}")
+    checked = state_problems(doc.data)
+    if checked:
+        raise CorruptStateError(path, "; ".join(checked))
     counts = Counter(e["id"] for e in doc.data["experiments"])
     repeated = sorted(i for i, n in counts.items() if n > 1)
     if repeated:
@@ -65,7 +69,7 @@ def recorded_ids(tree: Tree) -> set[str]:
     try:
         text = tree.read_text(STATE)
         data: Any = json.loads(text) if text else {}
-    except (UnreadableFileError, ValueError, RecursionError):
+    except (ReconcilerError, ValueError, RecursionError):  # unreadable here or in git (not UTF-8)
         return set()
     entries = data.get("experiments") if isinstance(data, dict) else None
     if not isinstance(entries, list):

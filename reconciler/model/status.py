@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from reconciler.model.escalation import Escalation
 from reconciler.model.jsontext import JsonTextError, loads_strict, within_limits
+from reconciler.model.statecheck import check_state
 
 STATE_VERSION = 1
 
@@ -331,10 +332,12 @@ class StateFile:
     @classmethod
     def loads(cls, text: str | bytes) -> StateFile:
         """The status held by ``text``; a ``ValueError`` (``JsonTextError``) for text that is not
-        JSON within the limits of ``jsontext`` (deep nesting, NaN, ``1e999``, not UTF-8)."""
+        JSON within the limits of ``jsontext`` (deep nesting, NaN, ``1e999``, not UTF-8), or
+        (``StateCheckError``) holds an id, result path or run dir the reconciler never writes."""
         data = loads_strict(text)
         if not isinstance(data, dict):
             raise JsonTextError(f"the status must be a JSON object, not {type(data).__name__}")
+        check_state(data)  # ids, result paths and run dirs as the reconciler writes them
         return cls.from_dict(data)
 
 

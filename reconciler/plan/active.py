@@ -38,7 +38,15 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
         entry = entry.replace(status=Status.RUNNING)
     entry = outcomes.came_back(entry, ctx.now)  # a hold for silence only: the facts below decide
     run = tobs.run(entry.id, attempt.n)
-    if run is None or (run.token is not None and run.token != attempt.token):
+    if run is not None and run.token != attempt.token:
+        # A run dir without our token (none, empty or another) is not ours: nothing of it (exit
+        # code, pid, result) is taken; a person must look. Never a failure: our job may run.
+        if attempt.pid is None and attempt.job_id is None:
+            return outcomes.never_started(entry), []
+        held = f"token {run.token!r}" if run.token else "no token"
+        why = f"{attempt.run_dir or 'the run dir'} on {attempt.target} holds {held}, not ours: left alone"
+        return entry.replace(waiting_reason=why), []
+    if run is None:
         if attempt.pid is None and attempt.job_id is None:
             return outcomes.never_started(entry), []
         failure = Failure(LOST, (), "run dir missing on the target")

@@ -22,6 +22,9 @@ from reconciler.plan.failure import INVALID_RESULT, LAUNCH_ERROR, Failure
 from reconciler.plan.leftover import LEFTOVER
 from reconciler.plan.tidy import TIDIED
 
+FOREIGN_RUN_DIR = "ForeignRunDir"
+"""The reason of a launch refused because its run dir holds another (or no) token."""
+
 
 def fold(plan: Plan, results: Sequence[ActionResult], desired: DesiredState, now: datetime) -> StateFile:
     entries = plan.state.by_id()
@@ -36,6 +39,11 @@ def fold(plan: Plan, results: Sequence[ActionResult], desired: DesiredState, now
         spec = specs.get(entry.id)
         if isinstance(action, Launch) and res.data.get("skipped"):
             entry = entry.replace(waiting_reason=res.message)
+        elif isinstance(action, Launch) and res.data.get("reason") == FOREIGN_RUN_DIR:
+            # Someone else's run dir is where ours must go: it is never claimed, and nothing of it
+            # is taken as ours (no failure, no result); the entry waits until a person removes it.
+            why = f"not launched: {action.run_dir} on {action.target} is not ours ({res.message}); remove it there"
+            entry = entry.replace(waiting_reason=why)
         elif isinstance(action, Launch):
             entry = _launched(entry, action, res, now)
             if not res.ok and not res.temporary:

@@ -27,7 +27,7 @@ def stop_leftovers(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, Kill 
         return entry, None
     tobs = ctx.observed.target(attempt.target)
     run = tobs.run(entry.id, attempt.n) if tobs is not None and tobs.reachable else None
-    if run is None or not run.group:
+    if run is None or not run.group or run.token != attempt.token:  # a run dir not ours: not our group
         return entry, None
     pids = ", ".join(str(p) for p in run.group[:5]) + (", ..." if len(run.group) > 5 else "")
     why = f"attempt {attempt.n} left live processes on {attempt.target} (pid {pids}): stopping them before a retry"
