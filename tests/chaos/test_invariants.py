@@ -82,7 +82,9 @@ def test_fake_nvidia_smi_follows_the_live_jobs(tmp_path: Path) -> None:
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+    # The identity comes from the -c options alone: no GIT_* variable of the caller's overrides it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout.strip()
 
 
 def entry(**fields: Any) -> dict[str, Any]:
