@@ -4,7 +4,10 @@
 ``commit_status`` with exactly those paths. The commit is built in a temporary index started from
 HEAD, so it holds the reconciler's paths and nothing else: a person's staged or unstaged edits to
 other files stay exactly as they were, staged or not. No commit is made when the paths equal HEAD
-(invariant 2: an unchanged pass makes no commit). Commits are made with ``commit-tree`` and
+(invariant 2: an unchanged pass makes no commit). The ref update is a compare-and-swap: when a
+person committed other files during the pass, the status commit is rebuilt on their commit at
+once; when their commit changed the status files themselves, the pass fails and nothing of theirs
+is lost. Commits are made with ``commit-tree`` and
 ``update-ref``, so the project's own git hooks (which refuse hand edits to status files) do not run.
 """
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import time
 from collections.abc import Mapping, Sequence
 
 from reconciler.errors import GitStoreError
@@ -21,6 +25,8 @@ from reconciler.gitstore.repo import ProjectRepo
 from reconciler.model.config import GitSettings
 
 _TRAILER_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+_ATTEMPTS = 5
+"""How often a status commit is rebuilt on a HEAD that a person moved meanwhile."""
 
 
 def commit_status(
@@ -40,31 +46,39 @@ def commit_status(
     identity = identity_env(settings or GitSettings())
     message = commit_message(subject, body, trailers)
     repo_paths = sorted({repo.repo_path(p) for p in paths})
-    head = repo.resolve_or_none("HEAD")
-    changed = _changed(repo, repo_paths) if head is not None else None
-    if changed is not None and not changed:
-        return None
-    # Only what git status showed goes through ``git add`` (the temporary index starts from HEAD
-    # with no stat data, so adding all our paths would hash every result file of the project).
-    staged = repo_paths if changed is None else changed
-    present = [p for p in staged if os.path.lexists(repo.root / p)]
-    missing = sorted(set(staged).difference(present))
     what = f"committing {', '.join(paths)}"
-    with temp_index(repo, head) as env:
-        if present:
-            # --force: these paths are the reconciler's, a project's .gitignore does not apply.
-            repo.run("add", "--all", "--force", "--", *present, what=what, env=env)
-        if missing:
-            repo.run("rm", "-r", "--cached", "--ignore-unmatch", "--quiet", "--", *missing, what=what, env=env)
-        tree = repo.run("write-tree", what=what, env=env)
-    if tree == tree_of(repo, head):
-        if head is not None:
-            _sync_index(repo, staged)
-        return None
-    sha = repo.commit_tree(tree, [head] if head else [], message, what=what, env=identity)
-    # The expected old value makes this a compare-and-swap: a commit someone made meanwhile is
-    # never thrown away; the pass fails and the next one starts from the new HEAD.
-    repo.run("update-ref", "-m", f"reconciler: {subject}", "HEAD", sha, head or "", what=what)
+    for attempt in range(_ATTEMPTS):
+        head = repo.resolve_or_none("HEAD")
+        built = _build(repo, head, repo_paths, what)
+        if built is None:
+            return None
+        tree, staged = built
+        if tree is None:
+            if head is not None:
+                _sync_index(repo, staged)
+            return None
+        sha = repo.commit_tree(tree, [head] if head else [], message, what=what, env=identity)
+        # The expected old value makes this a compare-and-swap: a commit someone made meanwhile
+        # is never thrown away.
+        done = repo.execute("update-ref", "-m", f"reconciler: {subject}", "HEAD", sha, head or "")
+        if done.ok:
+            break
+        moved = repo.resolve_or_none("HEAD")
+        if head is None or moved is None or attempt == _ATTEMPTS - 1:
+            raise done.error(what)
+        if moved == head:
+            time.sleep(0.1 * (attempt + 1))  # the ref was locked by someone's git command
+            continue
+        touched = _touched(repo, head, moved, repo_paths)
+        if touched:
+            # Someone committed the status files themselves: which version wins is not ours to
+            # guess. The pass fails; the next one starts from their HEAD and rewrites ours.
+            raise GitStoreError(
+                f"{what}: HEAD moved to {moved[:12]} during the pass and that commit changed "
+                f"{', '.join(touched[:5])}; the next pass records the status on top of it"
+            )
+        # A person's commit to other files (a spec edit, code): ours goes on top of it at once, so
+        # the results this pass brought back are never left uncommitted until the next pass.
     try:
         _sync_index(repo, staged)
     except GitStoreError as exc:
@@ -73,6 +87,42 @@ def commit_status(
             f"the next pass retries, or run: git reset -- {' '.join(staged)}"
         ) from exc
     return sha
+
+
+def _build(
+    repo: ProjectRepo, head: str | None, repo_paths: list[str], what: str
+) -> tuple[str | None, list[str]] | None:
+    """The tree of ``head`` with our paths as the work tree has them, and the paths staged;
+    ``None`` when nothing of ours differs from HEAD by ``git status``; a ``None`` tree when the
+    built tree equals HEAD's."""
+    changed = _changed(repo, repo_paths) if head is not None else None
+    if changed is not None and not changed:
+        return None
+    # Only what git status showed goes through ``git add`` (the temporary index starts from HEAD
+    # with no stat data, so adding all our paths would hash every result file of the project).
+    staged = repo_paths if changed is None else changed
+    present = [p for p in staged if os.path.lexists(repo.root / p)]
+    missing = sorted(set(staged).difference(present))
+    with temp_index(repo, head) as env:
+        if present:
+            # --force: these paths are the reconciler's, a project's .gitignore does not apply.
+            repo.run("add", "--all", "--force", "--", *present, what=what, env=env)
+        if missing:
+            repo.run("rm", "-r", "--cached", "--ignore-unmatch", "--quiet", "--", *missing, what=what, env=env)
+        tree = repo.run("write-tree", what=what, env=env)
+    return (None if tree == tree_of(repo, head) else tree), staged
+
+
+def _touched(repo: ProjectRepo, old: str, new: str, repo_paths: list[str]) -> list[str]:
+    """Which of our paths (or paths under them) the commits from ``old`` to ``new`` changed;
+    every path, as a refusal, when ``new`` does not descend from ``old`` (history rewritten)."""
+    if not repo.is_ancestor(old, new):
+        return repo_paths
+    out = repo.run(
+        "diff", "--name-only", "-z", "--no-renames", old, new, "--", *repo_paths,
+        what="checking what moved HEAD",
+    )  # fmt: skip
+    return [p for p in out.split("\0") if p]
 
 
 def _sync_index(repo: ProjectRepo, repo_paths: list[str]) -> None:

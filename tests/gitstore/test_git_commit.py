@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -159,22 +161,69 @@ def test_project_hooks_do_not_run(tmp_path: Path) -> None:
         assert commit_status(repo, ["dispatch/state.json"], "s") is not None
 
 
-def test_head_moved_by_someone_else_is_not_lost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _race_once(monkeypatch: pytest.MonkeyPatch, repo: ProjectRepo, files: dict[str, str]) -> None:
+    """The person commits ``files`` between our first read of HEAD and our ref update."""
+    real = repo.resolve_or_none
+    raced: list[bool] = []
+
+    def racing(rev: str) -> str | None:
+        stale = real(rev)
+        if not raced:
+            raced.append(True)
+            commit_files(repo.root, files, "person races")
+        return stale
+
+    monkeypatch.setattr(repo, "resolve_or_none", racing)
+
+
+def test_a_person_committing_other_files_during_the_pass_gets_ours_on_top(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = init_repo(tmp_path / "repo", {"a": "1"})
+    write(root, "dispatch/state.json", "{}\n")
+    write(root, "experiments/results/e0.csv", "x\n1\n")
+    with ProjectRepo(root) as repo:
+        _race_once(monkeypatch, repo, {"dispatch/e.yaml": "person\n"})
+        sha = commit_status(repo, ["dispatch/state.json", "experiments/results"], "s", settings=BOT)
+    assert sha is not None
+    # Ours is on top of theirs, both kept; nothing of ours is left untracked.
+    assert git(root, "log", "--format=%s", "-2").splitlines() == ["s", "person races"]
+    assert git(root, "show", "HEAD:dispatch/e.yaml") == "person"
+    assert git(root, "show", "HEAD:experiments/results/e0.csv") == "x\n1"
+    assert porcelain(root) == ""
+
+
+def test_a_person_committing_the_status_files_during_the_pass_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = init_repo(tmp_path / "repo", {"a": "1"})
     write(root, "dispatch/state.json", "{}\n")
     with ProjectRepo(root) as repo:
         real = repo.resolve_or_none
-        stale = real("HEAD")
 
         def racing(rev: str) -> str | None:
-            # The person commits between our read of HEAD and our ref update.
-            commit_files(root, {"b": "person"}, "person races")
+            # Someone moves the branch to a commit of state.json without touching this work tree
+            # (a fetch and reset elsewhere, a tool writing through plumbing).
+            stale = real(rev)
+            theirs = tmp_path / "theirs.json"
+            theirs.write_text('{"theirs": 1}\n')
+            sha = git(root, "hash-object", "-w", str(theirs))
+            env = {**os.environ, "GIT_INDEX_FILE": str(tmp_path / "index")}
+            entry = f"100644,{sha},dispatch/state.json"
+            for args in (["read-tree", "HEAD"], ["update-index", "--add", "--cacheinfo", entry]):
+                subprocess.run(["git", *args], cwd=root, check=True, env=env)
+            made = subprocess.run(["git", "write-tree"], cwd=root, check=True, capture_output=True, text=True, env=env)
+            tree = made.stdout.strip()
+            commit = git(root, "commit-tree", tree, "-p", "HEAD", "-m", "person races")
+            git(root, "update-ref", "HEAD", commit)
+            monkeypatch.setattr(repo, "resolve_or_none", real)
             return stale
 
         monkeypatch.setattr(repo, "resolve_or_none", racing)
-        with pytest.raises(GitStoreError):
+        with pytest.raises(GitStoreError, match=r"changed dispatch/state.json"):
             commit_status(repo, ["dispatch/state.json"], "s")
     assert git(root, "log", "-1", "--format=%s") == "person races"
+    assert git(root, "show", "HEAD:dispatch/state.json") == '{"theirs": 1}'
 
 
 def test_tag_is_idempotent(tmp_path: Path) -> None:
