@@ -25,7 +25,9 @@ Foreign exceptions (asyncssh, OSError, GitPython, yaml) are converted where they
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
+from pathlib import PurePath
 
 
 @dataclass(frozen=True, order=True)
@@ -140,3 +142,17 @@ class GitStoreError(ReconcilerError):
 
 class PushConflict(GitStoreError, TemporaryError):
     """The remote moved on and the bounded fetch-rebase-push retries ran out."""
+
+
+def describe_bug(exc: BaseException) -> str:
+    """``Type: message (at file.py:line)``: the frame that raised it and, when that frame is not
+    ours (a library's), the innermost frame of ours that called it."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    if frames:
+        spots = [frames[-1]]
+        ours = [f for f in frames if "reconciler" in PurePath(f.filename).parts]
+        if ours and ours[-1] is not frames[-1]:
+            spots.append(ours[-1])
+        where = " (at " + ", from ".join(f"{PurePath(f.filename).name}:{f.lineno}" for f in spots) + ")"
+    return f"{type(exc).__name__}: {str(exc)[:500]}{where}"

@@ -8,6 +8,7 @@ that round.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -20,7 +21,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from reconciler.engine import reconcile_once
-from reconciler.errors import LockHeld, ReconcilerError, SchemaError
+from reconciler.errors import LockHeld, ReconcilerError, SchemaError, describe_bug
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.load import load_desired
 from reconciler.model.status import Status
@@ -130,6 +131,12 @@ def _one(project: Path, log: Callable[[str], None]) -> tuple[float, bool | None]
         log(f"{project}: {exc}; skipped")
     except ReconcilerError as exc:
         log(f"{project}: pass failed: {exc}")
+    except OSError as exc:
+        log(f"{project}: pass failed: {exc}")
+    except Exception as exc:  # a bug: reported, and the next pass starts afresh (as a controller does)
+        if os.environ.get("RECONCILER_DEBUG"):
+            raise
+        log(f"{project}: pass failed with an internal error (a bug, please report it): {describe_bug(exc)}")
     return interval, settled
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,12 +12,14 @@ from typing import Any, TypeVar
 import click
 
 from reconciler.commands.display import say
-from reconciler.errors import ConfigError, LockHeld, ReconcilerError, SchemaError
+from reconciler.errors import ConfigError, LockHeld, ReconcilerError, SchemaError, describe_bug
 
 EXIT_OK = 0
 EXIT_STALLED = 1
 EXIT_INVALID = 2
 EXIT_LOCKED = 75
+EXIT_BUG = 70
+"""EX_SOFTWARE: an exception no boundary converted (a bug of ours, whatever the input)."""
 EXIT_INTERRUPTED = 130
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,3 +67,12 @@ def run_guarded(body: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
+    except OSError as exc:  # the controller's own disk or permissions, outside any boundary
+        say(f"error: {exc}", err=True)
+        return EXIT_STALLED
+    except Exception as exc:  # no input ends in a traceback; the bug is named, and reported
+        if os.environ.get("RECONCILER_DEBUG"):
+            raise
+        say(f"internal error (a bug in reconciler, please report it): {describe_bug(exc)}", err=True)
+        say("nothing further was done; set RECONCILER_DEBUG=1 to see the traceback", err=True)
+        return EXIT_BUG
