@@ -124,11 +124,13 @@ class Unreachable:
         return _build(cls, _known(cls, d))
 
 
-VOLATILE_FIELDS = ("unreachable", "sidecar", "waiting_reason")
+VOLATILE_FIELDS = ("unreachable", "sidecar", "waiting_reason", "pid")
 """The fields of an entry that change without a transition (design invariant 11): the probe
 counters of a silent target (``unreachable``), what the job reports through its sidecar
-(``sidecar``: progress, metrics so far, the runtime's ``updated`` heartbeat) and why a pending
-run waits (``waiting_reason``: free memory, disk space and backoff times move pass after pass). A pass keeps their
+(``sidecar``: progress, metrics so far, the runtime's ``updated`` heartbeat), why a pending
+run waits (``waiting_reason``: free memory, disk space and backoff times move pass after pass)
+and the process of a run that was already running (``pid``, with the current attempt's ``pid`` and
+``start_time``: a batch job's process is seen a pass or more after the scheduler started it). A pass keeps their
 newest values in ``.reconciler/volatile.json`` (never committed) and commits them only folded into
 the commit of a transition of the same entry (or a decision, an escalation, a result), or in a
 progress commit at most once per ``policies.progress_commit_minutes``. ``dispatch/state.json``
@@ -209,15 +211,15 @@ class StatusEntry:
                 return c
         return None
 
-    def replace(self, **changes: Any) -> StatusEntry:
-        return dataclasses.replace(self, **changes)
-
     def volatile(self) -> dict[str, Any]:
         """The ``VOLATILE_FIELDS`` as JSON values (``.reconciler/volatile.json``'s form)."""
+        current = self.current
         return {
             "unreachable": self.unreachable.to_dict(),
             "sidecar": dict(self.sidecar),
             "waiting_reason": self.waiting_reason,
+            "pid": self.pid,
+            "process": [current.pid, current.start_time] if current is not None else None,
         }
 
     def with_volatile(self, values: Mapping[str, Any]) -> StatusEntry:
@@ -230,6 +232,18 @@ class StatusEntry:
         reason = values.get("waiting_reason", self.waiting_reason)
         if reason is None or isinstance(reason, str):
             changes["waiting_reason"] = reason
+        pid = values.get("pid", self.pid)
+        if pid is None or _is_pid(pid):
+            changes["pid"] = pid
+        current, process = self.current, values.get("process")
+        if current is not None and isinstance(process, list) and len(process) == 2:
+            attempt_pid, start_time = process
+            valid = (attempt_pid is None or _is_pid(attempt_pid)) and (
+                start_time is None or isinstance(start_time, str)
+            )
+            if valid and (current.pid, current.start_time) != (attempt_pid, start_time):
+                changed = dataclasses.replace(current, pid=attempt_pid, start_time=start_time)
+                changes["attempts"] = tuple(changed if a is current else a for a in self.attempts)
         return dataclasses.replace(self, **changes) if changes else self
 
     def same_committed(self, other: StatusEntry) -> bool:
@@ -398,3 +412,7 @@ def _known(cls: type, d: Mapping[str, Any]) -> dict[str, Any]:
     """Keep the keys ``cls`` knows; unknown seed fields are dropped (the seed had many)."""
     names = _name_set(cls)
     return {k: v for k, v in d.items() if k in names}
+
+
+def _is_pid(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31

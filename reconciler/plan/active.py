@@ -3,6 +3,7 @@ hold with a process that may still live): adopt what the probe saw, collect, fai
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,7 +36,7 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
         return outcomes.silent(entry, ctx.policies, ctx.now, error), []
     entry = outcomes.answered(entry)
     if entry.status is Status.UNREACHABLE:
-        entry = entry.replace(status=Status.RUNNING)
+        entry = dataclasses.replace(entry, status=Status.RUNNING)
     entry = outcomes.came_back(entry, ctx.now)  # a hold for silence only: the facts below decide
     run = tobs.run(entry.id, attempt.n)
     if run is not None and run.token != attempt.token:
@@ -45,7 +46,7 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
             return outcomes.never_started(entry), []
         held = f"token {run.token!r}" if run.token else "no token"
         why = f"{attempt.run_dir or 'the run dir'} on {attempt.target} holds {held}, not ours: left alone"
-        return entry.replace(waiting_reason=why), []
+        return dataclasses.replace(entry, waiting_reason=why), []
     if run is None:
         if attempt.pid is None and attempt.job_id is None:
             return outcomes.never_started(entry), []
@@ -53,10 +54,12 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
         return outcomes.failed_attempt(entry, failure, spec, ctx.policies, ctx.now), []
     entry = _merge_sidecar(entry, run, ctx.now_iso)
     if attempt.pid is None and run.pid is not None:
-        entry = outcomes.update_current(entry, pid=run.pid, start_time=run.start_time)
-        entry = entry.replace(pid=run.pid)
+        entry = outcomes.update_current(entry, lambda a: dataclasses.replace(a, pid=run.pid, start_time=run.start_time))
+        entry = dataclasses.replace(entry, pid=run.pid)
     if attempt.job_id is None and run.job_id is not None:
-        entry = outcomes.update_current(entry, job_id=run.job_id).replace(job_id=run.job_id)
+        entry = dataclasses.replace(
+            outcomes.update_current(entry, lambda a: dataclasses.replace(a, job_id=run.job_id)), job_id=run.job_id
+        )
     wants_cancel = (spec is None and ctx.policies.prune) or (
         spec is not None and spec.state is DesiredRunState.CANCELLED
     )
@@ -88,7 +91,7 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
             return entry, [outcomes.kill_action(entry, run=run, reason="restart:spec changed")]
         fatal = fatal_signature(run.log_tail)
         if fatal is not None:
-            entry = outcomes.update_current(entry, evidence=fatal.evidence)
+            entry = outcomes.update_current(entry, lambda a: dataclasses.replace(a, evidence=fatal.evidence))
             return entry, [outcomes.kill_action(entry, run=run, reason=f"fatal:{fatal.klass}")]
         return _duration_guard(entry, run, attempt.target, ctx)
     if not run.launched:
@@ -135,7 +138,7 @@ def _duration_guard(
         needed=f"nothing yet (at {policy.hold_factor:g}x it goes on hold); continue to let it run, or cancel",
         kind="slow",
     )
-    return entry.replace(escalation=outcomes.escalate(entry, warning)), []
+    return dataclasses.replace(entry, escalation=outcomes.escalate(entry, warning)), []
 
 
 def _merge_sidecar(entry: StatusEntry, run: RunObservation, now_iso: str) -> StatusEntry:
@@ -147,22 +150,29 @@ def _merge_sidecar(entry: StatusEntry, run: RunObservation, now_iso: str) -> Sta
         return entry
     if "hf_upload_error" in sidecar or "hf_artifact_url" in sidecar:
         entry = _artifact(entry, sidecar, now_iso)
-    changes: dict[str, object] = {}
-    for key in SIDECAR_FIELDS:
-        if key in sidecar and sidecar[key] != getattr(entry, key):
-            value = sidecar[key]
-            changes[key] = str(value) if value is not None else None
+    wandb_run_id = _text(sidecar, "wandb_run_id", entry.wandb_run_id)
+    hf_artifact_url = _text(sidecar, "hf_artifact_url", entry.hf_artifact_url)
+    if wandb_run_id != entry.wandb_run_id or hf_artifact_url != entry.hf_artifact_url:
+        entry = dataclasses.replace(entry, wandb_run_id=wandb_run_id, hf_artifact_url=hf_artifact_url)
     owned = {k: v for k, v in sidecar.items() if k not in _NOT_OWNED}
     if owned != dict(entry.sidecar):  # every pass, every live run: no sort unless it changed
-        changes["sidecar"] = tuple(sorted(owned.items()))
-    return entry.replace(**changes) if changes else entry
+        entry = dataclasses.replace(entry, sidecar=tuple(sorted(owned.items())))
+    return entry
+
+
+def _text(sidecar: Mapping[str, Any], key: str, current: str | None) -> str | None:
+    """The sidecar's ``key`` as text (``None`` kept), or ``current`` when the job did not report it."""
+    if key not in sidecar:
+        return current
+    value = sidecar[key]
+    return str(value) if value is not None else None
 
 
 def _artifact(entry: StatusEntry, sidecar: Mapping[str, Any], now_iso: str) -> StatusEntry:
     error = sidecar.get("hf_upload_error")
     current = entry.escalation
     if sidecar.get("hf_artifact_url") and current is not None and current.open and current.kind == "artifact":
-        return entry.replace(escalation=current.close(f"uploaded: {sidecar['hf_artifact_url']}", now_iso))
+        return dataclasses.replace(entry, escalation=current.close(f"uploaded: {sidecar['hf_artifact_url']}", now_iso))
     if not error or sidecar.get("hf_artifact_url"):
         return entry
     kept = sidecar.get("checkpoint_dir") or "the run's checkpoint dir"
@@ -173,7 +183,7 @@ def _artifact(entry: StatusEntry, sidecar: Mapping[str, Any], now_iso: str) -> S
         kind="artifact",
         evidence=(str(error)[:500],),
     )
-    return entry.replace(escalation=outcomes.escalate(entry, problem))
+    return dataclasses.replace(entry, escalation=outcomes.escalate(entry, problem))
 
 
 _CONTROLLER_FIELDS = frozenset({"id", "status", "host", "gpu", "pid", "job_id", "retry_count", "started", "finished"})

@@ -37,7 +37,7 @@ def adopt(entry: StatusEntry, ctx: Context) -> StatusEntry:
         attempt = _attempt(entry, n, name, tobs, run, ctx)
         why = "started" if run.pid is not None else "created"
         line = f"attempt {n} {ADOPTED} on {name}: an interrupted pass had {why} it"
-        return outcomes.started(entry, attempt, ctx.now).replace(notes=outcomes.note(entry.notes, line))
+        return dataclasses.replace(outcomes.started(entry, attempt, ctx.now), notes=outcomes.note(entry.notes, line))
     for exp_id, attempt_n, where in sorted(ctx.inflight):
         seen = ctx.observed.target(where)
         if exp_id == entry.id and attempt_n == n and (seen is None or not seen.reachable):
@@ -46,7 +46,7 @@ def adopt(entry: StatusEntry, ctx: Context) -> StatusEntry:
             attempt = Attempt(n=n, target=where, command=entry.command, run_dir="", token=token)
             entry = outcomes.started(entry, attempt, ctx.now, status=Status.UNREACHABLE)
             line = f"attempt {n} {ADOPTED} on {where}: an interrupted pass may have started it"
-            return entry.replace(started=None, notes=outcomes.note(entry.notes, line))
+            return dataclasses.replace(entry, started=None, notes=outcomes.note(entry.notes, line))
     return entry
 
 
@@ -63,7 +63,8 @@ def complete(entry: StatusEntry, ctx: Context) -> StatusEntry:
     full = _attempt(entry, current.n, current.target, tobs, run, ctx)
     full = dataclasses.replace(full, command=full.command or current.command)
     entry = outcomes.with_attempt(entry, full)
-    return entry.replace(
+    return dataclasses.replace(
+        entry,
         gpu=full.gpus[0] if full.gpus else None,
         started=entry.started or full.started,
         host=full.host or entry.host,

@@ -22,6 +22,8 @@ final state too (``job_still_ending``): walltime or preemption explain a SIGTERM
 
 from __future__ import annotations
 
+import dataclasses
+
 from reconciler.model.actions import Action
 from reconciler.model.escalation import Escalation
 from reconciler.model.observed import RunObservation
@@ -47,7 +49,7 @@ def decide_job(
         entry = _released(entry, run, ctx)
     if state == UNKNOWN:
         if entry.status in (Status.QUEUED, Status.RUNNING, Status.UNREACHABLE):
-            entry = entry.replace(status=Status.RUNNING if run.launched else Status.QUEUED)
+            entry = dataclasses.replace(entry, status=Status.RUNNING if run.launched else Status.QUEUED)
         return entry, [], True
     if state in (QUEUED, HELD, RUNNING) and wants_cancel:
         why = "removed from the spec (prune)" if spec is None else "cancelled by the spec"
@@ -58,7 +60,7 @@ def decide_job(
         return _held(entry, run, ctx), [], True
     if state == RUNNING:
         if entry.status in (Status.QUEUED, Status.UNREACHABLE):
-            entry = entry.replace(status=Status.RUNNING, started=ctx.now_iso)
+            entry = dataclasses.replace(entry, status=Status.RUNNING, started=ctx.now_iso)
         return entry, [], False
     if wants_cancel:
         return outcomes.cancelled(entry, ctx.now, "cancelled by the spec (the job had ended)"), [], True
@@ -90,7 +92,7 @@ def job_still_ending(run: RunObservation, ctx: Context) -> bool:
 def _queued(entry: StatusEntry, ctx: Context) -> StatusEntry:
     if entry.status is Status.ON_HOLD:
         return entry
-    entry = entry.replace(status=Status.QUEUED)
+    entry = dataclasses.replace(entry, status=Status.QUEUED)
     attempt = entry.current
     submitted = parse_iso(attempt.started if attempt else None) or parse_iso(entry.started)
     hours = entry.expected_duration_hours
@@ -115,7 +117,7 @@ def _released(entry: StatusEntry, run: RunObservation, ctx: Context) -> StatusEn
     if entry.status is not Status.ON_HOLD or escalation is None or not escalation.open or escalation.kind != "held":
         return entry
     closed = outcomes.close_escalation(entry, f"job {run.job_id} was released on the cluster", ctx.now)
-    return entry.replace(status=Status.QUEUED, escalation=closed)
+    return dataclasses.replace(entry, status=Status.QUEUED, escalation=closed)
 
 
 def _held(entry: StatusEntry, run: RunObservation, ctx: Context) -> StatusEntry:

@@ -122,7 +122,7 @@ def make_plan(
         if isinstance(placed, str):
             entries[spec.id] = _waiting(entry, placed)
             continue
-        entries[spec.id] = entry.replace(waiting_reason=None)
+        entries[spec.id] = dataclasses.replace(entry, waiting_reason=None)
         launch = _launch(entries[spec.id], spec, placed, ctx, entries.values())
         actions.append(launch)
         if env_state(placed.target, ctx) is None and placed.target.name not in ctx.env_checks:
@@ -149,7 +149,7 @@ def make_plan(
 
 def _waiting(entry: StatusEntry, reason: str) -> StatusEntry:
     """The entry waiting for ``reason`` (the same object when that is already recorded)."""
-    return entry if entry.waiting_reason == reason else entry.replace(waiting_reason=reason)
+    return entry if entry.waiting_reason == reason else dataclasses.replace(entry, waiting_reason=reason)
 
 
 def _has_live_attempt(entry: StatusEntry) -> bool:
@@ -169,14 +169,14 @@ def _pending(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, ExperimentS
     if spec is None:
         if ctx.policies.prune:
             return outcomes.cancelled(entry, ctx.now, "removed from the spec (prune)"), None
-        return entry.replace(waiting_reason="not in the spec any more"), None
+        return dataclasses.replace(entry, waiting_reason="not in the spec any more"), None
     if spec.state is DesiredRunState.CANCELLED:
         return outcomes.cancelled(entry, ctx.now, "cancelled by the spec"), None
     if spec.state is DesiredRunState.HOLD:
-        return entry.replace(waiting_reason="held by the spec (state: hold)"), None
+        return dataclasses.replace(entry, waiting_reason="held by the spec (state: hold)"), None
     due = parse_iso(entry.next_retry_at)
     if due is not None and due > ctx.now:
-        return entry.replace(waiting_reason=f"retry backoff until {entry.next_retry_at}"), None
+        return dataclasses.replace(entry, waiting_reason=f"retry backoff until {entry.next_retry_at}"), None
     return entry, spec
 
 
@@ -254,7 +254,7 @@ def _phase_guard(entries: dict[str, StatusEntry], ctx: Context) -> None:
                 needed="continue (keep waiting for it) or cancel",
                 kind="phase_guard",
             )
-            entries[entry.id] = entry.replace(escalation=outcomes.escalate(entry, guard))
+            entries[entry.id] = dataclasses.replace(entry, escalation=outcomes.escalate(entry, guard))
 
 
 def _note_held_stage(entry: StatusEntry, stage: int) -> StatusEntry:
@@ -264,7 +264,7 @@ def _note_held_stage(entry: StatusEntry, stage: int) -> StatusEntry:
     line = f"stage {stage} waits for this stage: `reconcile resolve --approve-stage {stage}` releases it"
     if escalation is None or not escalation.open or line in escalation.needed:
         return entry
-    return entry.replace(escalation=dataclasses.replace(escalation, needed=f"{escalation.needed}; {line}"))
+    return dataclasses.replace(entry, escalation=dataclasses.replace(escalation, needed=f"{escalation.needed}; {line}"))
 
 
 def _launch(

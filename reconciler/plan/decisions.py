@@ -6,6 +6,8 @@ A decision that must stop a live process becomes a ``Kill`` whose reason starts 
 
 from __future__ import annotations
 
+import dataclasses
+
 from reconciler.model.actions import Action, Kill
 from reconciler.model.decisions import Decision, DecisionAction
 from reconciler.model.status import Status, StatusEntry, Unreachable
@@ -53,7 +55,8 @@ def _live(entry: StatusEntry) -> bool:
 
 def _decide(entry: StatusEntry, decision: Decision, ctx: Context) -> tuple[StatusEntry, Kill | None]:
     note = f"decision {decision.id}: {decision.action.value}" + (f" ({decision.reason})" if decision.reason else "")
-    entry = entry.replace(
+    entry = dataclasses.replace(
+        entry,
         notes="\n".join(x for x in (entry.notes, note) if x),
         escalation=outcomes.close_escalation(entry, note, ctx.now),
     )
@@ -63,16 +66,17 @@ def _decide(entry: StatusEntry, decision: Decision, ctx: Context) -> tuple[Statu
         if live:
             # A person said "let it run": the duration guards do not hold this attempt again.
             entry = set_condition(entry, "Continued", "Decision", note, ctx)
-            return entry.replace(status=Status.RUNNING, unreachable=Unreachable()), None
+            return dataclasses.replace(entry, status=Status.RUNNING, unreachable=Unreachable()), None
         entry = resync_after_attempt(entry, ctx.specs.get(entry.id))  # its next attempt runs the spec as it is
-        return entry.replace(status=Status.PENDING, next_retry_at=None), None
+        return dataclasses.replace(entry, status=Status.PENDING, next_retry_at=None), None
     if live:
         return entry, outcomes.kill_action(entry, f"decision:{action.value}:{decision.id}")
     if action is DecisionAction.RETRY:
         # A manual retry: it takes the spec's command as it is now and does not use up the
         # automatic retries (``retry_count``); ``manual_retries`` counts it.
         entry = resync_after_attempt(entry, ctx.specs.get(entry.id))
-        return entry.replace(
+        return dataclasses.replace(
+            entry,
             status=Status.PENDING,
             next_retry_at=None,
             failure_class=None,
@@ -80,7 +84,7 @@ def _decide(entry: StatusEntry, decision: Decision, ctx: Context) -> tuple[Statu
             manual_retries=entry.manual_retries + 1,
         ), None
     if action is DecisionAction.FAIL:
-        return entry.replace(status=Status.FAILED), None
+        return dataclasses.replace(entry, status=Status.FAILED), None
     return outcomes.cancelled(entry, ctx.now, "cancelled by decision"), None
 
 

@@ -29,6 +29,7 @@ Results come in as ``results[exp_id][metric]`` = the mean value of that done run
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -130,7 +131,7 @@ def stopped(entry: StatusEntry, stop: Stop, now: datetime) -> StatusEntry:
     escalation = Escalation(
         reason=stop.reason, created=iso(now), needed=NEEDED, kind="early_stop", evidence=stop.evidence
     )
-    return entry.replace(escalation=outcomes.escalate(entry, escalation))
+    return dataclasses.replace(entry, escalation=outcomes.escalate(entry, escalation))
 
 
 def apply_early_stop(

@@ -10,6 +10,8 @@ so, a finished one only by a ``retry`` decision (design invariant 9: never writt
 
 from __future__ import annotations
 
+import dataclasses
+
 from reconciler.model.config import Policies
 from reconciler.model.spec import ExperimentSpec
 from reconciler.model.status import Condition, Status, StatusEntry
@@ -23,40 +25,48 @@ def new_entry(spec: ExperimentSpec, policies: Policies) -> StatusEntry:
 def sync(entry: StatusEntry, spec: ExperimentSpec, policies: Policies, now_iso: str) -> StatusEntry:
     """The entry with its descriptive fields taken from ``spec``."""
     if entry.condition("Orphaned") or entry.condition("Archived"):  # back in the spec
-        entry = entry.replace(conditions=tuple(c for c in entry.conditions if c.type not in ("Archived", "Orphaned")))
+        entry = dataclasses.replace(
+            entry, conditions=tuple(c for c in entry.conditions if c.type not in ("Archived", "Orphaned"))
+        )
     elif _in_step(entry, spec, policies):  # the usual case, every pass: nothing to copy
         return entry
-    changes: dict[str, object] = {
-        "phase": spec.phase,
-        "group": spec.group.value,
-        "method": spec.method,
-        "dataset": spec.dataset,
-        "seed": spec.seed,
-        "stage": spec.stage,
-        "priority": spec.priority,
-        "max_retries": spec.max_retries if spec.max_retries is not None else policies.max_retries,
-        "experiment_id": spec.base_id,
-    }
+    synced = dataclasses.replace(
+        entry,
+        phase=spec.phase,
+        group=spec.group.value,
+        method=spec.method,
+        dataset=spec.dataset,
+        seed=spec.seed,
+        stage=spec.stage,
+        priority=spec.priority,
+        max_retries=spec.max_retries if spec.max_retries is not None else policies.max_retries,
+        experiment_id=spec.base_id,
+    )
     if spec.expected_duration_hours is not None:
-        changes["expected_duration_hours"] = spec.expected_duration_hours
-        changes["duration_basis"] = "spec"
+        synced = dataclasses.replace(
+            synced, expected_duration_hours=spec.expected_duration_hours, duration_basis="spec"
+        )
     elif entry.duration_basis == "spec":
-        changes["expected_duration_hours"] = None
-        changes["duration_basis"] = None
+        synced = dataclasses.replace(synced, expected_duration_hours=None, duration_basis=None)
     if entry.spec_hash != spec.spec_hash:
         if entry.status is Status.PENDING:  # the next attempt runs the new spec
-            changes["command"] = spec.command
-            changes["result_file"] = spec.result_path
-            changes["spec_hash"] = spec.spec_hash
-            changes["conditions"] = tuple(c for c in entry.conditions if c.type != "OutOfSync")
+            synced = dataclasses.replace(
+                synced,
+                command=spec.command,
+                result_file=spec.result_path,
+                spec_hash=spec.spec_hash,
+                conditions=tuple(c for c in entry.conditions if c.type != "OutOfSync"),
+            )
         elif entry.spec_hash is None:  # recorded before hashes (an imported seed state): adopt the spec
-            changes["spec_hash"] = spec.spec_hash
-            changes["command"] = entry.command or spec.command
-            changes["result_file"] = entry.result_file or spec.result_path
+            synced = dataclasses.replace(
+                synced,
+                spec_hash=spec.spec_hash,
+                command=entry.command or spec.command,
+                result_file=entry.result_file or spec.result_path,
+            )
         else:  # command and spec_hash stay what ran (provenance); the new spec waits
-            changes["conditions"] = _set_condition(entry, _out_of_sync(entry, now_iso))
-    changed = {k: v for k, v in changes.items() if getattr(entry, k) != v}
-    return entry.replace(**changed) if changed else entry
+            synced = dataclasses.replace(synced, conditions=_set_condition(entry, _out_of_sync(entry, now_iso)))
+    return entry if synced == entry else synced
 
 
 def _out_of_sync(entry: StatusEntry, now_iso: str) -> Condition:
@@ -99,7 +109,8 @@ def resync_after_attempt(entry: StatusEntry, spec: ExperimentSpec | None) -> Sta
     """When an out-of-sync run ends, the next attempt takes the new spec's command."""
     if spec is None or entry.spec_hash == spec.spec_hash:
         return entry
-    return entry.replace(
+    return dataclasses.replace(
+        entry,
         command=spec.command,
         result_file=spec.result_path,
         spec_hash=spec.spec_hash,
@@ -116,13 +127,15 @@ def _set_condition(entry: StatusEntry, cond: Condition) -> tuple[Condition, ...]
 
 
 def set_condition(entry: StatusEntry, type_: str, reason: str, message: str, ctx: Context) -> StatusEntry:
-    return entry.replace(conditions=_set_condition(entry, Condition(type_, True, reason, message, iso(ctx.now))))
+    return dataclasses.replace(
+        entry, conditions=_set_condition(entry, Condition(type_, True, reason, message, iso(ctx.now)))
+    )
 
 
 def clear_condition(entry: StatusEntry, type_: str) -> StatusEntry:
     if entry.condition(type_) is None:
         return entry
-    return entry.replace(conditions=tuple(c for c in entry.conditions if c.type != type_))
+    return dataclasses.replace(entry, conditions=tuple(c for c in entry.conditions if c.type != type_))
 
 
 def mark_orphan(entry: StatusEntry, phases: set[str], ctx: Context) -> StatusEntry:
@@ -138,4 +151,4 @@ def mark_orphan(entry: StatusEntry, phases: set[str], ctx: Context) -> StatusEnt
         return entry
     others = tuple(c for c in entry.conditions if c.type not in ("Archived", "Orphaned"))
     cond = Condition(mark[0], True, mark[1], mark[2], ctx.now_iso)
-    return entry.replace(conditions=tuple(sorted((*others, cond), key=lambda c: c.type)))
+    return dataclasses.replace(entry, conditions=tuple(sorted((*others, cond), key=lambda c: c.type)))

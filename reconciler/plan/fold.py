@@ -7,6 +7,7 @@ settles it (never a second launch); a verified kill finishes the transition it w
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -38,12 +39,12 @@ def fold(plan: Plan, results: Sequence[ActionResult], desired: DesiredState, now
             continue
         spec = specs.get(entry.id)
         if isinstance(action, Launch) and res.data.get("skipped"):
-            entry = entry.replace(waiting_reason=res.message)
+            entry = dataclasses.replace(entry, waiting_reason=res.message)
         elif isinstance(action, Launch) and res.data.get("reason") == FOREIGN_RUN_DIR:
             # Someone else's run dir is where ours must go: it is never claimed, and nothing of it
             # is taken as ours (no failure, no result); the entry waits until a person removes it.
             why = f"not launched: {action.run_dir} on {action.target} is not ours ({res.message}); remove it there"
-            entry = entry.replace(waiting_reason=why)
+            entry = dataclasses.replace(entry, waiting_reason=why)
         elif isinstance(action, Launch):
             entry = _launched(entry, action, res, now)
             if not res.ok and not res.temporary:
@@ -60,7 +61,7 @@ def fold(plan: Plan, results: Sequence[ActionResult], desired: DesiredState, now
                 # The decision could not stop the run: it is not applied; a later pass tries again.
                 undone.add(action.reason.split(":", 2)[2])
                 before = plan.recorded.get(entry.id)
-                entry = entry.replace(escalation=before.escalation if before else entry.escalation)
+                entry = dataclasses.replace(entry, escalation=before.escalation if before else entry.escalation)
             entry = _killed(entry, action, res, desired, now)
         elif isinstance(action, Tidy) and (res.ok or not res.temporary):
             entry = _tidied(entry, res, now)
@@ -93,14 +94,15 @@ def _launched(entry: StatusEntry, action: Launch, res: ActionResult, now: dateti
         env=action.env,
     )
     if entry.expected_duration_hours is None and action.expected_duration_hours is not None:
-        entry = entry.replace(
-            expected_duration_hours=action.expected_duration_hours, duration_basis=action.duration_basis
+        entry = dataclasses.replace(
+            entry, expected_duration_hours=action.expected_duration_hours, duration_basis=action.duration_basis
         )
     if res.ok:
         status = Status.QUEUED if attempt.job_id and data.get("queued") else Status.RUNNING
         return outcomes.started(entry, attempt, now, status=status)
     entry = outcomes.started(entry, attempt, now, status=Status.UNREACHABLE)
-    return entry.replace(
+    return dataclasses.replace(
+        entry,
         unreachable=Unreachable(consecutive=1, total=1, probes=1),
         notes=outcomes.note(entry.notes, f"launch of attempt {action.attempt} unconfirmed: {res.message}"),
     )
@@ -109,10 +111,10 @@ def _launched(entry: StatusEntry, action: Launch, res: ActionResult, now: dateti
 def _killed(entry: StatusEntry, action: Kill, res: ActionResult, desired: DesiredState, now: datetime) -> StatusEntry:
     if not res.ok and action.reason.startswith(LEFTOVER):  # tried again next pass: no note per pass
         why = f"attempt {action.attempt} left processes that could not be stopped ({res.message}); retry waits"
-        return entry.replace(waiting_reason=why)
+        return dataclasses.replace(entry, waiting_reason=why)
     if not res.ok:
         why = f"kill of attempt {action.attempt} failed: {res.message}"
-        return entry.replace(notes=outcomes.note(entry.notes, why))
+        return dataclasses.replace(entry, notes=outcomes.note(entry.notes, why))
     reason = action.reason
     spec = desired.by_id().get(entry.id)
     if reason.startswith("fatal:"):
@@ -121,20 +123,32 @@ def _killed(entry: StatusEntry, action: Kill, res: ActionResult, desired: Desire
         failure = Failure(klass, evidence, f"{klass} seen in the log; process group killed")
         return outcomes.failed_attempt(entry, failure, spec, desired.config.policies, now)
     if reason.startswith("restart:"):
-        entry = outcomes.update_current(entry, finished=iso(now), failure_class="restarted")
-        entry = resync_after_attempt(entry, spec).replace(status=Status.PENDING, pid=None, next_retry_at=None)
-        return entry.replace(notes=outcomes.note(entry.notes, f"attempt {action.attempt} stopped: {reason[8:]}"))
+        entry = outcomes.update_current(
+            entry, lambda a: dataclasses.replace(a, finished=iso(now), failure_class="restarted")
+        )
+        entry = dataclasses.replace(
+            resync_after_attempt(entry, spec), status=Status.PENDING, pid=None, next_retry_at=None
+        )
+        return dataclasses.replace(
+            entry, notes=outcomes.note(entry.notes, f"attempt {action.attempt} stopped: {reason[8:]}")
+        )
     if reason.startswith(LEFTOVER):
-        return entry.replace(notes=outcomes.note(entry.notes, f"stopped what attempt {action.attempt} left running"))
+        return dataclasses.replace(
+            entry, notes=outcomes.note(entry.notes, f"stopped what attempt {action.attempt} left running")
+        )
     if reason.startswith("decision:retry:"):
-        entry = outcomes.update_current(entry, finished=iso(now), failure_class="killed")
+        entry = outcomes.update_current(
+            entry, lambda a: dataclasses.replace(a, finished=iso(now), failure_class="killed")
+        )
         entry = resync_after_attempt(entry, spec)
-        return entry.replace(
-            status=Status.PENDING, pid=None, next_retry_at=None, manual_retries=entry.manual_retries + 1
+        return dataclasses.replace(
+            entry, status=Status.PENDING, pid=None, next_retry_at=None, manual_retries=entry.manual_retries + 1
         )
     if reason.startswith("decision:fail:"):
-        entry = outcomes.update_current(entry, finished=iso(now), failure_class="killed")
-        return entry.replace(status=Status.FAILED, pid=None, finished=iso(now))
+        entry = outcomes.update_current(
+            entry, lambda a: dataclasses.replace(a, finished=iso(now), failure_class="killed")
+        )
+        return dataclasses.replace(entry, status=Status.FAILED, pid=None, finished=iso(now))
     return outcomes.cancelled(entry, now, f"killed: {reason}")
 
 
@@ -143,7 +157,7 @@ def _tidied(entry: StatusEntry, res: ActionResult, now: datetime) -> StatusEntry
     checkpoint and opens an ``artifact`` escalation."""
     data = res.data
     condition = Condition(TIDIED, res.ok, "Done" if res.ok else "NotDone", res.message[:300], iso(now))
-    entry = entry.replace(conditions=(*(c for c in entry.conditions if c.type != TIDIED), condition))
+    entry = dataclasses.replace(entry, conditions=(*(c for c in entry.conditions if c.type != TIDIED), condition))
     if data.get("confirmed") is False:
         missing = ", ".join(str(m) for m in data.get("missing") or ())[:300]
         problem = Escalation(
@@ -152,7 +166,7 @@ def _tidied(entry: StatusEntry, res: ActionResult, now: datetime) -> StatusEntry
             needed="upload it again and continue; nothing was deleted",
             kind="artifact",
         )
-        entry = entry.replace(escalation=outcomes.escalate(entry, problem))
+        entry = dataclasses.replace(entry, escalation=outcomes.escalate(entry, problem))
     return entry
 
 

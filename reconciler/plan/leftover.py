@@ -9,6 +9,8 @@ kill path) and the retry waits for a pass that sees the group empty.
 
 from __future__ import annotations
 
+import dataclasses
+
 from reconciler.model.actions import Kill
 from reconciler.model.status import StatusEntry
 from reconciler.plan import outcomes
@@ -32,4 +34,4 @@ def stop_leftovers(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, Kill 
     pids = ", ".join(str(p) for p in run.group[:5]) + (", ..." if len(run.group) > 5 else "")
     why = f"attempt {attempt.n} left live processes on {attempt.target} (pid {pids}): stopping them before a retry"
     kill = outcomes.kill_action(entry, reason=f"{LEFTOVER}{why}", run=run)
-    return (entry if entry.waiting_reason == why else entry.replace(waiting_reason=why)), kill
+    return (entry if entry.waiting_reason == why else dataclasses.replace(entry, waiting_reason=why)), kill

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from reconciler.model.actions import Kill
@@ -24,20 +25,22 @@ SILENCE_HOLD = "on_hold"
 def with_attempt(entry: StatusEntry, attempt: Attempt) -> StatusEntry:
     """The entry with ``attempt`` stored (replacing the record of the same number)."""
     others = tuple(a for a in entry.attempts if a.n != attempt.n)
-    return entry.replace(attempts=tuple(sorted((*others, attempt), key=lambda a: a.n)))
+    return dataclasses.replace(entry, attempts=tuple(sorted((*others, attempt), key=lambda a: a.n)))
 
 
-def update_current(entry: StatusEntry, **changes: object) -> StatusEntry:
+def update_current(entry: StatusEntry, change: Callable[[Attempt], Attempt]) -> StatusEntry:
+    """The entry with ``change`` applied to its current attempt (unchanged when it has none)."""
     current = entry.current
     if current is None:
         return entry
-    return with_attempt(entry, dataclasses.replace(current, **changes))  # type: ignore[arg-type]
+    return with_attempt(entry, change(current))
 
 
 def started(entry: StatusEntry, attempt: Attempt, now: datetime, status: Status = Status.RUNNING) -> StatusEntry:
     """The attempt runs (launched by us, or adopted after a crash)."""
-    entry = with_attempt(entry.replace(attempt=attempt.n), attempt)
-    return entry.replace(
+    entry = with_attempt(dataclasses.replace(entry, attempt=attempt.n), attempt)
+    return dataclasses.replace(
+        entry,
         status=status,
         target=attempt.target,
         host=attempt.host or entry.host,
@@ -56,8 +59,9 @@ def started(entry: StatusEntry, attempt: Attempt, now: datetime, status: Status 
 
 
 def done(entry: StatusEntry, now: datetime, exit_code: int = 0) -> StatusEntry:
-    entry = update_current(entry, finished=iso(now), exit_code=exit_code)
-    return entry.replace(
+    entry = update_current(entry, lambda a: dataclasses.replace(a, finished=iso(now), exit_code=exit_code))
+    return dataclasses.replace(
+        entry,
         status=Status.DONE,
         finished=iso(now),
         pid=None,
@@ -80,7 +84,8 @@ def escalate(entry: StatusEntry, escalation: Escalation) -> Escalation:
 
 def hold(entry: StatusEntry, escalation: Escalation) -> StatusEntry:
     """``on_hold`` for a person to decide, with ``escalation`` raised and noted."""
-    return entry.replace(
+    return dataclasses.replace(
+        entry,
         status=Status.ON_HOLD,
         escalation=escalate(entry, escalation),
         notes=note(entry.notes, f"on_hold: {escalation.reason}"),
@@ -104,9 +109,12 @@ def failed_attempt(
 ) -> StatusEntry:
     """An attempt ended badly: retry with the class's remediation and a backoff, or fail."""
     entry = update_current(
-        entry, finished=iso(now), exit_code=exit_code, failure_class=failure.klass, evidence=failure.evidence
+        entry,
+        lambda a: dataclasses.replace(
+            a, finished=iso(now), exit_code=exit_code, failure_class=failure.klass, evidence=failure.evidence
+        ),
     )
-    entry = entry.replace(failure_class=failure.klass, pid=None, finished=iso(now))
+    entry = dataclasses.replace(entry, failure_class=failure.klass, pid=None, finished=iso(now))
     decision = decide_retry(entry, failure.klass, spec, policies)
     if decision.why_not is None:
         rule = decision.rule
@@ -118,7 +126,8 @@ def failed_attempt(
         retry = entry.retry_count + 1
         delay = policies.backoff.delay(retry)
         line = f"attempt {entry.attempt} failed: {failure.message}; automatic retry {retry} of {entry.max_retries}"
-        return entry.replace(
+        return dataclasses.replace(
+            entry,
             status=Status.PENDING,
             retry_count=retry,
             command=command,
@@ -135,7 +144,8 @@ def failed_attempt(
         failure_class=failure.klass,
         evidence=failure.evidence,
     )
-    return entry.replace(
+    return dataclasses.replace(
+        entry,
         status=Status.FAILED,
         notes=note(entry.notes, f"attempt {entry.attempt} failed: {failure.message}; {why}"),
         escalation=escalate(entry, escalation),
@@ -145,7 +155,8 @@ def failed_attempt(
 def never_started(entry: StatusEntry) -> StatusEntry:
     """A launch that left no run dir: forget the attempt, the experiment is pending again."""
     attempts = tuple(a for a in entry.attempts if a.n != entry.attempt)
-    return entry.replace(
+    return dataclasses.replace(
+        entry,
         status=Status.PENDING,
         attempt=entry.attempt - 1,
         attempts=attempts,
@@ -158,8 +169,9 @@ def never_started(entry: StatusEntry) -> StatusEntry:
 
 
 def cancelled(entry: StatusEntry, now: datetime, why: str) -> StatusEntry:
-    entry = update_current(entry, finished=entry.current.finished or iso(now)) if entry.current else entry
-    return entry.replace(
+    entry = update_current(entry, lambda a: dataclasses.replace(a, finished=a.finished or iso(now)))
+    return dataclasses.replace(
+        entry,
         status=Status.CANCELLED,
         pid=None,
         finished=entry.finished or iso(now),
@@ -200,14 +212,14 @@ def silent(entry: StatusEntry, policies: Policies, now: datetime, error: str) ->
             evidence=(error,),
         )
         escalation = escalate(entry, held)
-    return entry.replace(status=status, unreachable=u, notes=notes, escalation=escalation)
+    return dataclasses.replace(entry, status=status, unreachable=u, notes=notes, escalation=escalation)
 
 
 def answered(entry: StatusEntry) -> StatusEntry:
     """The target answered again: the consecutive count resets (totals stay as evidence)."""
     if entry.unreachable.consecutive == 0:
         return entry
-    return entry.replace(unreachable=dataclasses.replace(entry.unreachable, consecutive=0))
+    return dataclasses.replace(entry, unreachable=dataclasses.replace(entry.unreachable, consecutive=0))
 
 
 def came_back(entry: StatusEntry, now: datetime) -> StatusEntry:
@@ -219,7 +231,8 @@ def came_back(entry: StatusEntry, now: datetime) -> StatusEntry:
     if entry.status is not Status.ON_HOLD or held is None or not held.open or held.kind != SILENCE_HOLD:
         return entry
     why = "the target answers again; the run's own state is observed again"
-    return entry.replace(
+    return dataclasses.replace(
+        entry,
         status=Status.RUNNING,
         escalation=held.close(why, iso(now)),
         notes=note(entry.notes, f"hold lifted: {why}"),

@@ -36,7 +36,10 @@ def play_one(seed: int, index: int, *, verbose: bool, scenario: Scenario | None 
     try:
         outcome = play(scenario, base)
     finally:
-        shutil.rmtree(base, ignore_errors=True)
+        if os.environ.get("CHAOS_KEEP"):  # a replay kept for a look: its project stays
+            print(f"kept: {base}", flush=True)
+        else:
+            shutil.rmtree(base, ignore_errors=True)
     if verbose:
         mark = "ok  " if not outcome.violations else "FAIL"
         if outcome.skipped:

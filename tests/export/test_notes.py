@@ -3,6 +3,7 @@ observations kept."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from reconciler.export.notes import notes_for
@@ -20,7 +21,10 @@ def test_launch_then_result(tmp_path: Path) -> None:
     rows = read_result_rows(project, done).rows
     empty = StateFile(project="example")
     launched = done.with_entries(
-        tuple(e.replace(status=Status.RUNNING, finished=None) if e.id == "mlp_moons_s0" else e for e in done.entries)
+        tuple(
+            dataclasses.replace(e, status=Status.RUNNING, finished=None) if e.id == "mlp_moons_s0" else e
+            for e in done.entries
+        )
     )
 
     first = notes_for(desired, empty, launched, rows)
@@ -45,7 +49,7 @@ def test_failed_run_note_and_observations_kept(tmp_path: Path) -> None:
     project = example_repo(tmp_path / "project")
     desired = load_desired(project)
     state = populate(project, {"logreg_blobs_s1": Status.FAILED})
-    before = state.with_entries(tuple(e.replace(status=Status.RUNNING) for e in state.entries))
+    before = state.with_entries(tuple(dataclasses.replace(e, status=Status.RUNNING) for e in state.entries))
     notes = notes_for(desired, before, state, read_result_rows(project, state).rows)
     path = "experiments/logs/logreg_blobs_s1.md"
     assert "Failed at 2026-11-26T10:00:00+00:00: cuda_oom." in notes[path]
@@ -68,7 +72,7 @@ def test_pass_notes_writes_only_due_notes(tmp_path: Path) -> None:
     desired = load_desired(project)
     done = populate(project)
     before = done.with_entries(
-        tuple(e.replace(status=Status.RUNNING) if e.id.startswith("mlp_") else e for e in done.entries)
+        tuple(dataclasses.replace(e, status=Status.RUNNING) if e.id.startswith("mlp_") else e for e in done.entries)
     )
     assert pass_notes(project, desired, done, done) == []
     written = pass_notes(project, desired, before, done)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from reconciler.gitstore import ProjectRepo, Transition, Unreadable, commit_status, experiment_history
@@ -25,18 +26,24 @@ def test_three_transitions_and_noise(tmp_path: Path) -> None:
     with ProjectRepo(root / "proj") as repo:
         pending = StatusEntry(id="a_s0", command=CMD)
         c1 = _commit_state(repo, "reconcile: plan a_s0", pending, other)
-        running = pending.replace(status=Status.RUNNING, attempt=1, target="lab1", host="lab1", gpu=0, pid=42)
+        running = dataclasses.replace(
+            pending, status=Status.RUNNING, attempt=1, target="lab1", host="lab1", gpu=0, pid=42
+        )
         c2 = _commit_state(repo, "reconcile: launch a_s0", running, other)
         # Only another experiment changes: no transition for a_s0.
-        _commit_state(repo, "reconcile: other", running, other.replace(status=Status.RUNNING))
+        _commit_state(repo, "reconcile: other", running, dataclasses.replace(other, status=Status.RUNNING))
         commit_files(root, {"proj/dispatch/main.yaml": "m2"}, "person edits the spec")  # not in the log
         write(root, "proj/dispatch/state.json", "{ not json")
         git(root, "commit", "-qam", "someone broke it")
-        failed = running.replace(
-            status=Status.PENDING, retry_count=1, failure_class="cuda_oom", command="python train.py --batch-size 32"
+        failed = dataclasses.replace(
+            running,
+            status=Status.PENDING,
+            retry_count=1,
+            failure_class="cuda_oom",
+            command="python train.py --batch-size 32",
         )
         c4 = _commit_state(
-            repo, "reconcile: a_s0 failed (cuda_oom), retry", failed, other.replace(status=Status.RUNNING)
+            repo, "reconcile: a_s0 failed (cuda_oom), retry", failed, dataclasses.replace(other, status=Status.RUNNING)
         )
         events = list(experiment_history(repo, "a_s0"))
 

@@ -3,6 +3,7 @@ dataclasses' own constructors (``status._build`` skips their generated ``__init_
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -47,7 +48,7 @@ def test_loaded_values_behave_like_constructed_ones() -> None:
     loaded = StateFile.loads(StateFile(project="p", entries=(_full_entry(),)).dumps()).entries[0]
     built = _full_entry()
     assert hash(loaded.attempts[1]) == hash(built.attempts[1])
-    assert loaded.replace(notes="x") == built.replace(notes="x")
+    assert dataclasses.replace(loaded, notes="x") == dataclasses.replace(built, notes="x")
     assert loaded.current == built.current
     with pytest.raises(AttributeError):
         loaded.notes = "changed"  # type: ignore[misc]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from reconciler.model.escalation import Escalation
 from reconciler.model.status import StateFile, Status, StatusEntry
 from reconciler.notify.events import notifications
@@ -53,11 +55,17 @@ def test_single_stage_phase_says_phase_done_only() -> None:
 def test_failure_rate_above_half() -> None:
     runs = [e(f"m_s{i}", Status.RUNNING) for i in range(4)]
     half = state(
-        *[r.replace(status=Status.FAILED, failure_class="cuda_oom") if i < 2 else r for i, r in enumerate(runs)]
+        *[
+            dataclasses.replace(r, status=Status.FAILED, failure_class="cuda_oom") if i < 2 else r
+            for i, r in enumerate(runs)
+        ]
     )
     assert [n.event for n in notifications(state(*runs), half)] == []  # 50 % is not above 50 %
     more = state(
-        *[r.replace(status=Status.FAILED, failure_class="cuda_oom") if i < 3 else r for i, r in enumerate(runs)]
+        *[
+            dataclasses.replace(r, status=Status.FAILED, failure_class="cuda_oom") if i < 3 else r
+            for i, r in enumerate(runs)
+        ]
     )
     (n,) = notifications(half, more)
     assert n.key == "failure_rate:pilot:main"

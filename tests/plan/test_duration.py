@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from reconciler.model.config import Config, Target, TargetKind
 from reconciler.model.spec import ExperimentSpec
 from reconciler.model.status import Status, StatusEntry
@@ -46,5 +48,5 @@ def test_runtime_is_normalised_by_the_pilot_platform() -> None:
 
 
 def test_other_methods_and_unfinished_runs_are_not_pilots() -> None:
-    running = done("q", 60).replace(status=Status.RUNNING)
+    running = dataclasses.replace(done("q", 60), status=Status.RUNNING)
     assert estimate(spec(), [done("p", 60, method="other"), running], FAST, CONFIG) is None

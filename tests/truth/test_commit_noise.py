@@ -10,6 +10,7 @@ progress through ``reconciler.runtime`` (the bundle the controller ships with th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -304,20 +305,46 @@ def test_the_split_commits_transitions_whole_and_keeps_only_counters_back() -> N
     )
     planned = committed.with_entries(
         (
-            committed.entries[0].replace(unreachable=Unreachable(2, 2, 2)),  # counted, no transition
-            committed.entries[1].replace(status=Status.DONE, sidecar=(("final", 1),)),  # a transition
+            dataclasses.replace(committed.entries[0], unreachable=Unreachable(2, 2, 2)),  # counted, no transition
+            dataclasses.replace(committed.entries[1], status=Status.DONE, sidecar=(("final", 1),)),  # a transition
         )
     )
     to_commit, newest = split(committed, planned, fold_progress=False)
     assert to_commit.by_id()["a"] == committed.by_id()["a"]
     assert to_commit.by_id()["b"] == planned.by_id()["b"]  # folded: the sidecar goes with it
+    counted = {"consecutive": 2, "total": 2, "probes": 2}
     assert newest == {
-        "a": (1, {"unreachable": {"consecutive": 2, "total": 2, "probes": 2}, "sidecar": {}, "waiting_reason": None})
+        "a": (1, {"unreachable": counted, "sidecar": {}, "waiting_reason": None, "pid": None, "process": None})
     }
     assert merge(to_commit, newest) == planned  # the next pass counts on from 2
     assert merge(to_commit, {"a": (2, newest["a"][1])}) == to_commit  # another attempt's values: ignored
     everything, rest = split(committed, planned, fold_progress=True)
     assert everything == planned and rest == {}
+
+
+def test_a_process_seen_after_its_job_started_is_no_transition() -> None:
+    """A batch job runs (the scheduler said so, a committed transition) before its wrapper wrote
+    its pid: the pass that first sees the process commits nothing; the pid is kept in
+    ``.reconciler/`` and folded into the next transition's commit (chaos seed 20261212, index 47)."""
+    from reconciler.model.status import Attempt, StateFile, Status, StatusEntry
+    from reconciler.model.volatile import merge, split
+
+    attempt = Attempt(n=1, target="pb", command="c", run_dir="/r/e/1", token="t", job_id="2.pbs")
+    running = StatusEntry(id="e", status=Status.RUNNING, attempt=1, attempts=(attempt,), job_id="2.pbs")
+    committed = StateFile(project="p", entries=(running,))
+    seen = dataclasses.replace(
+        running, pid=4242, attempts=(dataclasses.replace(attempt, pid=4242, start_time="2175650"),)
+    )
+    planned = committed.with_entries((seen,))
+    to_commit, newest = split(committed, planned, fold_progress=False)
+    assert to_commit == committed  # nothing to commit
+    assert newest["e"][1]["pid"] == 4242 and newest["e"][1]["process"] == [4242, "2175650"]
+    assert merge(to_commit, newest) == planned  # the next pass knows the process
+    done = dataclasses.replace(seen, status=Status.DONE, pid=None)
+    folded, rest = split(committed, committed.with_entries((done,)), fold_progress=False)
+    assert folded.entries[0].attempts[0].pid == 4242 and rest == {}  # folded into the transition
+    # A volatile file's foreign values are not taken.
+    assert running.with_volatile({"pid": True, "process": [-1, 5]}) == running
 
 
 def test_an_unreadable_or_foreign_volatile_file_counts_as_none(tmp_path: Path) -> None:

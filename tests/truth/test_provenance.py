@@ -6,6 +6,7 @@ follows it. Real passes (``reconcile --once``) on the engine tests' local projec
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,7 @@ def test_an_entry_that_ran_keeps_its_command_when_the_spec_changes(status: Statu
     old = ExperimentSpec(id="a", base_id="a", command="python3 t.py --lr 1", source="d.yaml:1")
     new = ExperimentSpec(id="a", base_id="a", command="python3 t.py --lr 2", source="d.yaml:1")
     attempt = Attempt(n=1, target="local", command="python3 t.py --lr 1", run_dir="/r/runs/a/1", token="t")
-    entry = new_entry(old, Policies()).replace(status=status, attempt=1, attempts=(attempt,))
+    entry = dataclasses.replace(new_entry(old, Policies()), status=status, attempt=1, attempts=(attempt,))
     synced = sync(entry, new, Policies(), now_iso="2026-12-05T00:00:00+00:00")
     assert (synced.command, synced.spec_hash, synced.result_file) == (entry.command, old.spec_hash, entry.result_file)
     assert [c.type for c in synced.conditions] == ["OutOfSync"]
