@@ -35,7 +35,7 @@ from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status, tag
 from reconciler.load import load_desired
 from reconciler.lockfile import ProjectLock
-from reconciler.model.actions import ActionResult, Launch
+from reconciler.model.actions import ActionResult, EnvChecked, Launch
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
 from reconciler.model.status import StateFile, Status, StatusEntry
@@ -377,7 +377,7 @@ def _write_status(
     state = dataclasses.replace(state, updated=updated)
     result.state = state
     _write_escalations(project_dir, committed, state, now)
-    verdicts = [r.data["verdict"] for r in result.results if isinstance(r.data.get("verdict"), EnvVerdict)]
+    verdicts = [r.outcome.verdict for r in result.results if isinstance(r.outcome, EnvChecked)]
     for verdict in verdicts:
         write_env_verdict(project_dir, verdict)
     env_lines = [f"{v.target}: {v.status}" + (f" ({v.evidence[-1]})" if v.evidence else "") for v in verdicts]

@@ -22,7 +22,7 @@ from reconciler.backends.scheduler import Scheduler
 from reconciler.backends.shell import ShellRunner
 from reconciler.backends.slurm import Slurm
 from reconciler.errors import InvalidTarget
-from reconciler.model.actions import CheckEnv, Collect, Kill, Launch
+from reconciler.model.actions import CheckEnv, Collect, Kill, Launch, Started
 from reconciler.model.config import Config, Target, TargetKind
 from reconciler.model.env import EnvVerdict
 from reconciler.model.observed import TargetObservation
@@ -116,7 +116,7 @@ class Unsupported:
     async def env_check(self, action: CheckEnv, timeout: float) -> EnvVerdict:
         raise InvalidTarget(self._why, reason="UnsupportedKind")
 
-    async def launch(self, action: Launch) -> dict[str, object]:
+    async def launch(self, action: Launch) -> Started:
         raise InvalidTarget(self._why, reason="UnsupportedKind")
 
     async def collect(self, action: Collect, dest: Path) -> None:

@@ -9,6 +9,7 @@ target whose code could not be shipped is skipped (its experiment stays pending)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +20,22 @@ from reconciler.backends.base import Runner
 from reconciler.confine import check_path
 from reconciler.crashpoints import crash_point
 from reconciler.errors import PermanentError, ReconcilerError, RefusedFile, TemporaryError
-from reconciler.model.actions import Action, ActionResult, CheckEnv, Collect, Kill, Launch, Record, ShipCode, Tidy
+from reconciler.model.actions import (
+    Action,
+    ActionResult,
+    CheckEnv,
+    Collect,
+    Collected,
+    EnvChecked,
+    Kill,
+    Launch,
+    NotTried,
+    Record,
+    Refused,
+    ShipCode,
+    Tidy,
+    TidyReport,
+)
 from reconciler.results import check_result
 from reconciler.tracking.hub import confirm_artifact
 from reconciler.tracking.wandb_sync import parse_sync_output, sync_command
@@ -72,7 +88,7 @@ async def _target(
 
     async def bounded(action: Action) -> ActionResult:
         if isinstance(action, Launch) and blocked is not None:
-            return ActionResult(action, False, blocked, temporary=True, data={"skipped": True})
+            return ActionResult(action, False, blocked, temporary=True, outcome=NotTried())
         async with gate:
             return await _one(runner, action, archive_for, project_dir, env_timeout)
 
@@ -92,15 +108,15 @@ async def _one(
             verdict = await runner.env_check(action, env_timeout)
             why = verdict.evidence[-1] if verdict.evidence else verdict.notes
             return ActionResult(
-                action, verdict.ready, verdict.status + (f": {why}" if why else ""), data={"verdict": verdict}
+                action, verdict.ready, verdict.status + (f": {why}" if why else ""), outcome=EnvChecked(verdict)
             )
         if isinstance(action, ShipCode):
             await runner.ship_code(action.commit, archive_for(action.commit))
             return ActionResult(action, True, "code present")
         if isinstance(action, Launch):
-            data = await runner.launch(action)
+            started = await runner.launch(action)
             crash_point("after_launch")
-            return ActionResult(action, True, "started", data=data)
+            return ActionResult(action, True, "started", outcome=started)
         if isinstance(action, Collect):
             return await _collect(runner, action, project_dir)
         if isinstance(action, Tidy):
@@ -112,7 +128,7 @@ async def _one(
     except TemporaryError as exc:
         return ActionResult(action, False, str(exc), temporary=True)
     except PermanentError as exc:
-        return ActionResult(action, False, f"{exc.reason}: {exc}", temporary=False, data={"reason": exc.reason})
+        return ActionResult(action, False, f"{exc.reason}: {exc}", temporary=False, outcome=Refused(exc.reason))
     except ReconcilerError as exc:
         return ActionResult(action, False, str(exc), temporary=True)
     return ActionResult(action, False, f"unknown action {action.kind}")
@@ -122,28 +138,27 @@ async def _tidy(runner: Runner, action: Tidy) -> ActionResult:
     """Checkpoint: deleted on the target only after the Hub lists the uploaded files (the Hub is
     asked from here, with this machine's ``HF_ENDPOINT``/``HF_TOKEN``). Offline wandb runs: synced
     on the target. A Hub or target away raises ``TemporaryError``: tried again next pass."""
-    data: dict[str, object] = {}
+    report = TidyReport()
     notes = []
     if action.artifact is not None and action.checkpoint_dir:
         repo, repo_type, path, files = action.artifact
         confirmation = await asyncio.to_thread(
             confirm_artifact, repo, path, list(files) or None, os.environ.get("HF_ENDPOINT"), repo_type=repo_type
         )
-        data["confirmed"] = confirmation.confirmed
-        data["missing"] = list(confirmation.missing)
+        report = dataclasses.replace(report, confirmed=confirmation.confirmed, missing=tuple(confirmation.missing))
         if confirmation.confirmed:
-            data["deleted"] = await runner.remove_tree(action.checkpoint_dir)
+            deleted = await runner.remove_tree(action.checkpoint_dir)
+            report = dataclasses.replace(report, deleted=deleted)
             notes.append(f"checkpoint confirmed on the Hub, {action.checkpoint_dir} deleted")
         else:
             notes.append("checkpoint NOT listed on the Hub; kept")
     if action.wandb_dirs:
         done = await runner.run_in_code(action.code_dir, sync_command(action.run_dir, offline_dirs=action.wandb_dirs))
-        report = parse_sync_output(done.stdout)
-        data["synced"] = list(report.synced)
-        data["wandb_urls"] = list(report.urls)
-        notes.append("wandb synced" if report.ok else f"wandb sync incomplete: {' '.join(report.tail)[-200:]}")
-    ok = data.get("confirmed") is not False
-    return ActionResult(action, ok, "; ".join(notes), temporary=False, data=data)
+        sync = parse_sync_output(done.stdout)
+        report = dataclasses.replace(report, synced=tuple(sync.synced), wandb_urls=tuple(sync.urls))
+        notes.append("wandb synced" if sync.ok else f"wandb sync incomplete: {' '.join(sync.tail)[-200:]}")
+    ok = report.confirmed is not False
+    return ActionResult(action, ok, "; ".join(notes), temporary=False, outcome=report)
 
 
 async def _collect(runner: Runner, action: Collect, project_dir: Path) -> ActionResult:
@@ -167,4 +182,4 @@ async def _collect(runner: Runner, action: Collect, project_dir: Path) -> Action
         return ActionResult(action, False, f"{action.local_path}: {verdict.message}", temporary=False)
     atomic_write_text(dest, text)
     crash_point("after_collect")
-    return ActionResult(action, True, verdict.message, data={"rows": verdict.rows})
+    return ActionResult(action, True, verdict.message, outcome=Collected(verdict.rows))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from reconciler.model.actions import CheckEnv, Collect, Kill, Launch
+from reconciler.model.actions import CheckEnv, Collect, Kill, Launch, Started
 from reconciler.model.env import EnvVerdict
 from reconciler.model.observed import TargetObservation
 
@@ -75,8 +75,8 @@ class Runner(Protocol):
         for a failing check (that is an ``ENV_FAILED`` verdict with evidence), only for transport errors."""
         ...
 
-    async def launch(self, action: Launch) -> dict[str, object]:
-        """Create the run dir with its token, start the wrapper once; returns ``pid``, ``start_time``, ``host``."""
+    async def launch(self, action: Launch) -> Started:
+        """Create the run dir with its token, start the wrapper once; returns what it started (``Started``)."""
         ...
 
     async def collect(self, action: Collect, dest: Path) -> None:

@@ -33,7 +33,7 @@ from reconciler.backends.scripts import receive_stdin
 from reconciler.backends.shell import ShellRunner
 from reconciler.crashpoints import crash_point
 from reconciler.errors import SchedulerOutputError, SubmitRejected, TemporaryError
-from reconciler.model.actions import Kill, Launch
+from reconciler.model.actions import Kill, Launch, Started
 from reconciler.model.config import BatchOptions, Target
 from reconciler.model.observed import RunObservation, TargetObservation
 
@@ -70,7 +70,7 @@ class BatchRunner(ShellRunner):
         infos = self.scheduler.parse_status(printed) if prefix is not None else {}
         return with_jobs(observation, infos, frozenset(asked), jobs or {}, self.scheduler)
 
-    async def launch(self, action: Launch) -> dict[str, object]:
+    async def launch(self, action: Launch) -> Started:
         """Two commands: claim the run dir and write the wrapper; then adopt or submit the job."""
         await self.prepare_run_dir(dataclasses.replace(action, gpus=()))  # the scheduler picks the devices
         request = self.job_request(action)
@@ -94,12 +94,7 @@ class BatchRunner(ShellRunner):
         else:
             adopted = False
             job_id = await self._submit(request)
-        return {
-            "job_id": job_id,
-            "queued": facts.get("launched") != "1",
-            "host": facts.get("host", ""),
-            "adopted": adopted,
-        }
+        return Started(host=facts.get("host", ""), job_id=job_id, queued=facts.get("launched") != "1", adopted=adopted)
 
     async def _submit(self, request: JobRequest) -> str:
         job_script = self.scheduler.job_script(request)

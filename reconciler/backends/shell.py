@@ -28,7 +28,7 @@ from reconciler.backends import probe as probe_mod
 from reconciler.backends.base import Completed, Transport
 from reconciler.crashpoints import crash_point
 from reconciler.errors import InvalidTarget, PermanentError, TemporaryError, TransportError
-from reconciler.model.actions import CheckEnv, Collect, Kill, Launch
+from reconciler.model.actions import CheckEnv, Collect, Kill, Launch, Started
 from reconciler.model.config import Limits, Target, TargetKind
 from reconciler.model.env import EnvVerdict
 from reconciler.model.observed import TargetObservation
@@ -182,7 +182,7 @@ class ShellRunner:
         checked_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         return envcheck.parse_env_check(done.stdout, nonce, action, self.target, checked_at, timeout, done.stderr)
 
-    async def launch(self, action: Launch) -> dict[str, object]:
+    async def launch(self, action: Launch) -> Started:
         """Two commands: claim the run dir and write the wrapper, then start it once.
 
         A foreign token raises ``PermanentError(reason="ForeignRunDir")``. If the attempt was
@@ -199,12 +199,12 @@ class ShellRunner:
         pid = facts.get("pid", "")
         if not pid.isdigit() or not facts.get("start_time"):
             raise TemporaryError(f"{self.name}: {action.exp_id} attempt {action.attempt}: no pid recorded yet")
-        return {
-            "pid": int(pid),
-            "start_time": facts["start_time"],
-            "host": facts.get("host", ""),
-            "adopted": facts.get("started") != "1",
-        }
+        return Started(
+            host=facts.get("host", ""),
+            pid=int(pid),
+            start_time=facts["start_time"],
+            adopted=facts.get("started") != "1",
+        )
 
     async def prepare_run_dir(self, action: Launch) -> None:
         """One command: create the run dir, claim it with the token (a foreign token raises

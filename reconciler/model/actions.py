@@ -1,18 +1,80 @@
-"""Actions a plan is made of, and what applying one gave.
+"""Actions a plan is made of, and what applying one gave: the typed contract between the
+planner, ``reconciler.apply`` and ``reconciler.plan.fold``.
 
-I/O actions (``ShipCode``, ``Launch``, ``Collect``, ``Kill``) are carried out by ``reconciler.apply``
-through the target's backend; ``Record`` is a pure status change the planner decided from the
-observation alone. Each I/O action yields one ``ActionResult``; ``reconciler.plan.fold`` turns
-results into status entries, so every decision stays in the pure planner.
+I/O actions (``ShipCode``, ``CheckEnv``, ``Launch``, ``Collect``, ``Kill``, ``Tidy``) are carried
+out by ``reconciler.apply`` through the target's backend; ``Record`` is a pure status change the
+planner decided from the observation alone. Why a run is killed is a ``KillReason`` (one class per
+reason); each I/O action yields one ``ActionResult`` whose ``outcome`` is what the action learnt
+(``Started``, ``Collected``, ``TidyReport``, ``EnvChecked``, or ``NotTried`` / ``Refused`` when it
+did not happen). ``reconciler.plan.fold`` turns results into status entries by matching on those
+types, so every decision stays in the pure planner and mypy checks the whole pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from reconciler.model.decisions import DecisionAction
+from reconciler.model.env import EnvVerdict
 from reconciler.model.status import StatusEntry
+
+# -- why a run is killed --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fatal:
+    """A fatal line in the log (``klass``: its failure class) or a hard timeout: the attempt fails."""
+
+    klass: str
+
+    def __str__(self) -> str:
+        return f"fatal:{self.klass}"
+
+
+@dataclass(frozen=True)
+class Restart:
+    """The spec changed under a live run whose policy is ``restart``: it runs again as specified."""
+
+    why: str
+
+    def __str__(self) -> str:
+        return f"restart:{self.why}"
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """Processes an ended attempt left in its process group: stopped before any retry."""
+
+    why: str
+
+    def __str__(self) -> str:
+        return f"leftover:{self.why}"
+
+
+@dataclass(frozen=True)
+class ByDecision:
+    """A person's decision (``dispatch/decisions.yaml``) stops the run: retry, fail or cancel it."""
+
+    action: DecisionAction
+    decision_id: str
+
+    def __str__(self) -> str:
+        return f"decision:{self.action.value}:{self.decision_id}"
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """The run is not wanted any more (cancelled or removed from the spec, held with kill_on_hold)."""
+
+    why: str
+
+    def __str__(self) -> str:
+        return self.why
+
+
+KillReason = Fatal | Restart | Leftover | ByDecision | Cancel
 
 
 @dataclass(frozen=True)
@@ -111,7 +173,7 @@ class Kill:
     pid: int | None
     start_time: str | None
     job_id: str | None = None
-    reason: str = ""
+    reason: KillReason = Cancel("")
 
     kind = "kill"
 
@@ -169,6 +231,64 @@ def sort_key(action: Action) -> tuple[str, int, str, int]:
     return (action.target, KIND_ORDER[action.kind], action.exp_id, attempt)
 
 
+# -- what an action learnt ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Started:
+    """A launch started (or found started) the run: the wrapper's process on a shell target, the
+    job on a batch target (``queued`` until the scheduler starts it)."""
+
+    host: str = ""
+    pid: int | None = None
+    start_time: str | None = None
+    """The process's start time (``/proc/<pid>/stat`` field 22): with the pid, it names the process."""
+    job_id: str | None = None
+    queued: bool = False
+    adopted: bool = False
+    """The run had been started by an earlier pass that crashed before recording it."""
+
+
+@dataclass(frozen=True)
+class Collected:
+    """The result file was copied back, checked and written into the project."""
+
+    rows: int
+
+
+@dataclass(frozen=True)
+class TidyReport:
+    """What tidying a done run did: the Hub's answer about the checkpoint, the wandb sync."""
+
+    confirmed: bool | None = None
+    """The Hub lists the uploaded checkpoint (``None``: nothing to confirm)."""
+    missing: tuple[str, ...] = ()
+    deleted: bool | None = None
+    synced: tuple[str, ...] = ()
+    wandb_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EnvChecked:
+    verdict: EnvVerdict
+
+
+@dataclass(frozen=True)
+class NotTried:
+    """The action was not attempted (the target's code or environment is not ready): it waits."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The target refused the action for good (a ``PermanentError``); ``reason`` is its code,
+    e.g. ``ForeignRunDir``: the run dir holds another token."""
+
+    reason: str
+
+
+Outcome = Started | Collected | TidyReport | EnvChecked | NotTried | Refused | None
+
+
 @dataclass(frozen=True)
 class ActionResult:
     action: Action
@@ -176,5 +296,5 @@ class ActionResult:
     message: str = ""
     temporary: bool = False
     """The failure was transient (connection, timeout): try again on a later pass."""
-    data: Mapping[str, Any] = field(default_factory=dict)
-    """What the action learnt: ``pid``, ``start_time``, ``host``, ``job_id``, ``rows``, ``gone``."""
+    outcome: Outcome = None
+    """What the action learnt (``None``: nothing beyond ``ok`` and ``message``)."""

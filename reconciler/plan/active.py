@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.model.actions import Action, Collect, Launch, Record
+from reconciler.model.actions import Action, Cancel, Collect, Fatal, Launch, Record, Restart
 from reconciler.model.config import Target
 from reconciler.model.escalation import Escalation
 from reconciler.model.ids import code_dir
@@ -83,16 +83,16 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
     if run.alive:
         if wants_cancel:
             why = "removed from the spec (prune)" if spec is None else "cancelled by the spec"
-            return entry, [outcomes.kill_action(entry, run=run, reason=why)]
+            return entry, [outcomes.kill_action(entry, run=run, reason=Cancel(why))]
         restart = spec is not None and (
             spec.on_change or ("restart" if ctx.policies.restart_on_spec_change else "keep")
         )
         if spec is not None and restart == "restart" and entry.spec_hash != spec.spec_hash:
-            return entry, [outcomes.kill_action(entry, run=run, reason="restart:spec changed")]
+            return entry, [outcomes.kill_action(entry, run=run, reason=Restart("spec changed"))]
         fatal = fatal_signature(run.log_tail)
         if fatal is not None:
             entry = outcomes.update_current(entry, lambda a: dataclasses.replace(a, evidence=fatal.evidence))
-            return entry, [outcomes.kill_action(entry, run=run, reason=f"fatal:{fatal.klass}")]
+            return entry, [outcomes.kill_action(entry, run=run, reason=Fatal(fatal.klass))]
         return _duration_guard(entry, run, attempt.target, ctx)
     if not run.launched:
         if wants_cancel:
@@ -130,7 +130,7 @@ def _duration_guard(
         )
         entry = outcomes.hold(entry, held)
         if policy.kill_on_hold:
-            return entry, [outcomes.kill_action(entry, run=run, reason="fatal:timeout")]
+            return entry, [outcomes.kill_action(entry, run=run, reason=Fatal("timeout"))]
         return entry, []
     warning = Escalation(
         reason=over.format(f"{policy.escalate_factor:g}") + "; still running",

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from reconciler.model.actions import Action
+from reconciler.model.actions import Action, Cancel
 from reconciler.model.escalation import Escalation
 from reconciler.model.observed import RunObservation
 from reconciler.model.spec import ExperimentSpec
@@ -53,7 +53,7 @@ def decide_job(
         return entry, [], True
     if state in (QUEUED, HELD, RUNNING) and wants_cancel:
         why = "removed from the spec (prune)" if spec is None else "cancelled by the spec"
-        return entry, [outcomes.kill_action(entry, run=run, reason=why)], True
+        return entry, [outcomes.kill_action(entry, run=run, reason=Cancel(why))], True
     if state == QUEUED:
         return _queued(entry, ctx), [], True
     if state == HELD:

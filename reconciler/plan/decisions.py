@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from reconciler.model.actions import Action, Kill
+from reconciler.model.actions import Action, ByDecision, Kill
 from reconciler.model.decisions import Decision, DecisionAction
 from reconciler.model.status import Status, StatusEntry, Unreachable
 from reconciler.plan import outcomes
@@ -70,7 +70,7 @@ def _decide(entry: StatusEntry, decision: Decision, ctx: Context) -> tuple[Statu
         entry = resync_after_attempt(entry, ctx.specs.get(entry.id))  # its next attempt runs the spec as it is
         return dataclasses.replace(entry, status=Status.PENDING, next_retry_at=None), None
     if live:
-        return entry, outcomes.kill_action(entry, f"decision:{action.value}:{decision.id}")
+        return entry, outcomes.kill_action(entry, ByDecision(action.value, decision.id))
     if action is DecisionAction.RETRY:
         # A manual retry: it takes the spec's command as it is now and does not use up the
         # automatic retries (``retry_count``); ``manual_retries`` counts it.

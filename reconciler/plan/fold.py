@@ -11,7 +11,23 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 
-from reconciler.model.actions import ActionResult, Collect, Kill, Launch, Tidy
+from reconciler.model.actions import (
+    ActionResult,
+    ByDecision,
+    Cancel,
+    Collect,
+    Fatal,
+    Kill,
+    Launch,
+    Leftover,
+    NotTried,
+    Refused,
+    Restart,
+    Started,
+    Tidy,
+    TidyReport,
+)
+from reconciler.model.decisions import DecisionAction
 from reconciler.model.desired import DesiredState
 from reconciler.model.escalation import Escalation
 from reconciler.model.status import Attempt, Condition, StateFile, Status, StatusEntry, Unreachable
@@ -20,7 +36,6 @@ from reconciler.plan.context import iso
 from reconciler.plan.core import Plan
 from reconciler.plan.entries import resync_after_attempt
 from reconciler.plan.failure import INVALID_RESULT, LAUNCH_ERROR, Failure
-from reconciler.plan.leftover import LEFTOVER
 from reconciler.plan.tidy import TIDIED
 
 FOREIGN_RUN_DIR = "ForeignRunDir"
@@ -38,9 +53,9 @@ def fold(plan: Plan, results: Sequence[ActionResult], desired: DesiredState, now
         if entry is None:
             continue
         spec = specs.get(entry.id)
-        if isinstance(action, Launch) and res.data.get("skipped"):
+        if isinstance(action, Launch) and isinstance(res.outcome, NotTried):
             entry = dataclasses.replace(entry, waiting_reason=res.message)
-        elif isinstance(action, Launch) and res.data.get("reason") == FOREIGN_RUN_DIR:
+        elif isinstance(action, Launch) and res.outcome == Refused(FOREIGN_RUN_DIR):
             # Someone else's run dir is where ours must go: it is never claimed, and nothing of it
             # is taken as ours (no failure, no result); the entry waits until a person removes it.
             why = f"not launched: {action.run_dir} on {action.target} is not ours ({res.message}); remove it there"
@@ -57,9 +72,9 @@ def fold(plan: Plan, results: Sequence[ActionResult], desired: DesiredState, now
                 failure = Failure(INVALID_RESULT, (res.message,), f"result rejected: {res.message}")
                 entry = outcomes.failed_attempt(entry, failure, spec, policies, now, exit_code=0)
         elif isinstance(action, Kill):
-            if not res.ok and action.reason.startswith("decision:"):
+            if not res.ok and isinstance(action.reason, ByDecision):
                 # The decision could not stop the run: it is not applied; a later pass tries again.
-                undone.add(action.reason.split(":", 2)[2])
+                undone.add(action.reason.decision_id)
                 before = plan.recorded.get(entry.id)
                 entry = dataclasses.replace(entry, escalation=before.escalation if before else entry.escalation)
             entry = _killed(entry, action, res, desired, now)
@@ -76,19 +91,18 @@ def fold(plan: Plan, results: Sequence[ActionResult], desired: DesiredState, now
 
 
 def _launched(entry: StatusEntry, action: Launch, res: ActionResult, now: datetime) -> StatusEntry:
-    data = res.data
-    pid = data.get("pid")
+    started = res.outcome if isinstance(res.outcome, Started) else Started()
     attempt = Attempt(
         n=action.attempt,
         target=action.target,
         command=action.command,
         run_dir=action.run_dir,
         token=action.token,
-        host=_str(data.get("host")),
+        host=started.host if isinstance(res.outcome, Started) else None,
         gpus=action.gpus,
-        pid=int(pid) if isinstance(pid, int | str) and str(pid).isdigit() else None,
-        start_time=_str(data.get("start_time")),
-        job_id=_str(data.get("job_id")),
+        pid=started.pid,
+        start_time=started.start_time,
+        job_id=started.job_id,
         started=iso(now),
         git_commit=action.commit or None,
         env=action.env,
@@ -98,7 +112,7 @@ def _launched(entry: StatusEntry, action: Launch, res: ActionResult, now: dateti
             entry, expected_duration_hours=action.expected_duration_hours, duration_basis=action.duration_basis
         )
     if res.ok:
-        status = Status.QUEUED if attempt.job_id and data.get("queued") else Status.RUNNING
+        status = Status.QUEUED if attempt.job_id and started.queued else Status.RUNNING
         return outcomes.started(entry, attempt, now, status=status)
     entry = outcomes.started(entry, attempt, now, status=Status.UNREACHABLE)
     return dataclasses.replace(
@@ -109,57 +123,58 @@ def _launched(entry: StatusEntry, action: Launch, res: ActionResult, now: dateti
 
 
 def _killed(entry: StatusEntry, action: Kill, res: ActionResult, desired: DesiredState, now: datetime) -> StatusEntry:
-    if not res.ok and action.reason.startswith(LEFTOVER):  # tried again next pass: no note per pass
+    reason = action.reason
+    if not res.ok and isinstance(reason, Leftover):  # tried again next pass: no note per pass
         why = f"attempt {action.attempt} left processes that could not be stopped ({res.message}); retry waits"
         return dataclasses.replace(entry, waiting_reason=why)
     if not res.ok:
         why = f"kill of attempt {action.attempt} failed: {res.message}"
         return dataclasses.replace(entry, notes=outcomes.note(entry.notes, why))
-    reason = action.reason
     spec = desired.by_id().get(entry.id)
-    if reason.startswith("fatal:"):
-        klass = reason.split(":", 1)[1]
-        evidence = entry.current.evidence if entry.current else ()
-        failure = Failure(klass, evidence, f"{klass} seen in the log; process group killed")
-        return outcomes.failed_attempt(entry, failure, spec, desired.config.policies, now)
-    if reason.startswith("restart:"):
-        entry = outcomes.update_current(
-            entry, lambda a: dataclasses.replace(a, finished=iso(now), failure_class="restarted")
-        )
-        entry = dataclasses.replace(
-            resync_after_attempt(entry, spec), status=Status.PENDING, pid=None, next_retry_at=None
-        )
-        return dataclasses.replace(
-            entry, notes=outcomes.note(entry.notes, f"attempt {action.attempt} stopped: {reason[8:]}")
-        )
-    if reason.startswith(LEFTOVER):
-        return dataclasses.replace(
-            entry, notes=outcomes.note(entry.notes, f"stopped what attempt {action.attempt} left running")
-        )
-    if reason.startswith("decision:retry:"):
-        entry = outcomes.update_current(
-            entry, lambda a: dataclasses.replace(a, finished=iso(now), failure_class="killed")
-        )
-        entry = resync_after_attempt(entry, spec)
-        return dataclasses.replace(
-            entry, status=Status.PENDING, pid=None, next_retry_at=None, manual_retries=entry.manual_retries + 1
-        )
-    if reason.startswith("decision:fail:"):
-        entry = outcomes.update_current(
-            entry, lambda a: dataclasses.replace(a, finished=iso(now), failure_class="killed")
-        )
-        return dataclasses.replace(entry, status=Status.FAILED, pid=None, finished=iso(now))
-    return outcomes.cancelled(entry, now, f"killed: {reason}")
+    match reason:
+        case Fatal(klass):
+            evidence = entry.current.evidence if entry.current else ()
+            failure = Failure(klass, evidence, f"{klass} seen in the log; process group killed")
+            return outcomes.failed_attempt(entry, failure, spec, desired.config.policies, now)
+        case Restart(why):
+            entry = outcomes.update_current(
+                entry, lambda a: dataclasses.replace(a, finished=iso(now), failure_class="restarted")
+            )
+            entry = dataclasses.replace(
+                resync_after_attempt(entry, spec), status=Status.PENDING, pid=None, next_retry_at=None
+            )
+            return dataclasses.replace(
+                entry, notes=outcomes.note(entry.notes, f"attempt {action.attempt} stopped: {why}")
+            )
+        case Leftover():
+            return dataclasses.replace(
+                entry, notes=outcomes.note(entry.notes, f"stopped what attempt {action.attempt} left running")
+            )
+        case ByDecision(DecisionAction.RETRY):
+            entry = outcomes.update_current(
+                entry, lambda a: dataclasses.replace(a, finished=iso(now), failure_class="killed")
+            )
+            entry = resync_after_attempt(entry, spec)
+            return dataclasses.replace(
+                entry, status=Status.PENDING, pid=None, next_retry_at=None, manual_retries=entry.manual_retries + 1
+            )
+        case ByDecision(DecisionAction.FAIL):
+            entry = outcomes.update_current(
+                entry, lambda a: dataclasses.replace(a, finished=iso(now), failure_class="killed")
+            )
+            return dataclasses.replace(entry, status=Status.FAILED, pid=None, finished=iso(now))
+        case ByDecision() | Cancel():
+            return outcomes.cancelled(entry, now, f"killed: {reason}")
 
 
 def _tidied(entry: StatusEntry, res: ActionResult, now: datetime) -> StatusEntry:
     """Record the tidy once (a ``Tidied`` condition); a Hub that does not list the files keeps the
     checkpoint and opens an ``artifact`` escalation."""
-    data = res.data
+    report = res.outcome if isinstance(res.outcome, TidyReport) else TidyReport()
     condition = Condition(TIDIED, res.ok, "Done" if res.ok else "NotDone", res.message[:300], iso(now))
     entry = dataclasses.replace(entry, conditions=(*(c for c in entry.conditions if c.type != TIDIED), condition))
-    if data.get("confirmed") is False:
-        missing = ", ".join(str(m) for m in data.get("missing") or ())[:300]
+    if report.confirmed is False:
+        missing = ", ".join(report.missing)[:300]
         problem = Escalation(
             reason=f"the Hub does not list the uploaded checkpoint ({missing or 'nothing listed'}); it was kept",
             created=iso(now),
@@ -168,7 +183,3 @@ def _tidied(entry: StatusEntry, res: ActionResult, now: datetime) -> StatusEntry
         )
         entry = dataclasses.replace(entry, escalation=outcomes.escalate(entry, problem))
     return entry
-
-
-def _str(value: object) -> str | None:
-    return None if value is None else str(value)

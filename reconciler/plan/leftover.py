@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from reconciler.model.actions import Kill
+from reconciler.model.actions import Kill, Leftover
 from reconciler.model.status import StatusEntry
 from reconciler.plan import outcomes
 from reconciler.plan.context import Context
-
-LEFTOVER = "leftover:"
-"""Reason prefix of the ``Kill`` of an ended attempt's leftover processes (``fold`` keeps the
-entry pending)."""
 
 
 def stop_leftovers(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, Kill | None]:
@@ -33,5 +29,5 @@ def stop_leftovers(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, Kill 
         return entry, None
     pids = ", ".join(str(p) for p in run.group[:5]) + (", ..." if len(run.group) > 5 else "")
     why = f"attempt {attempt.n} left live processes on {attempt.target} (pid {pids}): stopping them before a retry"
-    kill = outcomes.kill_action(entry, reason=f"{LEFTOVER}{why}", run=run)
+    kill = outcomes.kill_action(entry, reason=Leftover(why), run=run)
     return (entry if entry.waiting_reason == why else dataclasses.replace(entry, waiting_reason=why)), kill

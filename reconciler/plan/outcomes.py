@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from reconciler.model.actions import Kill
+from reconciler.model.actions import Kill, KillReason
 from reconciler.model.config import Policies
 from reconciler.model.escalation import Escalation
 from reconciler.model.observed import RunObservation
@@ -245,7 +245,7 @@ def note(notes: str, line: str) -> str:
     return "\n".join(lines[-10:])
 
 
-def kill_action(entry: StatusEntry, reason: str, run: RunObservation | None = None) -> Kill:
+def kill_action(entry: StatusEntry, reason: KillReason, run: RunObservation | None = None) -> Kill:
     """Kill the entry's current attempt; the probe's pid and start time win over the recorded ones."""
     attempt = entry.current
     assert attempt is not None

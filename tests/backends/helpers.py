@@ -25,7 +25,7 @@ import pytest
 from reconciler.backends.base import Transport
 from reconciler.backends.local import LocalTransport
 from reconciler.backends.shell import ShellRunner
-from reconciler.model.actions import Kill, Launch
+from reconciler.model.actions import Cancel, Kill, Launch
 from reconciler.model.config import Target, TargetKind
 from reconciler.model.ids import launch_token
 from reconciler.model.observed import RunObservation
@@ -161,7 +161,7 @@ def kill_for(action: Launch, pid: int | None, start_time: str | None) -> Kill:
         run_dir=action.run_dir,
         pid=pid,
         start_time=start_time,
-        reason="test",
+        reason=Cancel("test"),
     )
 
 

@@ -41,7 +41,7 @@ def test_kill_stops_the_whole_process_group(backend: Backend) -> None:
         await poll(lambda: exists(child), "the child pid")
         child_pid = int(child.read_text())
         assert running(child_pid)
-        pid, start = started["pid"], started["start_time"]
+        pid, start = started.pid, started.start_time
         assert isinstance(pid, int) and isinstance(start, str)
         gone = await runner.kill(kill_for(action, pid, start))
         done = await poll(lambda: finished(runner, action.exp_id), "the exit code")
@@ -60,7 +60,7 @@ def test_kill_without_pid_reads_the_run_dir_and_is_idempotent(backend: Backend) 
         started = await runner.launch(action)
         first = await runner.kill(kill_for(action, None, None))
         second = await runner.kill(kill_for(action, None, None))
-        pid = started["pid"]
+        pid = started.pid
         assert isinstance(pid, int)
         return first, second, pid
 
@@ -75,7 +75,7 @@ def test_kill_finds_children_that_outlived_the_wrapper(backend: Backend) -> None
         started = await runner.launch(action)
         child = Path(action.run_dir, "child.pid")
         await poll(lambda: exists(child), "the child pid")
-        pid, start = started["pid"], started["start_time"]
+        pid, start = started.pid, started.start_time
         assert isinstance(pid, int) and isinstance(start, str)
         os.kill(pid, signal.SIGKILL)  # the wrapper dies; the job's processes stay in its group
         wait_until(lambda: not running(pid), "the wrapper to die")

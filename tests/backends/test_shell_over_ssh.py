@@ -20,7 +20,7 @@ import pytest
 
 from reconciler.backends.shell import ShellRunner
 from reconciler.backends.ssh import SshPool
-from reconciler.model.actions import Collect, Kill, Launch
+from reconciler.model.actions import Cancel, Collect, Kill, Launch, Started
 from reconciler.model.config import Target, TargetKind
 from reconciler.model.ids import launch_token
 from reconciler.model.observed import RunObservation
@@ -79,7 +79,7 @@ def test_launch_probe_collect_kill_over_ssh(sshd_hosts: list[SshdHost], rctest_d
     copy = 'cat input.txt > "$RECONCILER_RUN_DIR/results/out.csv"'
     block = "exec tail -f /dev/null"  # never ends on its own (a remote sleep may, on this VM)
 
-    async def first_pass() -> tuple[str, RunObservation, dict[str, object], int, int]:
+    async def first_pass() -> tuple[str, RunObservation, Started, int, int]:
         async with SshPool(connect_timeout=5, command_timeout=60) as pool:
             transport = pool.transport(options, name=target.name)
             runner = ShellRunner(target, transport, None, PROJECT, kill_grace=5.0)
@@ -97,15 +97,15 @@ def test_launch_probe_collect_kill_over_ssh(sshd_hosts: list[SshdHost], rctest_d
                 f"\nfirst pass over ssh: {transport.commands} commands, "
                 f"{transport.bytes_transferred} bytes, {time.perf_counter() - start:.2f} s"
             )
-            return root, finished, long_facts, transport.connects, int(str(facts["pid"]))
+            return root, finished, long_facts, transport.connects, int(str(facts.pid))
 
-    async def second_pass(root: str, long_facts: dict[str, object]) -> tuple[bool, RunObservation, int]:
+    async def second_pass(root: str, long_facts: Started) -> tuple[bool, RunObservation, int]:
         async with SshPool(connect_timeout=5, command_timeout=60) as pool:
             transport = pool.transport(options, name=target.name)
             runner = ShellRunner(target, transport, None, PROJECT, kill_grace=5.0)
             still = await _observe(runner, ("long", 1), "alive")  # survived the closed connection
-            assert still.pid == long_facts["pid"]
-            kill = Kill("long", "gpu1", 1, f"{root}/runs/long/1", still.pid, still.start_time, reason="test")
+            assert still.pid == long_facts.pid
+            kill = Kill("long", "gpu1", 1, f"{root}/runs/long/1", still.pid, still.start_time, reason=Cancel("test"))
             gone = await runner.kill(kill)
             ended = await _observe(runner, ("long", 1), "exited")
             return gone, ended, transport.connects
@@ -117,7 +117,7 @@ def test_launch_probe_collect_kill_over_ssh(sshd_hosts: list[SshdHost], rctest_d
     assert (rctest_dir / "proj" / "code" / COMMIT / ".complete").exists()
     assert connects == 1  # the whole pass over one connection
     assert not process_alive(quick_pid)
-    long_pid = int(str(long_facts["pid"]))
+    long_pid = int(str(long_facts.pid))
     assert process_alive(long_pid)
     try:
         gone, ended, connects = asyncio.run(second_pass(root, long_facts))

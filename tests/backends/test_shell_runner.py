@@ -15,6 +15,7 @@ import pytest
 
 from reconciler.crashpoints import CRASH_EXIT_CODE
 from reconciler.errors import PermanentError
+from reconciler.model.actions import Started
 from reconciler.model.observed import RunObservation
 from tests.backends.helpers import (
     WAIT_FOR_GO,
@@ -37,7 +38,7 @@ WRITE_CSV = (
 
 
 def test_launch_runs_to_completion_and_probe_reports_it(backend: Backend) -> None:
-    async def scenario() -> tuple[dict[str, object], RunObservation, str]:
+    async def scenario() -> tuple[Started, RunObservation, str]:
         runner = await backend.runner()
         exp_id = "W_s0"
         result = f"{backend.root}/runs/{exp_id}/1/experiments/results/{exp_id}.csv"
@@ -47,16 +48,16 @@ def test_launch_runs_to_completion_and_probe_reports_it(backend: Backend) -> Non
         return started, done, action.run_dir
 
     started, done, run_dir = run(scenario())
-    assert isinstance(started["pid"], int) and started["start_time"] and started["host"] == os.uname().nodename
-    assert started["adopted"] is False
+    assert isinstance(started.pid, int) and started.start_time and started.host == os.uname().nodename
+    assert started.adopted is False
     assert done.exit_code == 0 and done.launched and not done.alive
-    assert done.pid == started["pid"] and done.start_time == started["start_time"]
+    assert done.pid == started.pid and done.start_time == started.start_time
     assert done.result_size == len("exp_id,metric,value\nA,acc,0.9\n")
     assert done.sidecar == {"wandb_run_id": "w1"}
     assert done.log_tail == ("line-1", "line-2")
     assert done.heartbeat_age is not None and done.age is not None
     assert Path(run_dir, "wrapper.sh").is_file() and Path(run_dir, "launch.lock").is_dir()
-    pid = started["pid"]
+    pid = started.pid
     assert isinstance(pid, int)
     wait_until(lambda: not group_members(pid), "the wrapper's group (heartbeat loop included) to end")
 
@@ -88,7 +89,7 @@ def test_running_job_is_alive_with_heartbeat_and_env(backend: Backend) -> None:
 
 
 def test_second_launch_of_the_same_attempt_adopts_the_first(backend: Backend) -> None:
-    async def scenario() -> tuple[tuple[dict[str, object], dict[str, object]], dict[str, object]]:
+    async def scenario() -> tuple[tuple[Started, Started], Started]:
         runner_a = await backend.runner()
         runner_b = await backend.runner()
         action = make_launch(backend.root, WAIT_FOR_GO)
@@ -101,9 +102,9 @@ def test_second_launch_of_the_same_attempt_adopts_the_first(backend: Backend) ->
         return racing, again
 
     racing, again = run(scenario())
-    assert racing[0]["pid"] == racing[1]["pid"] == again["pid"]
-    assert racing[0]["start_time"] == racing[1]["start_time"] == again["start_time"]
-    assert again["adopted"] is True
+    assert racing[0].pid == racing[1].pid == again.pid
+    assert racing[0].start_time == racing[1].start_time == again.start_time
+    assert again.adopted is True
 
 
 def test_foreign_token_is_refused(backend: Backend) -> None:
@@ -165,7 +166,7 @@ def test_job_survives_the_reconciler_process_dying(tmp_path: Path) -> None:
     first_line = proc.stdout.readline()
     proc.kill()
     proc.wait()
-    assert "'adopted': False" in first_line
+    assert "adopted=False" in first_line
     pid = int(Path(action.run_dir, "pid").read_text())
     assert running(pid)
     Path(action.run_dir, "go").touch()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from reconciler.model.actions import ActionResult, Kill, Launch
+from reconciler.model.actions import ActionResult, Kill, Launch, Started
 from reconciler.model.status import Status
 from reconciler.plan import fold, make_plan
 from tests.plan import builders
@@ -46,7 +46,7 @@ def test_a_launch_that_answered_is_running_and_one_that_did_not_is_unreachable()
     state = fold(
         plan,
         [
-            ActionResult(first, True, "started", data={"pid": 42, "start_time": "7", "host": "vm"}),
+            ActionResult(first, True, "started", outcome=Started(host="vm", pid=42, start_time="7")),
             ActionResult(second, False, "connection lost", temporary=True),
         ],
         desired,
