@@ -31,6 +31,9 @@ class Context:
     runs_on_target: Counter[str] = field(default_factory=Counter)
     runs_on_gpu: Counter[tuple[str, int]] = field(default_factory=Counter)
     reserved_mb: defaultdict[tuple[str, int], float] = field(default_factory=lambda: defaultdict(float))
+    shown_mb: defaultdict[tuple[str, int], float] = field(default_factory=lambda: defaultdict(float))
+    """Per GPU: memory of live runs of ours already taken as showing in ``nvidia-smi``'s used figure
+    (``place.count_active``), never more than that figure less the other listed processes."""
     env_checks: dict[str, CheckEnv] = field(default_factory=dict)
     """Targets that need an environment check before this pass's launches there (target -> CheckEnv)."""
     now_iso: str = ""

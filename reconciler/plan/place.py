@@ -177,12 +177,15 @@ def count_active(attempt: Attempt, vram_gb: float | None, ctx: Context) -> None:
     and on each of its GPUs the memory ``nvidia-smi`` does not show for it yet.
 
     A young run has not allocated its memory yet, so the observed free memory still counts it as
-    free: it holds ``max(estimate, attributed) - attributed`` on top, where ``attributed`` is what
-    ``nvidia-smi`` lists for the processes of the run's process group (already missing from the
-    free figure, so never counted twice). The estimate is ``vram_factor x vram_gb``, as for a new
-    run: every run of ours keeps its margin, so the runs on a GPU never hold more than its memory
-    (without other users') / ``vram_factor`` (design invariant 8). A run without an estimate holds
-    only its slot."""
+    free: it holds ``max(estimate, attributed) - shown`` on top, where ``attributed`` is what
+    ``nvidia-smi`` lists for the processes of the run's process group and ``shown`` the part of it
+    already missing from the free figure (so never counted twice). The GPU table and the process
+    list are two ``nvidia-smi`` calls: a run that allocates between them is listed with memory the
+    used figure does not hold yet. So ``shown`` is capped: the runs of ours on a GPU are taken to
+    show at most its used memory less the other processes it lists. The estimate is
+    ``vram_factor x vram_gb``, as for a new run: every run of ours keeps its margin, so the runs on
+    a GPU never hold more than its memory (without other users') / ``vram_factor`` (design
+    invariant 8). A run without an estimate holds only its slot."""
     target = attempt.target
     ctx.reservations += 1
     ctx.runs_on_target[target] += 1
@@ -191,9 +194,22 @@ def count_active(attempt: Attempt, vram_gb: float | None, ctx: Context) -> None:
     factor = config.target(target).gpus.vram_factor if target in config.target_names else 1.0
     estimate = (vram_gb or 0.0) * 1024.0 * factor
     for index in attempt.gpus:
-        ctx.runs_on_gpu[(target, index)] += 1
+        key = (target, index)
+        ctx.runs_on_gpu[key] += 1
         seen = attributed_mb(tobs, index, attempt.pid)
-        ctx.reserved_mb[(target, index)] += max(estimate, seen) - seen
+        shown = max(0.0, min(seen, _used_by_ours(tobs, index) - ctx.shown_mb[key]))
+        ctx.shown_mb[key] += shown
+        ctx.reserved_mb[key] += max(estimate, seen) - shown
+
+
+def _used_by_ours(tobs: TargetObservation | None, index: int) -> float:
+    """The most of GPU ``index``'s used memory that can be ours: its used figure less what it lists
+    for processes not in a run of ours (0 when the figure is unknown)."""
+    gpu = next((g for g in tobs.gpus if g.index == index), None) if tobs is not None and tobs.gpus else None
+    if gpu is None or gpu.memory_used_mb is None:
+        return 0.0
+    others = sum(used or 0.0 for pid, used in gpu.processes if pid not in tobs.gpu_groups) if tobs else 0.0
+    return max(0.0, gpu.memory_used_mb - others)
 
 
 def attributed_mb(tobs: TargetObservation | None, index: int, pgid: int | None) -> float:

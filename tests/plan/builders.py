@@ -104,7 +104,15 @@ def observed(case: dict[str, Any], project: str) -> ObservedState:
         gpus = None
         if "gpus" in t:
             gpus = tuple(
-                GpuObservation(**{"uuid": f"GPU-{g['index']}", "utilization_pct": 0.0, **g}) for g in t["gpus"]
+                GpuObservation(
+                    **{
+                        "uuid": f"GPU-{g['index']}",
+                        "utilization_pct": 0.0,
+                        **g,
+                        "processes": tuple((int(pid), mb) for pid, mb in g.get("processes", ())),
+                    }
+                )
+                for g in t["gpus"]
             )
         out[name] = TargetObservation(
             target=name,
@@ -115,6 +123,7 @@ def observed(case: dict[str, Any], project: str) -> ObservedState:
             host=t.get("host", name),
             root=t.get("root", f"/r/{name}"),
             free_disk_gb=t.get("free_disk_gb"),
+            gpu_groups={int(pid): int(pgid) for pid, pgid in (t.get("gpu_groups") or {}).items()},
         )
     return ObservedState(out)
 
