@@ -33,7 +33,7 @@ from reconciler.plan.envcheck import check_env_action
 from reconciler.plan.events import describe
 from reconciler.plan.launchenv import launch_env, render_command
 from reconciler.plan.leftover import stop_leftovers
-from reconciler.plan.place import Placement, count_active, env_state, place
+from reconciler.plan.place import Placement, count_active, count_unrecorded, env_state, place
 from reconciler.plan.tidy import tidy_actions
 
 
@@ -102,11 +102,15 @@ def make_plan(
 
     _phase_guard(entries, ctx)
     # every live run of ours (adopted ones included) holds its slots and memory before any placement
+    counted: set[tuple[str, str, int]] = set()
     for entry in entries.values():
         current = entry.current
         if current is not None and _is_live(entry, current):
             live_spec = ctx.specs.get(entry.id)
             count_active(current, live_spec.vram_gb if live_spec is not None else None, ctx)
+            counted.add((current.target, entry.id, current.n))
+    # ... and so does every run of ours the probes saw with live processes that no live entry holds
+    count_unrecorded(counted, ctx)
 
     gates = _Gates(entries, ctx, stages)
     for spec in sorted(candidates, key=lambda s: (s.stage, s.priority, s.id)):

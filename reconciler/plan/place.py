@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from reconciler.model.config import Target
 from reconciler.model.env import EnvVerdict, env_hash
-from reconciler.model.observed import GpuObservation, TargetObservation
+from reconciler.model.ids import launch_token
+from reconciler.model.observed import GpuObservation, LaunchRecord, TargetObservation
 from reconciler.model.spec import ExperimentSpec
 from reconciler.model.status import Attempt
 from reconciler.plan.context import Context
@@ -210,6 +211,30 @@ def _used_by_ours(tobs: TargetObservation | None, index: int) -> float:
         return 0.0
     others = sum(used or 0.0 for pid, used in gpu.processes if pid not in tobs.gpu_groups) if tobs else 0.0
     return max(0.0, gpu.memory_used_mb - others)
+
+
+def count_unrecorded(counted: set[tuple[str, str, int]], ctx: Context) -> None:
+    """Account for every run dir of ours (our token) that a probe saw with live processes (its
+    wrapper alive, or processes left in its group after the wrapper ended) and that no live entry
+    holds (``counted``: (target, exp_id, attempt)): the attempt of a pending retry whose old group
+    is still being stopped, a failed run whose child outlived the wrapper. Its GPUs are those its
+    launch recorded; its estimate the recorded one, else the spec's. What runs holds the GPU,
+    whatever the status says."""
+    for name in ctx.observed_names:
+        tobs = ctx.observed.targets[name]
+        if not tobs.reachable:
+            continue
+        for (exp_id, n), run in sorted(tobs.runs.items()):
+            if (name, exp_id, n) in counted or not (run.alive or run.group):
+                continue
+            token = launch_token(ctx.desired.config.project, exp_id, n)
+            if run.token != token:
+                continue
+            record = run.launch or LaunchRecord()
+            spec = ctx.specs.get(exp_id)
+            vram = record.vram_gb if record.vram_gb is not None else spec.vram_gb if spec is not None else None
+            held = Attempt(n=n, target=name, command="", run_dir="", token=token, gpus=record.gpus or (), pid=run.pid)
+            count_active(held, vram, ctx)
 
 
 def attributed_mb(tobs: TargetObservation | None, index: int, pgid: int | None) -> float:

@@ -21,7 +21,7 @@ from reconciler.model.decisions import Decision, DecisionAction
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict, env_hash
 from reconciler.model.ids import launch_token
-from reconciler.model.observed import GpuObservation, ObservedState, RunObservation, TargetObservation
+from reconciler.model.observed import GpuObservation, LaunchRecord, ObservedState, RunObservation, TargetObservation
 from reconciler.model.spec import DesiredRunState, Direction, EarlyStop, ExperimentSpec, Group, RemediationRule
 from reconciler.model.status import StateFile
 
@@ -99,6 +99,10 @@ def observed(case: dict[str, Any], project: str) -> ObservedState:
             r = dict(r)
             r.setdefault("token", launch_token(project, r["exp_id"], r["attempt"]))
             r["log_tail"] = tuple(r.get("log_tail", ()))
+            if "group" in r:
+                r["group"] = tuple(r["group"])
+            if "launch" in r:
+                r["launch"] = LaunchRecord(**{**r["launch"], "gpus": tuple(r["launch"].get("gpus", ()))})
             run = RunObservation(**r)
             runs[(run.exp_id, run.attempt)] = run
         gpus = None
