@@ -8,7 +8,7 @@ Foreign exceptions (asyncssh, OSError, GitPython, yaml) are converted where they
     │   ├── SchemaError        carries every Problem found (file, line, column, field, message)
     │   └── UnsafePathError    a write would leave the project (a symlinked component): exit 2
     ├── LockHeld               another reconcile holds the project lock: exit 75
-    ├── TemporaryError(delay)  retry on a later pass
+    ├── TemporaryError         retry on a later pass
     │   ├── TransportError
     │   │   ├── ConnectError
     │   │   ├── CommandTimeout
@@ -17,7 +17,8 @@ Foreign exceptions (asyncssh, OSError, GitPython, yaml) are converted where they
     ├── PermanentError(reason) stall until the spec changes
     │   ├── SubmitRejected
     │   ├── InvalidTarget
-    │   └── RefusedFile
+    │   ├── RefusedFile
+    │   └── RemoteFileMissing
     ├── StatusWriteError       the status files could not be written (disk full): exit 1
     └── GitStoreError
         └── PushConflict       (also a TemporaryError)
@@ -76,11 +77,7 @@ class LockHeld(ReconcilerError):
 
 
 class TemporaryError(ReconcilerError):
-    """Retry later (after ``delay`` seconds at the earliest)."""
-
-    def __init__(self, message: str, delay: float = 0.0) -> None:
-        self.delay = delay
-        super().__init__(message)
+    """Not now: the action is tried again on a later pass (the poll interval paces the retries)."""
 
 
 class TransportError(TemporaryError):
@@ -130,6 +127,13 @@ class RefusedFile(PermanentError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, reason="RefusedFile")
+
+
+class RemoteFileMissing(PermanentError):
+    """A file that must be on the target is not there (a run's result file after exit 0)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="RemoteFileMissing")
 
 
 class StatusWriteError(ReconcilerError):

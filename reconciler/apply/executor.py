@@ -19,7 +19,14 @@ from reconciler.atomic import atomic_write_text
 from reconciler.backends.base import Runner
 from reconciler.confine import check_path
 from reconciler.crashpoints import crash_point
-from reconciler.errors import PermanentError, ReconcilerError, RefusedFile, TemporaryError
+from reconciler.errors import (
+    PermanentError,
+    ReconcilerError,
+    RefusedFile,
+    RemoteFileMissing,
+    SchedulerBusy,
+    TemporaryError,
+)
 from reconciler.model.actions import (
     Action,
     ActionResult,
@@ -125,6 +132,8 @@ async def _one(
             gone = await runner.kill(action)
             crash_point("after_kill")
             return ActionResult(action, gone, "gone" if gone else "still running after the kill", temporary=not gone)
+    except SchedulerBusy as exc:  # nothing was submitted: the launch waits, no retry is used
+        return ActionResult(action, False, str(exc), temporary=True, outcome=NotTried())
     except TemporaryError as exc:
         return ActionResult(action, False, str(exc), temporary=True)
     except PermanentError as exc:
@@ -170,12 +179,10 @@ async def _collect(runner: Runner, action: Collect, project_dir: Path) -> Action
         staging = Path(scratch) / "incoming"
         try:
             await runner.collect(action, staging)
+        except RemoteFileMissing:
+            return ActionResult(action, False, f"result file missing: {action.remote_path}", temporary=False)
         except RefusedFile as exc:
             return ActionResult(action, False, f"{action.local_path}: {exc}", temporary=False)
-        except TemporaryError as exc:
-            if "No such file" in str(exc) or "not found" in str(exc).lower():
-                return ActionResult(action, False, f"result file missing: {action.remote_path}", temporary=False)
-            raise
         text = staging.read_text(encoding="utf-8", errors="replace")
     verdict = check_result(text, action.exp_id)
     if not verdict.ok:

@@ -32,13 +32,16 @@ from reconciler.backends.scheduler import JobInfo, JobRequest, JobState, Schedul
 from reconciler.backends.scripts import receive_stdin
 from reconciler.backends.shell import ShellRunner
 from reconciler.crashpoints import crash_point
-from reconciler.errors import SchedulerOutputError, SubmitRejected, TemporaryError
+from reconciler.errors import SchedulerOutputError, TemporaryError
 from reconciler.model.actions import Kill, Launch, Started
 from reconciler.model.config import BatchOptions, Target
 from reconciler.model.observed import RunObservation, TargetObservation
 
 SUBMIT_FAILED_EXIT = 95
-"""The submit command exits with this when the scheduler refused the job."""
+"""The submit script exits with this when the submit command failed (the scheduler's adapter
+says what that means: ``Scheduler.submit_error``)."""
+SUBMIT_RC_MARK = "@@submit-rc@@"
+"""Before the submit script's last stderr line when the submit command failed: its exit status."""
 LIVE = (JobState.QUEUED, JobState.HELD, JobState.RUNNING)
 
 
@@ -101,8 +104,8 @@ class BatchRunner(ShellRunner):
         data = job_script.encode()
         done = await self._run(self.submit_script(request, len(data)), stdin=data)
         if done.returncode == SUBMIT_FAILED_EXIT:
-            detail = (done.stderr.strip() or done.stdout.strip())[-500:]
-            raise SubmitRejected(f"{self.name}: the scheduler refused {request.name}: {detail}", "SubmitRejected")
+            status, detail = submit_failure(done.stderr or done.stdout)
+            raise self.scheduler.submit_error(status, detail)
         if done.returncode != 0:
             raise self._fail("submitting the job", done)
         _, _, answer = done.stdout.partition("@@submit@@\n")
@@ -149,7 +152,7 @@ echo @@find@@
 if [ -s submit.out ]; then cat >/dev/null; echo @@submit@@; cat submit.out; exit 0; fi
 {receive_stdin("job.sh", size)}
 out=$( {submit} 2>&1 ); rc=$?
-if [ $rc -ne 0 ]; then printf '%s\\n' "$out" >&2; exit {SUBMIT_FAILED_EXIT}; fi
+if [ $rc -ne 0 ]; then printf '%s\\n{SUBMIT_RC_MARK}%s\\n' "$out" "$rc" >&2; exit {SUBMIT_FAILED_EXIT}; fi
 printf '%s\\n' "$out" > .submit.$$ && mv -f .submit.$$ submit.out
 echo @@submit@@
 printf '%s\\n' "$out"
@@ -223,3 +226,12 @@ def with_jobs(
             run, job_id=job_id, job_state=state, alive=state == JobState.RUNNING.value and run.exit_code is None
         )
     return dataclasses.replace(observation, runs=runs, gpus=None)
+
+
+def submit_failure(stderr: str) -> tuple[int, str]:
+    """(exit status, output) of a failed submit command, as the submit script reported them."""
+    text, mark, rc = stderr.rstrip().rpartition(SUBMIT_RC_MARK)
+    if not mark:
+        return 1, stderr.strip()
+    status = rc.strip()
+    return (int(status) if status.isdigit() else 1), text.strip()

@@ -13,7 +13,7 @@ import stat
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from reconciler.errors import OutputTooLarge, RefusedFile, TransportError
+from reconciler.errors import OutputTooLarge, RefusedFile, RemoteFileMissing, TransportError
 
 DEFAULT_OUTPUT_BYTES = 64 * 1024 * 1024
 """The cap on a command's stdout (and, separately, stderr) when the caller names none."""
@@ -55,6 +55,8 @@ def copy_regular(src: Path, dst: Path, cap: int | None, what: str = "result file
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise RefusedFile(f"{what} {src} is a symlink, not a regular file") from exc
+        if exc.errno == errno.ENOENT:
+            raise RemoteFileMissing(f"{what} {src} does not exist") from exc
         raise TransportError(f"{what} {src}: {exc.strerror or exc}") from exc
     with os.fdopen(fd, "rb") as f:
         mode = os.fstat(fd)

@@ -24,8 +24,8 @@ import shlex
 import string
 from collections.abc import Mapping, Sequence
 
-from reconciler.backends.scheduler import JobInfo, JobRequest, JobState, hms
-from reconciler.errors import InvalidTarget, SchedulerOutputError
+from reconciler.backends.scheduler import JobInfo, JobRequest, JobState, hms, submit_error
+from reconciler.errors import InvalidTarget, ReconcilerError, SchedulerOutputError
 from reconciler.model.config import CommandTemplates
 
 JOB_MARK = "@@cmd-job@@"
@@ -141,6 +141,12 @@ class CommandTemplate:
 
     # ---- parsers ----------------------------------------------------------------------------
 
+    def submit_error(self, status: int, output: str) -> ReconcilerError:
+        """What a failed submit template means: the words most schedulers use for "not now"
+        (a controller away, a limit reached) make it wait; anything else is a rejection."""
+        tool = self.templates.submit.split(None, 1)[0] if self.templates.submit.strip() else "submit"
+        return submit_error(tool, status, output, _TRANSIENT_SUBMIT)
+
     def parse_submit(self, stdout: str) -> str:
         match = self.job_id.search(stdout)
         if match is None or not _word(match).strip():
@@ -189,3 +195,15 @@ class CommandTemplate:
                 info = jobs[job_id]
                 jobs[job_id] = JobInfo(info.job_id, name, info.state, info.raw_state, info.exit_status, info.reason)
         return jobs
+
+
+_TRANSIENT_SUBMIT = (
+    "temporarily",
+    "try again",
+    "timed out",
+    "cannot connect",
+    "unable to contact",
+    "Connection refused",
+    "would exceed",
+)
+"""Submit messages that mean "not now" for a scheduler known only by its templates."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from reconciler.backends.base import Completed
 from reconciler.backends.capped import DEFAULT_OUTPUT_BYTES, copy_regular, read_capped
-from reconciler.errors import CommandTimeout, OutputTooLarge, TransportError
+from reconciler.errors import CommandTimeout, OutputTooLarge, RemoteFileMissing, TransportError
 
 
 class LocalTransport:
@@ -100,6 +100,8 @@ class LocalTransport:
             raise TransportError(f"{self.name}: transport is closed")
         try:
             size = await asyncio.to_thread(copy_regular, self._path(remote), Path(local), max_bytes)
+        except RemoteFileMissing as exc:
+            raise RemoteFileMissing(f"{self.name}: {exc}") from exc
         except OSError as exc:
             raise TransportError(f"{self.name}: copy {remote} -> {local}: {exc}") from exc
         self.bytes_transferred += size

@@ -27,8 +27,8 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reconciler.backends.scheduler import JobInfo, JobRequest, JobState, hms
-from reconciler.errors import PermanentError, SchedulerOutputError
+from reconciler.backends.scheduler import JobInfo, JobRequest, JobState, hms, submit_error
+from reconciler.errors import PermanentError, ReconcilerError, SchedulerOutputError
 
 CPUS_PER_GPU_BY_QUEUE: Mapping[str, int] = {"gpuvolta": 12}
 """Documented per-queue CPU rule: NCI Gadi's ``gpuvolta`` requires ``ncpus = 12 x ngpus``
@@ -181,6 +181,11 @@ class Pbs:
 
     def submit_command(self, script_path: str, request: JobRequest) -> str:
         return f"cd {shlex.quote(request.run_dir)} && qsub {shlex.quote(script_path)}"
+
+    def submit_error(self, status: int, output: str) -> ReconcilerError:
+        """What a failed ``qsub`` means: the server away or a queue limit reached (not now), or a
+        rejection of the job (stalls until the spec changes)."""
+        return submit_error("qsub", status, output, _TRANSIENT_SUBMIT)
 
     def parse_submit(self, stdout: str) -> str:
         """``qsub`` prints the new id (``1234.gadi-pbs``) on its last line."""
@@ -347,3 +352,17 @@ def parse_qstat_text(text: str) -> dict[str, JobInfo]:
             raise SchedulerOutputError(f"qstat -f: unexpected line {line[:80]!r}")
     flush()
     return out
+
+
+_TRANSIENT_SUBMIT = (
+    "cannot connect to server",
+    "Connection refused",
+    "Server not available",
+    "Communication failure",
+    "timed out",
+    "would exceed",
+    "Maximum number of jobs already in queue",
+    "Resource temporarily unavailable",
+    "try again",
+)
+"""qsub messages that mean "not now" rather than "never" (server away, per-user or queue limits)."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
+from reconciler.errors import InvalidTarget, ReconcilerError, SchedulerBusy, SubmitRejected
 from reconciler.model.config import BatchOptions
 
 
@@ -120,6 +121,22 @@ class Scheduler(Protocol):
     def parse_find(self, stdout: str) -> list[str]:
         """Job ids printed by ``find_command`` (empty list when none)."""
         ...
+
+    def submit_error(self, status: int, output: str) -> ReconcilerError:
+        """What a failed submit means (``submit_error`` below with the tool's "not now" words):
+        ``SchedulerBusy`` (the job was not submitted; tried again next pass, no retry used),
+        ``InvalidTarget`` (no such command) or ``SubmitRejected`` (stalls until the spec changes)."""
+        ...
+
+
+def submit_error(tool: str, status: int, output: str, transient: Sequence[str]) -> ReconcilerError:
+    """Classify a submit command's failure from its exit status and output."""
+    text = output.strip()[-500:] or f"{tool} exited {status} with no message"
+    if status == 127 or "command not found" in text or ": not found" in text:
+        return InvalidTarget(f"{tool} is not available: {text}", "InvalidTarget")
+    if any(word.lower() in text.lower() for word in transient):
+        return SchedulerBusy(f"{tool} cannot take the job now: {text}")
+    return SubmitRejected(f"{tool} rejected the job: {text}", "SubmitRejected")
 
 
 def job_name(project: str, exp_id: str, attempt: int, run_dir: str) -> str:

@@ -31,13 +31,11 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from reconciler.backends.scheduler import JobInfo, JobRequest, JobState, hms
+from reconciler.backends.scheduler import JobInfo, JobRequest, JobState, hms, submit_error
 from reconciler.errors import (
     InvalidTarget,
     ReconcilerError,
-    SchedulerBusy,
     SchedulerOutputError,
-    SubmitRejected,
 )
 
 MARK = "@@rc-slurm"
@@ -162,12 +160,7 @@ class Slurm:
     def submit_error(self, status: int, output: str) -> ReconcilerError:
         """What a failed ``sbatch`` means: the controller not answering or busy (retry later), or
         a rejection of the script (stall until the spec changes)."""
-        text = _excerpt(output) or f"sbatch exited {status} with no message"
-        if status == 127 or "command not found" in text or ": not found" in text:
-            return InvalidTarget(f"sbatch is not available: {text}", "InvalidTarget")
-        if any(word in text for word in _TRANSIENT_SUBMIT):
-            return SchedulerBusy(f"sbatch: {text}", delay=60.0)
-        return SubmitRejected(f"sbatch rejected the job: {text}", "SubmitRejected")
+        return submit_error("sbatch", status, _excerpt(output), _TRANSIENT_SUBMIT)
 
     # --- status ------------------------------------------------------------------------------
 

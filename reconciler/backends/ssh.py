@@ -37,7 +37,7 @@ import asyncssh
 from reconciler.backends.base import Completed
 from reconciler.backends.capped import CHUNK, DEFAULT_OUTPUT_BYTES, read_capped, too_large
 from reconciler.backends.sshconfig import endpoint, open_connection
-from reconciler.errors import CommandTimeout, OutputTooLarge, RefusedFile, TransportError
+from reconciler.errors import CommandTimeout, OutputTooLarge, RefusedFile, RemoteFileMissing, TransportError
 from reconciler.model.config import Policies, SshOptions
 
 DEFAULT_MAX_SESSIONS = 8
@@ -217,7 +217,10 @@ class _Bytes:
 async def _sftp_get(sftp: asyncssh.SFTPClient, path: str, local: Path, cap: int | None) -> int:
     """Download a regular file of at most ``cap`` bytes: ``lstat`` first (a symlink or a device
     is refused), then the bytes counted as they arrive (the file may grow or be swapped)."""
-    attrs = await sftp.lstat(path)
+    try:
+        attrs = await sftp.lstat(path)
+    except asyncssh.SFTPNoSuchFile as exc:
+        raise RemoteFileMissing(f"{path} does not exist") from exc
     mode = attrs.permissions
     regular = stat.S_ISREG(mode) if mode is not None else attrs.type == asyncssh.FILEXFER_TYPE_REGULAR
     if not regular:
@@ -339,6 +342,8 @@ class SshTransport:
             return await asyncio.wait_for(_sftp_get(sftp, _sftp_path(remote), local, cap), self._command_timeout)
         except _TIMEOUTS as exc:
             raise CommandTimeout(f"{what}: not done within {self._command_timeout}s") from exc
+        except RemoteFileMissing as exc:
+            raise RemoteFileMissing(f"{what}: {exc}") from exc
         except (asyncssh.Error, OSError) as exc:
             if isinstance(exc, asyncssh.SFTPConnectionLost) or not isinstance(exc, (asyncssh.SFTPError, OSError)):
                 self._link.reset_sftp()  # the client broke, not just this file
@@ -364,10 +369,13 @@ class SshTransport:
         else:
             limit = "" if cap is None else f" | head -c {cap + 1}"
             script = (
+                f"if [ ! -e {path} ] && [ ! -L {path} ]; then echo 'no such file' >&2; exit 4; fi; "
                 f"if [ -L {path} ] || [ ! -f {path} ]; then echo 'not a regular file' >&2; exit 3; fi; "
                 f"wc -c < {path} && cat {path}{limit}"
             )
             done = await self._run_bytes(script, b"", cap=None if cap is None else cap + 64)
+            if done.returncode == 4 and b"no such file" in done.stderr:
+                raise RemoteFileMissing(f"{remote} does not exist")
             if done.returncode == 3 and b"not a regular file" in done.stderr:
                 raise RefusedFile(f"result file {remote} is not a regular file")
         if done.returncode != 0:

@@ -62,8 +62,7 @@ def push(repo: ProjectRepo, remote: str = "origin", branch: str | None = None, r
         move_head(repo, head, new_head, reason=f"reconciler: rebase onto {remote}/{branch}")
     raise PushConflict(
         f"{remote}/{branch} kept moving: the push was rejected {retries + 1} times; "
-        "the status commits stay local and the next pass pushes them",
-        delay=0.0,
+        "the status commits stay local and the next pass pushes them"
     )
 
 

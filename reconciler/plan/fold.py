@@ -54,7 +54,7 @@ def fold(plan: Plan, results: Sequence[ActionResult], desired: DesiredState, now
             continue
         spec = specs.get(entry.id)
         if isinstance(action, Launch) and isinstance(res.outcome, NotTried):
-            entry = dataclasses.replace(entry, waiting_reason=res.message)
+            entry = dataclasses.replace(_before_adoption(entry, action, plan), waiting_reason=res.message)
         elif isinstance(action, Launch) and res.outcome == Refused(FOREIGN_RUN_DIR):
             # Someone else's run dir is where ours must go: it is never claimed, and nothing of it
             # is taken as ours (no failure, no result); the entry waits until a person removes it.
@@ -88,6 +88,17 @@ def fold(plan: Plan, results: Sequence[ActionResult], desired: DesiredState, now
         decisions_applied=tuple(d for d in plan.state.decisions_applied if d not in undone),
         stages_approved=plan.state.stages_approved,
     )
+
+
+def _before_adoption(entry: StatusEntry, action: Launch, plan: Plan) -> StatusEntry:
+    """A launch not tried (a busy scheduler, a target whose code or environment is not ready)
+    changes nothing: an attempt this pass adopted only to start it (its run dir created by an
+    earlier pass, never started) is given back, so the entry stays as recorded and its notes do
+    not grow every pass while it waits."""
+    before = plan.recorded.get(entry.id)
+    if entry.attempt != action.attempt or (before is not None and before.attempt >= action.attempt):
+        return entry
+    return before if before is not None else outcomes.never_started(entry)
 
 
 def _launched(entry: StatusEntry, action: Launch, res: ActionResult, now: datetime) -> StatusEntry:

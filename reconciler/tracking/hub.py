@@ -106,8 +106,8 @@ def confirm_artifact(
     except HubError as exc:
         failure = exc.failure
         if failure.temporary:
-            delay = failure.retry_after if failure.retry_after is not None else max_delay
-            raise TemporaryError(f"Hub at {base}: {exc}", delay=delay) from exc
+            after = f"; it asks to retry after {failure.retry_after:g} s" if failure.retry_after is not None else ""
+            raise TemporaryError(f"Hub at {base}: {exc}{after}") from exc
         reason = {401: "HubUnauthorized", 403: "HubForbidden", 404: "HubRepoNotFound"}.get(
             failure.status or 0, "HubRejected"
         )

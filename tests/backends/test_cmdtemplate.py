@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from reconciler.backends.cmdtemplate import FIND_MARK, JOB_MARK, RC_MARK, CommandTemplate
 from reconciler.backends.scheduler import JobInfo, JobRequest, JobState
-from reconciler.errors import InvalidTarget, SchedulerOutputError
+from reconciler.errors import InvalidTarget, SchedulerBusy, SchedulerOutputError, SubmitRejected
 from reconciler.model.config import BatchOptions, CommandTemplates
 
 SHIM = Path(__file__).resolve().parents[1] / "shims" / "cmdplatform"
@@ -87,6 +87,15 @@ def test_parse_submit_and_find() -> None:
     whole = CommandTemplate(CommandTemplates(submit="s", status="t", cancel="c", job_id_regex=r"pt-[a-z0-9]+"))
     assert whole.parse_submit("created pt-abc1 ok") == "pt-abc1"
     assert whole.parse_find("pt-a\npt-b\npt-a\n") == ["pt-a", "pt-b"]
+
+
+def test_submit_errors_wait_on_not_now_words_and_name_the_tool() -> None:
+    sched = CommandTemplate(ACP)
+    busy = sched.submit_error(1, "Error: service temporarily unavailable, try again later")
+    assert isinstance(busy, SchedulerBusy) and str(busy).startswith("acp cannot take the job now: ")
+    rejected = sched.submit_error(2, "Error: workspace ws not found in this region")
+    assert isinstance(rejected, SubmitRejected) and str(rejected).startswith("acp rejected the job: ")
+    assert isinstance(sched.submit_error(127, "sh: 1: acp: not found"), InvalidTarget)
 
 
 def test_parse_status_blocks() -> None:

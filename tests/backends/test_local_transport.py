@@ -9,7 +9,7 @@ import pytest
 
 from reconciler.backends.base import Completed, Transport
 from reconciler.backends.local import LocalTransport
-from reconciler.errors import CommandTimeout, TransportError
+from reconciler.errors import CommandTimeout, RemoteFileMissing, TransportError
 from tests.backends.helpers import running, wait_until
 
 
@@ -53,7 +53,7 @@ def test_put_get_and_errors(tmp_path: Path) -> None:
         transport = LocalTransport(cwd=tmp_path)
         await transport.put(src, "b.txt")  # relative to cwd, like SFTP's home
         await transport.get(str(tmp_path / "b.txt"), tmp_path / "c.txt")
-        with pytest.raises(TransportError):
+        with pytest.raises(RemoteFileMissing):
             await transport.get(str(tmp_path / "missing"), tmp_path / "d.txt")
         with pytest.raises(TransportError):
             await transport.put(src, str(tmp_path / "no" / "such" / "dir.txt"))
@@ -82,3 +82,12 @@ def test_shell_runner_is_a_runner(tmp_path: Path) -> None:
 
     runner: Runner = ShellRunner(Target("t", TargetKind.LOCAL, str(tmp_path)), LocalTransport(), None, "p")
     assert runner.name == "t"
+
+
+def test_a_missing_file_is_a_typed_error_not_a_message(tmp_path: Path) -> None:
+    """Issue 16, item 4: the executor tells "the result file is not there" (a failed run) from a
+    transport failure by the error's type, never by matching "No such file" in its text."""
+    transport = LocalTransport(cwd=tmp_path)
+    with pytest.raises(RemoteFileMissing, match="does not exist"):
+        asyncio.run(transport.get(str(tmp_path / "absent.csv"), tmp_path / "copy.csv"))
+    assert not (tmp_path / "copy.csv").exists()

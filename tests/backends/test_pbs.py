@@ -23,7 +23,7 @@ from reconciler.backends.pbs import (
     parse_qstat_text,
 )
 from reconciler.backends.scheduler import JobRequest, JobState
-from reconciler.errors import PermanentError, SchedulerOutputError
+from reconciler.errors import InvalidTarget, PermanentError, SchedulerBusy, SchedulerOutputError, SubmitRejected
 from reconciler.model.config import BatchOptions
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "pbs"
@@ -119,6 +119,26 @@ def test_parse_submit_on_recorded_qsub() -> None:
 def test_parse_submit_refuses_other_text(out: str) -> None:
     with pytest.raises(SchedulerOutputError):
         Pbs().parse_submit(out)
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "qsub: would exceed queue workq's per-user limit of jobs in 'Q' state",
+        "qsub: Maximum number of jobs already in queue",
+        "Connection refused\nqsub: cannot connect to server pbs01 (errno=15010)",
+    ],
+)
+def test_a_qsub_that_cannot_take_the_job_now_is_busy(output: str) -> None:
+    error = Pbs().submit_error(38, output)
+    assert isinstance(error, SchedulerBusy) and output.splitlines()[-1] in str(error)
+
+
+def test_a_qsub_rejection_and_a_missing_qsub() -> None:
+    rejected = Pbs().submit_error(170, "qsub: Unknown queue")
+    assert isinstance(rejected, SubmitRejected) and str(rejected) == "qsub rejected the job: qsub: Unknown queue"
+    assert isinstance(Pbs().submit_error(127, "sh: 1: qsub: not found"), InvalidTarget)
+    assert "qsub exited 1 with no message" in str(Pbs().submit_error(1, ""))
 
 
 def test_find_and_cancel_commands() -> None:

@@ -18,7 +18,7 @@ from reconciler.backends import probe as probe_mod
 from reconciler.backends.gpus import foreign_process_counts
 from reconciler.backends.local import LocalTransport
 from reconciler.backends.shell import ShellRunner
-from reconciler.errors import TransportError
+from reconciler.errors import RemoteFileMissing, TransportError
 from reconciler.model.actions import Collect
 from reconciler.model.config import Target, TargetKind
 from reconciler.model.observed import TargetObservation
@@ -286,7 +286,7 @@ def test_collect_copies_the_result_atomically(backend: Backend, tmp_path: Path) 
         action = Collect(exp_id="A", target="t", attempt=1, remote_path=str(remote), local_path=str(dest))
         await runner.collect(action, dest)
         missing = Collect(exp_id="A", target="t", attempt=1, remote_path=str(remote) + ".no", local_path="x")
-        with pytest.raises(TransportError):
+        with pytest.raises(RemoteFileMissing):
             await runner.collect(missing, dest)
 
     run(scenario())

@@ -11,7 +11,7 @@ import pytest
 
 from reconciler.backends.base import Completed, Transport
 from reconciler.backends.ssh import SshPool, SshTransport
-from reconciler.errors import TransportError
+from reconciler.errors import RemoteFileMissing, TransportError
 from tests.fixtures.sshd import SshdHost
 
 pytestmark = pytest.mark.ssh
@@ -130,12 +130,12 @@ def test_put_get_round_trip(sshd_hosts: list[SshdHost], rctest_dir: Path, tmp_pa
     assert owner == "rctest"
 
 
-def test_get_of_a_missing_file_is_a_transport_error(sshd_hosts: list[SshdHost], tmp_path: Path) -> None:
+def test_get_of_a_missing_file_is_typed_and_named(sshd_hosts: list[SshdHost], tmp_path: Path) -> None:
     async def scenario() -> str:
         transport = await SshTransport.open(sshd_hosts[0].options(), name="gpu1")
         try:
             await transport.get("~/no/such/file", tmp_path / "x")
-        except TransportError as exc:
+        except RemoteFileMissing as exc:
             return str(exc)
         finally:
             await transport.close()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from reconciler.crashpoints import CRASH_EXIT_CODE
-from tests.engine.batch_project import all_final, batch_project, passes_until, reconcile, with_path
+from tests.engine.batch_project import all_final, batch_project, passes_until, reconcile, state, with_path
 from tests.example.tools import BIN, git
 
 SHIM = Path(__file__).resolve().parents[1] / "shims" / "pbs"
@@ -154,3 +154,43 @@ def test_spec_cancel_runs_qdel(tmp_path: Path, decision: str) -> None:
     assert len(final) == 3
     states = {j.get("job_state") or j.get("state") for j in jobs(tmp_path)}
     assert "R" not in states and "Q" not in states, states
+
+
+def test_a_busy_qsub_waits_without_using_a_retry_and_a_rejection_fails_the_launch(tmp_path: Path) -> None:
+    """Issue 16, item 4: ``qsub`` refusing for now (a per-user queue limit) is no rejection. Nothing
+    was submitted: the experiment stays pending with the scheduler's words as its reason, no attempt
+    or retry is used and the notes do not grow; once the server takes jobs the same attempt is
+    submitted. A real rejection (an unknown queue) fails the launch with its words."""
+    env = shim_env(tmp_path)
+    (tmp_path / "pbs").mkdir()
+    control = tmp_path / "pbs" / "control.json"
+    busy = "qsub: would exceed queue workq's per-user limit of jobs in 'Q' state"
+    control.write_text(json.dumps({"qsub_fail": busy, "qsub_fail_exit": 38}))
+    project, env = batch_project(tmp_path, TARGET, env, only=["logreg_blobs"])
+    for _ in range(2):
+        done = reconcile(project, env, "--once")
+        assert done.returncode == 0, done.stderr
+        for entry in state(project).values():
+            assert entry["status"] == "pending", entry
+            assert entry["attempt"] == 0 and entry["retry_count"] == 0 and not entry.get("attempts"), entry
+            assert busy in entry["waiting_reason"], entry["waiting_reason"]
+            assert "adopted" not in (entry.get("notes") or ""), entry["notes"]
+    assert jobs(tmp_path) == []
+    head = git(project, env, "rev-parse", "HEAD").stdout
+    again = reconcile(project, env, "--once")
+    assert again.returncode == 0, again.stderr
+    assert git(project, env, "rev-parse", "HEAD").stdout == head, "a pass that only waited again committed"
+
+    control.write_text(json.dumps({}))
+    final = passes_until(project, env, all_final)
+    assert {e["status"] for e in final.values()} == {"done"}, final
+    assert all(len(e["attempts"]) == 1 and e["attempts"][0]["n"] == 1 for e in final.values()), final
+
+    control.write_text(json.dumps({"qsub_fail": "qsub: Unknown queue", "qsub_fail_exit": 170}))
+    (tmp_path / "second").mkdir()
+    rejected, env = batch_project(tmp_path / "second", TARGET, env, only=["logreg_moons"])
+    reconcile(rejected, env, "--once")
+    for entry in state(rejected).values():
+        attempt = entry["attempts"][0]
+        assert attempt["failure_class"] == "launch_error", entry
+        assert "qsub rejected the job: qsub: Unknown queue" in " ".join(attempt.get("evidence", [])), attempt

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.backends.ssh import SshTransport
-from reconciler.errors import TransportError
+from reconciler.errors import RemoteFileMissing, TransportError
 from tests.engine.project import git
 from tests.engine.test_ssh_target import killing_runs, launches, make_ssh_project, passes_until, run_pass, statuses
 from tests.fixtures.sshd import SshdHost
@@ -49,6 +49,8 @@ def test_put_and_get_over_exec_round_trip_and_name_the_missing_subsystem(
         try:
             await transport.put(local, f"~/{rctest_dir.name}/blob")
             await transport.get(f"{rctest_dir}/blob", back)
+            with pytest.raises(RemoteFileMissing, match="no-such-blob does not exist"):
+                await transport.get(f"{rctest_dir}/no-such-blob", tmp_path / "absent")
             try:
                 await transport.put(local, "/nonexistent-dir/blob")
             except TransportError as exc:

@@ -27,7 +27,10 @@ JOB_EXEC_RERUN_MS_FAIL); ``preempt``: the running job is killed after ``preempt_
 ``qstat_fail``: the server does not answer ``qstat`` (it starts no job either): ``qstat`` prints
 ``Connection refused`` and ``qstat: cannot connect to server <server> (errno=15010)`` on stderr,
 nothing on stdout, and exits ``qstat_fail_exit`` (default 1). The wording follows OpenPBS's qstat
-(``pbs_connect`` failing with ECONNREFUSED); it is not a recorded output.
+(``pbs_connect`` failing with ECONNREFUSED); it is not a recorded output. ``qsub_fail``: ``qsub``
+prints that text on stderr, queues nothing and exits ``qsub_fail_exit`` (default 1), like the
+server refusing a job (``qsub: would exceed queue workq's per-user limit of jobs in 'Q' state``,
+``qsub: Unknown queue``).
 """
 
 from __future__ import annotations
@@ -248,6 +251,10 @@ def directives(script: str) -> list[str]:
 
 
 def qsub(argv: list[str]) -> int:
+    refused = control().get("qsub_fail")
+    if refused:
+        print(refused, file=sys.stderr)
+        return int(control().get("qsub_fail_exit", 1))
     cli, rest = parse_qsub_args(argv)
     if len(rest) != 1:
         print("usage: qsub [-N name] [-o path] [-j oe] [-l resource=value] script", file=sys.stderr)
