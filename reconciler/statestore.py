@@ -204,7 +204,7 @@ def read_results(project_dir: Path, entries: Iterable[StatusEntry]) -> dict[str,
     for entry in entries:
         if entry.status is not Status.DONE:
             continue
-        path = (root / (entry.result_file or f"experiments/results/{entry.id}.csv")).resolve()
+        path = (root / (entry.result_path)).resolve()
         if not path.is_relative_to(root):
             continue
         try:

@@ -152,13 +152,6 @@ def _gpus(section: object) -> tuple[tuple[GpuObservation, ...] | None, str | Non
     return build_gpus(str(query.get("out") or ""), _opt_str(apps_out)), note
 
 
-def own_gpu_pids(doc: Mapping[str, Any]) -> frozenset[int]:
-    """GPU processes the probe found in the process group of one of this project's live runs."""
-    section = doc.get("gpus")
-    own = section.get("own") if isinstance(section, Mapping) else None
-    return frozenset(p for p in own or () if isinstance(p, int))
-
-
 def gpu_groups(doc: Mapping[str, Any]) -> dict[int, int]:
     """pid -> process group of the GPU processes that belong to a live run of ours."""
     section = doc.get("gpus")
@@ -245,8 +238,8 @@ def _list(value: object) -> list[Any]:
     return value
 
 
-def parse_probe(target: str, stdout: str, commands: int = 0) -> tuple[TargetObservation, dict[str, Any]]:
-    """The observation, and the raw document (for ``own_gpu_pids`` and debugging)."""
+def parse_probe(target: str, stdout: str, commands: int = 0) -> TargetObservation:
+    """The observation of the probe's answer (its last JSON line)."""
     doc = _last_json_line(stdout)
     version = doc.get("v")
     if type(version) is not int or version != PROBE_VERSION:  # True == 1: not a version
@@ -255,7 +248,7 @@ def parse_probe(target: str, stdout: str, commands: int = 0) -> tuple[TargetObse
     if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
         raise TransportError("probe answer has no field list")
     try:
-        return _observation(target, doc, fields, commands), doc
+        return _observation(target, doc, fields, commands)
     except (TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:  # JSON of the wrong shape
         raise TransportError(f"probe answer of the wrong shape: {exc}") from exc
 

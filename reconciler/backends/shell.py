@@ -80,14 +80,6 @@ class ShellRunner:
         """Touch nothing on the target (``reconcile plan``): the probe is sent inline, never installed."""
         self.limits = Limits()
         """Caps on what the target sends (``policies.limits``; ``open_runners`` sets the project's)."""
-        self.last_probe: dict[str, object] = {}
-        """The raw document of the last probe (``probe.own_gpu_pids`` reads it)."""
-
-    @property
-    def own_gpu_pids(self) -> frozenset[int]:
-        """GPU processes of this project's live runs at the last probe (the rest are foreign:
-        ``reconciler.backends.gpus.foreign_process_counts``)."""
-        return probe_mod.own_gpu_pids(self.last_probe)
 
     async def _run(self, script: str, *, stdin: bytes | None = None, timeout: float | None = None) -> Completed:
         return await self.transport.run(
@@ -152,8 +144,7 @@ class ShellRunner:
             if not mark:
                 raise self._fail("probe (no marker after the scheduler query)", done)
             prefix_out, probe_out = head, tail
-        observation, doc = probe_mod.parse_probe(self.name, probe_out, self.transport.commands - before)
-        self.last_probe = doc
+        observation = probe_mod.parse_probe(self.name, probe_out, self.transport.commands - before)
         return observation, prefix_out
 
     async def ship_code(self, commit: str, archive: Path) -> None:

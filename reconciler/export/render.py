@@ -10,7 +10,8 @@ cell without a value shows its derived status instead (``running 1/3``, ``✗ fa
 
 from __future__ import annotations
 
-from reconciler.export.tables import CellView, ColView, RowView, TableView
+from reconciler.export.tables import CellView, TableView
+from reconciler.model.design import DesignCol, DesignRow
 
 GROUP_ORDER = {"baseline": 0, "main": 1, "ours": 1, "ablation": 2}
 ARROW = {"higher": "↑", "lower": "↓"}
@@ -46,11 +47,11 @@ def cell_text(cell: CellView | None, digits: int = 3) -> str:
     return f"{cell.status.replace('_', ' ')} {cell.seeds_done}/{cell.seeds_total}"
 
 
-def ordered_rows(rows: tuple[RowView, ...]) -> list[RowView]:
+def ordered_rows(rows: tuple[DesignRow, ...]) -> list[DesignRow]:
     return sorted(rows, key=lambda r: GROUP_ORDER.get(r.group, 3))  # stable: the design's order within a group
 
 
-def header(col: ColView) -> str:
+def header(col: DesignCol) -> str:
     return f"{col.label} ({col.metric} {ARROW.get(col.direction, '')})".replace(" )", ")")
 
 

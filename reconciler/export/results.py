@@ -40,7 +40,7 @@ class ResultFiles:
 
 
 def result_path(entry: StatusEntry) -> str:
-    return entry.result_file or f"experiments/results/{entry.id}.csv"
+    return entry.result_path
 
 
 def read_result_rows(project_dir: Path, state: StateFile | Iterable[StatusEntry]) -> ResultFiles:

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 
 from reconciler.export.guard import Completeness
 from reconciler.export.render import fmt
-from reconciler.export.tables import CellView, ColView, TableView
+from reconciler.export.tables import CellView, TableView
+from reconciler.model.design import DesignCol
 
 SYNTHESIS = "experiments/results/pilot_synthesis.md"
 PROCEED, ITERATE, ROLLBACK, UNDECIDED = "PROCEED", "ITERATE", "ROLLBACK", "NO DECISION"
@@ -60,7 +61,7 @@ class Check:
 class Comparison:
     table: str
     row_label: str
-    col: ColView
+    col: DesignCol
     cell: CellView
     baseline_label: str | None
     baseline: CellView | None
@@ -109,7 +110,7 @@ def compare(views: Sequence[TableView], criteria: Criteria = Criteria()) -> list
     return out
 
 
-def _best_baseline(view: TableView, col: ColView) -> tuple[str | None, CellView | None]:
+def _best_baseline(view: TableView, col: DesignCol) -> tuple[str | None, CellView | None]:
     best: tuple[str | None, CellView | None] = (None, None)
     for row in view.rows:
         cell = view.cell(row.id, col.id)
@@ -128,7 +129,7 @@ def _better(a: float, b: float, direction: str) -> bool:
 def _comparison(
     view: TableView,
     label: str,
-    col: ColView,
+    col: DesignCol,
     cell: CellView,
     base_label: str | None,
     base: CellView | None,

@@ -11,12 +11,11 @@ API::
     derive_tables(desired: DesiredState, state: StateFile, results: ResultRows) -> list[TableView]
         one view per design table of ``desired.designs`` (sorted by name).
 
-    TableView(name, title, phase, caption, metrics: tuple[str, ...], rows: tuple[RowView, ...],
-              cols: tuple[ColView, ...], cells: dict[(row_id, col_id), CellView])
+    TableView(name, title, phase, caption, metrics: tuple[str, ...], rows: tuple[DesignRow, ...],
+              cols: tuple[DesignCol, ...], cells: dict[(row_id, col_id), CellView])
         .cell(row_id, col_id) -> CellView | None; .to_json() -> dict (cells as a list, each with
         its ``row`` and ``col``).
-    RowView(id, label, group, note)
-    ColView(id, label, metric, direction)          direction: "higher" | "lower"
+    (rows and columns are the design table's own ``DesignRow``/``DesignCol``, ``model.design``)
     CellView(row, col, design_id, purpose, status, mean, std, n, seeds_done, seeds_total, best,
              exp_ids, counts)                      .to_json() -> dict
 
@@ -57,7 +56,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from reconciler.model.design import DesignCell, DesignTable
+from reconciler.model.design import DesignCell, DesignCol, DesignRow, DesignTable
 from reconciler.model.desired import DesiredState
 from reconciler.model.status import StateFile, Status, StatusEntry
 
@@ -75,22 +74,6 @@ STATUSES = (
     "failed",
     "partial",
 )
-
-
-@dataclass(frozen=True)
-class RowView:
-    id: str
-    label: str
-    group: str
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class ColView:
-    id: str
-    label: str
-    metric: str
-    direction: str = "higher"
 
 
 @dataclass(frozen=True)
@@ -137,8 +120,8 @@ class TableView:
     phase: str
     caption: str
     metrics: tuple[str, ...]
-    rows: tuple[RowView, ...]
-    cols: tuple[ColView, ...]
+    rows: tuple[DesignRow, ...]
+    cols: tuple[DesignCol, ...]
     cells: dict[tuple[str, str], CellView] = field(default_factory=dict)
 
     def cell(self, row: str, col: str) -> CellView | None:
@@ -161,10 +144,6 @@ def derive_tables(desired: DesiredState, state: StateFile, results: ResultRows) 
     """One view per design table of the desired state."""
     members = _Members(desired, state)
     return [_table(t, members, results) for t in sorted(desired.designs, key=lambda t: t.name)]
-
-
-def derive_table(table: DesignTable, desired: DesiredState, state: StateFile, results: ResultRows) -> TableView:
-    return _table(table, _Members(desired, state), results)
 
 
 class _Members:
@@ -202,8 +181,7 @@ class _Members:
 
 
 def _table(table: DesignTable, members: _Members, results: ResultRows) -> TableView:
-    cols = tuple(ColView(c.id, c.label, c.metric, c.direction) for c in table.cols)
-    rows = tuple(RowView(r.id, r.label, r.group, r.note) for r in table.rows)
+    cols, rows = table.cols, table.rows
     by_col = {c.id: c for c in cols}
     raw: dict[tuple[str, str], CellView] = {}
     for cell in table.cells:
@@ -275,7 +253,9 @@ def cell_status(statuses: Sequence[Status]) -> str:
     return "partial" if Status.DONE in present else "failed"
 
 
-def _mark_best(cells: dict[tuple[str, str], CellView], cols: Mapping[str, ColView]) -> dict[tuple[str, str], CellView]:
+def _mark_best(
+    cells: dict[tuple[str, str], CellView], cols: Mapping[str, DesignCol]
+) -> dict[tuple[str, str], CellView]:
     best_of: dict[str, float] = {}
     for (_, col), cell in cells.items():
         if cell.mean is None or col not in cols:

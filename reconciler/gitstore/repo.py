@@ -153,20 +153,7 @@ class ProjectRepo:
             "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *specs,
             what="git status", strip=False,
         )  # fmt: skip
-        paths: set[str] = set()
-        fields = out.split("\0")
-        i = 0
-        while i < len(fields):
-            entry = fields[i]
-            i += 1
-            if len(entry) < 4:
-                continue
-            code, path = entry[:2], entry[3:]
-            paths.add(path)
-            if "R" in code or "C" in code:  # the source path follows as its own field
-                paths.add(fields[i])
-                i += 1
-        mapped = (self.project_path(p) for p in paths)
+        mapped = (self.project_path(p) for p in set(status_names(out)))
         return sorted(p for p in mapped if p is not None)
 
     def archive(self, commit: str, dest_tar_path: str | os.PathLike[str], tar_prefix: str = "") -> None:
@@ -206,3 +193,21 @@ class ProjectRepo:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def status_names(porcelain_z: str) -> list[str]:
+    """Every path named by ``git status --porcelain -z`` (both sides of a rename or copy)."""
+    names: list[str] = []
+    fields = porcelain_z.split("\0")
+    i = 0
+    while i < len(fields):
+        record = fields[i]
+        i += 1
+        if len(record) < 4:
+            continue
+        names.append(record[3:])
+        if record[0] in "RC" or record[1] in "RC":  # a rename or copy: its source follows
+            if i < len(fields):
+                names.append(fields[i])
+            i += 1
+    return names

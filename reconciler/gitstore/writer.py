@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 
 from reconciler.errors import GitStoreError
 from reconciler.gitstore.index import identity_env, temp_index, tree_of
-from reconciler.gitstore.repo import ProjectRepo
+from reconciler.gitstore.repo import ProjectRepo, status_names
 from reconciler.model.config import GitSettings
 
 _TRAILER_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
@@ -155,31 +155,13 @@ def _changed(repo: ProjectRepo, repo_paths: Sequence[str]) -> list[str] | None:
     if done.status != 0:
         return None
     changed: set[str] = set()
-    for name in _status_names(done.stdout):
+    for name in status_names(done.stdout):
         if name.endswith("/"):  # a whole directory with nothing tracked (ignored): ours under it
             changed.update(p for p in ours if p.startswith(name))
         path = name.rstrip("/")
         if _is_ours(path, ours):
             changed.add(path)
     return sorted(changed)
-
-
-def _status_names(porcelain_z: str) -> list[str]:
-    """Every path named by ``git status --porcelain -z`` (both sides of a rename)."""
-    names: list[str] = []
-    fields = porcelain_z.split("\0")
-    i = 0
-    while i < len(fields):
-        record = fields[i]
-        i += 1
-        if len(record) < 4:
-            continue
-        names.append(record[3:])
-        if record[0] in "RC" or record[1] in "RC":  # a rename or copy: its source follows
-            if i < len(fields):
-                names.append(fields[i])
-            i += 1
-    return names
 
 
 def _is_ours(name: str, ours: set[str]) -> bool:

@@ -17,6 +17,7 @@ from reconciler.errors import Problem
 from reconciler.load.config import remediation_rules, text_pairs
 from reconciler.load.document import Document, JsonPath
 from reconciler.load.schema_check import Checked
+from reconciler.model.ids import DEFAULT_RESULT_FILE
 from reconciler.model.spec import (
     DesiredRunState,
     Direction,
@@ -24,8 +25,6 @@ from reconciler.model.spec import (
     ExperimentSpec,
     Group,
 )
-
-DEFAULT_RESULT_FILE = "experiments/results/{exp_id}.csv"
 
 
 @dataclass(frozen=True)

@@ -27,3 +27,11 @@ def dry_run_dir(root: str, exp_id: str) -> str:
     """Scratch dir for an environment check's dry run: a script that ignores ``--dry-run`` writes
     there, never into a real run dir or checkpoint dir (a later run would resume from it)."""
     return f"{root.rstrip('/')}/.reconciler/dry-run/{exp_id}"
+
+
+DEFAULT_RESULT_FILE = "experiments/results/{exp_id}.csv"
+"""Where a run writes its result, relative to the code dir, unless its spec says (``result_file``)."""
+
+
+def default_result_file(exp_id: str) -> str:
+    return DEFAULT_RESULT_FILE.format(exp_id=exp_id)

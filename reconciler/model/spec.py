@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass, field
 from enum import Enum
 
+from reconciler.model.ids import DEFAULT_RESULT_FILE
+
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 """Ids are safe as file names and shell words."""
 
@@ -88,7 +90,7 @@ class ExperimentSpec:
     """GPUs needed; ``None`` means 1 on a GPU target and 0 on a CPU target."""
     targets: tuple[str, ...] = ()
     """Eligible targets; empty means every target."""
-    result_file: str = "experiments/results/{exp_id}.csv"
+    result_file: str = DEFAULT_RESULT_FILE
     max_retries: int | None = None
     """``None`` means the policy's ``max_retries``."""
     remediation: tuple[RemediationRule, ...] = ()

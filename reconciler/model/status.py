@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Any, TypeVar
 
 from reconciler.model.escalation import Escalation
+from reconciler.model.ids import default_result_file
 from reconciler.model.jsontext import JsonTextError, loads_strict, within_limits
 from reconciler.model.statecheck import check_state
 
@@ -194,6 +195,12 @@ class StatusEntry:
     """The job's own fields (final metrics, progress) from its ``status.json``."""
     extra: tuple[tuple[str, Any], ...] = ()
     """Fields we do not model (seed fields such as ``wandb_artifact``), kept as they were."""
+
+    @property
+    def result_path(self) -> str:
+        """The result file, relative to the run's code dir and to the project (the default unless
+        the spec named one)."""
+        return self.result_file or default_result_file(self.id)
 
     @property
     def current(self) -> Attempt | None:

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.model.actions import Action, Cancel, Collect, Fatal, Launch, Record, Restart
+from reconciler.model.actions import Action, Cancel, Collect, Fatal, Launch, Restart
 from reconciler.model.config import Target
 from reconciler.model.escalation import Escalation
 from reconciler.model.ids import code_dir
@@ -193,7 +193,7 @@ _NOT_OWNED = _CONTROLLER_FIELDS | frozenset(SIDECAR_FIELDS)
 def _collect(entry: StatusEntry, run: RunObservation, target: str) -> Collect:
     attempt = entry.current
     assert attempt is not None
-    result = entry.result_file or f"experiments/results/{entry.id}.csv"
+    result = entry.result_path
     return Collect(
         exp_id=entry.id,
         target=target,
@@ -211,7 +211,7 @@ def _relaunch(entry: StatusEntry, ctx: Context, root: str) -> Launch:
     target: Target = ctx.desired.config.target(attempt.target)
     spec = ctx.specs.get(entry.id)
     commit = attempt.git_commit or ctx.desired.revision or ""
-    result = entry.result_file or f"experiments/results/{entry.id}.csv"
+    result = entry.result_path
     return Launch(
         exp_id=entry.id,
         target=attempt.target,
@@ -233,7 +233,3 @@ def _relaunch(entry: StatusEntry, ctx: Context, root: str) -> Launch:
 def checkpoint_path(target: Target, root: str, exp_id: str) -> str:
     base = target.checkpoint_dir or f"{root.rstrip('/')}/checkpoints"
     return f"{base.rstrip('/')}/{exp_id}"
-
-
-def is_record_only(actions: list[Action]) -> bool:
-    return all(isinstance(a, Record) for a in actions)

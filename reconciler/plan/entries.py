@@ -132,12 +132,6 @@ def set_condition(entry: StatusEntry, type_: str, reason: str, message: str, ctx
     )
 
 
-def clear_condition(entry: StatusEntry, type_: str) -> StatusEntry:
-    if entry.condition(type_) is None:
-        return entry
-    return dataclasses.replace(entry, conditions=tuple(c for c in entry.conditions if c.type != type_))
-
-
 def mark_orphan(entry: StatusEntry, phases: set[str], ctx: Context) -> StatusEntry:
     """An entry whose experiment left the spec is kept, never deleted, and marked: ``Archived``
     when its phase is over (no spec of that phase remains), else ``Orphaned``. A live run of it is

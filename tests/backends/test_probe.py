@@ -160,7 +160,7 @@ def test_gpus_from_a_fake_nvidia_smi_with_our_process_and_a_foreign_one(tmp_path
         job_pid = int(job_pid_file.read_text())
         (tmp_path / "smi" / "apps.txt").write_text(f"{job_pid}, {uuid}, 30968\n4123, {uuid}, 8192\n")
         busy = await runner.probe()
-        own = probe_mod.own_gpu_pids(runner.last_probe)
+        own = frozenset(busy.gpu_groups)
         await runner.kill(kill_for(action, None, None))
         return idle, busy, own, job_pid
 
@@ -234,7 +234,7 @@ def test_probe_garbage_is_a_transport_error() -> None:
     with pytest.raises(TransportError):
         probe_mod.parse_probe("t", "Welcome to the cluster!\n")
     doc = {"v": 1, "fields": ["exp_id", "attempt"], "runs": [], "gpus": None}
-    obs, _ = probe_mod.parse_probe("t", "motd line\n" + json.dumps(doc) + "\n")
+    obs = probe_mod.parse_probe("t", "motd line\n" + json.dumps(doc) + "\n")
     assert obs.reachable and obs.runs == {}
 
 

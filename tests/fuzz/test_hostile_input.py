@@ -213,7 +213,7 @@ def _probe_answer(value: object, where: int, nesting: int) -> str:
 
 def _check_probe(stdout: str) -> None:
     try:
-        observation, _ = parse_probe("t", stdout)
+        observation = parse_probe("t", stdout)
     except TransportError:
         return
     assert isinstance(observation, TargetObservation)

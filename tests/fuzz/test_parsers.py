@@ -41,7 +41,7 @@ def test_nvidia_smi_parsers_never_raise(query: str, apps: str | None) -> None:
 def test_probe_parser_never_raises_a_foreign_error(doc: dict[str, object], noise: str) -> None:
     stdout = noise + "\n" + json.dumps(doc)
     try:
-        observation, _ = parse_probe("t", stdout)
+        observation = parse_probe("t", stdout)
     except ReconcilerError:
         return
     assert observation.target == "t"
