@@ -169,8 +169,12 @@ class Shim:
         tmp.replace(self.dir / "control.json")
 
     def person(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """A person's command, run in the shim's dir: what a job submitted there writes (its
+        ``.o``/``.e`` files, as PBS puts them in the submission dir) stays in the scenario."""
         env = {**(os.environ if self.person_env is None else self.person_env), **self.env()}
-        return subprocess.run([str(SHIM / tool), *args], env=env, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [str(SHIM / tool), *args], env=env, capture_output=True, text=True, timeout=60, cwd=self.dir
+        )
 
     def release_held(self) -> list[str]:
         held = [j["id"] for j in self.jobs() if j["state"] == "H"]

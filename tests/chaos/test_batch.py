@@ -69,8 +69,7 @@ def test_failed_attempts_counts_pbs_failures_and_failed_entries() -> None:
     assert batch.failed_attempts(state) == {("e0_s0", "1"), ("e2_s0", "entry")}
 
 
-def test_qstat_fail_switch_makes_the_status_query_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)  # the job's .o/.e files go to the submission directory, as with PBS
+def test_qstat_fail_switch_makes_the_status_query_fail(tmp_path: Path) -> None:
     shim = batch.Shim(tmp_path / "pbs")
     script = tmp_path / "job.sh"
     script.write_text("#!/bin/sh\n#PBS -N rc.chaostest.e0_s0.1.abcd1234\ntrue\n")
