@@ -42,6 +42,7 @@ from reconciler.model.status import StateFile, Status, StatusEntry
 from reconciler.model.volatile import merge, progress_commit_due, split
 from reconciler.notify import OUTBOX, announce
 from reconciler.observe.observer import observe
+from reconciler.observe.request import probe_request
 from reconciler.plan import Event, Plan, events, fold, make_plan, subject
 from reconciler.plan.context import iso
 from reconciler.runtime.bundle import append_to_tar as append_runtime_bundle
@@ -256,10 +257,11 @@ async def _observe_apply_with(
     warnings: list[str],
 ) -> PassResult:
     policies = desired.config.policies
+    request = probe_request(recorded, desired)
     observed = await observe(
         runners.by_name,
-        _wanted(recorded, desired),
-        jobs=_jobs(recorded),
+        request.want,
+        jobs=request.jobs,
         timeout=policies.command_timeout,
         concurrency=policies.probe_concurrency,
     )
@@ -411,33 +413,3 @@ def _tag_phases(repo: ProjectRepo, desired: DesiredState, before: StateFile, aft
             name = "dispatch/" + "".join(c if c.isalnum() or c in "._-" else "-" for c in entry.phase)
             tag(repo, name, sha, f"first dispatch of phase {entry.phase}", settings=desired.config.git)
             started_before.add(entry.phase)
-
-
-def _jobs(recorded: StateFile) -> dict[str, dict[tuple[str, int], str]]:
-    """The batch job of every attempt that may still be queued or running, by target."""
-    jobs: dict[str, dict[tuple[str, int], str]] = {}
-    for entry in recorded.entries:
-        a = entry.current
-        if a is not None and a.job_id and (entry.status.active or entry.status is Status.ON_HOLD):
-            jobs.setdefault(a.target, {})[(entry.id, a.n)] = a.job_id
-    return jobs
-
-
-def _wanted(recorded: StateFile, desired: DesiredState) -> dict[str, set[tuple[str, int]]]:
-    """Which runs each probe must detail: the live attempts, every pending entry's next one, and
-    the last attempt of a pending retry (what is left of its process group: ``plan.leftover``)."""
-    want: dict[str, set[tuple[str, int]]] = {t.name: set() for t in desired.config.targets}
-    pending_ids = {e.id: e.attempt for e in recorded.entries if e.status is Status.PENDING}
-    known = recorded.by_id()
-    for spec in desired.experiments:
-        if spec.id not in known:
-            pending_ids[spec.id] = 0
-    for entry in recorded.entries:
-        a = entry.current
-        if a is not None and a.target in want and (entry.status.active or entry.status is Status.ON_HOLD):
-            want[a.target].add((entry.id, a.n))
-        elif a is not None and a.target in want and entry.status is Status.PENDING and a.pid is not None:
-            want[a.target].add((entry.id, a.n))  # a retry waits until that attempt's group is empty
-    for runs in want.values():
-        runs.update((exp_id, attempt + 1) for exp_id, attempt in pending_ids.items())
-    return want

@@ -2,9 +2,8 @@
 
 The target's probe runs the two queries below and sends their raw text back; this module turns
 that text into ``GpuObservation`` values. It sits in ``backends`` (the layer of pure builders and
-parsers, below ``observe``) so that ``ShellRunner.probe`` can use it; ``reconciler.observe.gpus``
-re-exports it. It does no I/O, so every quirk of the tool is pinned by
-golden files in ``tests/data/nvidia-smi/``: with or without ``nounits`` and ``noheader``, the
+parsers, below ``observe``) so that ``ShellRunner.probe`` can use it. It does no I/O, so every
+quirk of the tool is pinned by golden files in ``tests/data/nvidia-smi/``: with or without ``nounits`` and ``noheader``, the
 ``[N/A]`` and ``[Not Supported]`` placeholders, empty compute-apps output (no process), and pids
 that belong to other users or PID namespaces.
 """

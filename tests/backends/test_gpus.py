@@ -115,10 +115,3 @@ def test_driver_failure_text_parses_to_nothing() -> None:
 def test_malformed_lines_are_skipped() -> None:
     query = "0, GPU-a, Tesla T4, 15360, 0, 15101, 0\nnot,a,gpu\nx, GPU-b, T4, 1, 1, 1, 1\n"
     assert [g.uuid for g in parse_gpu_query(query)] == ["GPU-a"]
-
-
-def test_observe_reexports_the_parser() -> None:
-    from reconciler.observe import gpus as observe_gpus
-
-    assert observe_gpus.build_gpus is build_gpus
-    assert observe_gpus.foreign_process_counts is foreign_process_counts
