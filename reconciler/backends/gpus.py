@@ -3,9 +3,9 @@
 The target's probe runs the two queries below and sends their raw text back; this module turns
 that text into ``GpuObservation`` values. It sits in ``backends`` (the layer of pure builders and
 parsers, below ``observe``) so that ``ShellRunner.probe`` can use it. It does no I/O, so every
-quirk of the tool is pinned by golden files in ``tests/data/nvidia-smi/``: with or without ``nounits`` and ``noheader``, the
-``[N/A]`` and ``[Not Supported]`` placeholders, empty compute-apps output (no process), and pids
-that belong to other users or PID namespaces.
+quirk of the tool is pinned by golden files in ``tests/data/nvidia-smi/``: with or without
+``nounits`` and ``noheader``, the ``[N/A]`` and ``[Not Supported]`` placeholders, empty
+compute-apps output (no process), and pids that belong to other users or PID namespaces.
 """
 
 from __future__ import annotations
