@@ -9,21 +9,16 @@ target whose code could not be shipped is skipped (its experiment stays pending)
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from reconciler.atomic import atomic_write_text
+from reconciler.apply.collect import collect_result
+from reconciler.apply.tidy import tidy_run
 from reconciler.backends.base import Runner
-from reconciler.confine import check_path
 from reconciler.crashpoints import crash_point
 from reconciler.errors import (
     PermanentError,
     ReconcilerError,
-    RefusedFile,
-    RemoteFileMissing,
     SchedulerBusy,
     TemporaryError,
 )
@@ -32,7 +27,6 @@ from reconciler.model.actions import (
     ActionResult,
     CheckEnv,
     Collect,
-    Collected,
     EnvChecked,
     Kill,
     Launch,
@@ -41,11 +35,7 @@ from reconciler.model.actions import (
     Refused,
     ShipCode,
     Tidy,
-    TidyReport,
 )
-from reconciler.results import check_result
-from reconciler.tracking.hub import confirm_artifact
-from reconciler.tracking.wandb_sync import parse_sync_output, sync_command
 
 ArchiveFor = Callable[[str], Path]
 """Returns a tar of the project's tree at a commit (made once per commit by the engine)."""
@@ -125,9 +115,9 @@ async def _one(
             crash_point("after_launch")
             return ActionResult(action, True, "started", outcome=started)
         if isinstance(action, Collect):
-            return await _collect(runner, action, project_dir)
+            return await collect_result(runner, action, project_dir)
         if isinstance(action, Tidy):
-            return await _tidy(runner, action)
+            return await tidy_run(runner, action)
         if isinstance(action, Kill):
             gone = await runner.kill(action)
             crash_point("after_kill")
@@ -141,52 +131,3 @@ async def _one(
     except ReconcilerError as exc:
         return ActionResult(action, False, str(exc), temporary=True)
     return ActionResult(action, False, f"unknown action {action.kind}")
-
-
-async def _tidy(runner: Runner, action: Tidy) -> ActionResult:
-    """Checkpoint: deleted on the target only after the Hub lists the uploaded files (the Hub is
-    asked from here, with this machine's ``HF_ENDPOINT``/``HF_TOKEN``). Offline wandb runs: synced
-    on the target. A Hub or target away raises ``TemporaryError``: tried again next pass."""
-    report = TidyReport()
-    notes = []
-    if action.artifact is not None and action.checkpoint_dir:
-        repo, repo_type, path, files = action.artifact
-        confirmation = await asyncio.to_thread(
-            confirm_artifact, repo, path, list(files) or None, os.environ.get("HF_ENDPOINT"), repo_type=repo_type
-        )
-        report = dataclasses.replace(report, confirmed=confirmation.confirmed, missing=tuple(confirmation.missing))
-        if confirmation.confirmed:
-            deleted = await runner.remove_tree(action.checkpoint_dir)
-            report = dataclasses.replace(report, deleted=deleted)
-            notes.append(f"checkpoint confirmed on the Hub, {action.checkpoint_dir} deleted")
-        else:
-            notes.append("checkpoint NOT listed on the Hub; kept")
-    if action.wandb_dirs:
-        done = await runner.run_in_code(action.code_dir, sync_command(action.run_dir, offline_dirs=action.wandb_dirs))
-        sync = parse_sync_output(done.stdout)
-        report = dataclasses.replace(report, synced=tuple(sync.synced), wandb_urls=tuple(sync.urls))
-        notes.append("wandb synced" if sync.ok else f"wandb sync incomplete: {' '.join(sync.tail)[-200:]}")
-    ok = report.confirmed is not False
-    return ActionResult(action, ok, "; ".join(notes), temporary=False, outcome=report)
-
-
-async def _collect(runner: Runner, action: Collect, project_dir: Path) -> ActionResult:
-    dest = project_dir / action.local_path
-    check_path(project_dir, action.local_path)  # a symlinked results dir: refused before the copy
-    # The copy lands in a private scratch dir, never in the project: only the checked text is
-    # written there, through the confined atomic write.
-    with tempfile.TemporaryDirectory(prefix="reconciler-collect-") as scratch:
-        staging = Path(scratch) / "incoming"
-        try:
-            await runner.collect(action, staging)
-        except RemoteFileMissing:
-            return ActionResult(action, False, f"result file missing: {action.remote_path}", temporary=False)
-        except RefusedFile as exc:
-            return ActionResult(action, False, f"{action.local_path}: {exc}", temporary=False)
-        text = staging.read_text(encoding="utf-8", errors="replace")
-    verdict = check_result(text, action.exp_id)
-    if not verdict.ok:
-        return ActionResult(action, False, f"{action.local_path}: {verdict.message}", temporary=False)
-    atomic_write_text(dest, text)
-    crash_point("after_collect")
-    return ActionResult(action, True, verdict.message, outcome=Collected(verdict.rows))
