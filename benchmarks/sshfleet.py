@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncssh
-
+from reconciler.backends.asyncssh_quiet import asyncssh
 from reconciler.model.config import SshOptions
 
 READY_TIMEOUT = 60.0

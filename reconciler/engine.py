@@ -24,7 +24,7 @@ from pathlib import Path
 
 from reconciler import escalations
 from reconciler.apply.executor import execute
-from reconciler.atomic import atomic_write_text, sweep_temp_files
+from reconciler.atomic import atomic_write_text
 from reconciler.confine import check_tree
 from reconciler.crashpoints import crash_point
 from reconciler.errors import GitStoreError, StatusWriteError
@@ -33,8 +33,6 @@ from reconciler.gitstore.history import decisions_applied_before, state_versions
 from reconciler.gitstore.remote import pull_ff, push
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status, tag
-from reconciler.load import load_desired
-from reconciler.lockfile import ProjectLock
 from reconciler.model.actions import ActionResult, EnvChecked, Launch
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
@@ -46,13 +44,12 @@ from reconciler.observe.request import probe_request
 from reconciler.plan import Event, Plan, events, fold, make_plan, subject
 from reconciler.plan.context import iso
 from reconciler.runtime.bundle import append_to_tar as append_runtime_bundle
+from reconciler.session import Locking, Session, open_project
 from reconciler.statestore import (
     CONFINED_DIRS,
     CONFINED_FILES,
     LAB_LOG,
-    OWNED,
     STATE,
-    WRITTEN_DIRS,
     append_log,
     load_recorded,
     owned_files,
@@ -75,14 +72,17 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass(repr=False)
+@dataclass(frozen=True, repr=False)
 class PassResult:
+    """What one pass did; built once per stage (the commit and the push are added by ``_finish``
+    with ``dataclasses.replace``), never changed after."""
+
     plan: Plan
     state: StateFile
     events: list[Event] = field(default_factory=list)
     results: list[ActionResult] = field(default_factory=list)
     commit: str | None = None
-    warnings: list[str] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
     push_failed: bool = False
     restored: bool = False
     """The working-tree state file was missing or corrupt and was rewritten from the last commit."""
@@ -119,17 +119,10 @@ def reconcile_once(
     # or write (exit 2); every write checks again (a symlink swapped in during the pass).
     check_tree(project_dir, CONFINED_DIRS, CONFINED_FILES)
     _ignore_scratch(project_dir)
-    with contextlib.ExitStack() as stack:
-        if dry_run:
-            pull = push_changes = False
-        else:  # a dry run takes no lock: it writes nothing
-            stack.enter_context(ProjectLock(project_dir))
-            crash_point("after_lock")
-            # A write of ours killed half-way leaves its temporary file: what a dead (or long
-            # gone) writer left goes; a live writer's fresh file is left alone.
-            sweep_temp_files(project_dir, WRITTEN_DIRS)
-        repo = stack.enter_context(ProjectRepo(project_dir))
-        return _pass(repo, project_dir, dry_run=dry_run, pull=pull, push_changes=push_changes, clock=clock, log=log)
+    if dry_run:  # a dry run takes no lock, pulls and pushes nothing: it writes nothing
+        pull = push_changes = False
+    with open_project(project_dir, Locking.NONE if dry_run else Locking.TAKE) as session:
+        return _pass(session, dry_run=dry_run, pull=pull, push_changes=push_changes, clock=clock, log=log)
 
 
 def _ignore_scratch(project_dir: Path) -> None:
@@ -141,8 +134,7 @@ def _ignore_scratch(project_dir: Path) -> None:
 
 
 def _pass(
-    repo: ProjectRepo,
-    project_dir: Path,
+    session: Session,
     *,
     dry_run: bool,
     pull: bool | None,
@@ -151,14 +143,13 @@ def _pass(
     log: Callable[[str], None],
 ) -> PassResult:
     warnings: list[str] = []
-    tree = repo.tree("HEAD")
-    desired = load_desired(tree, revision=repo.last_change("HEAD", exclude=OWNED))
+    repo, project_dir = session.repo, session.project_dir
+    tree, desired = session.desired()
     settings = desired.config.git
     if pull if pull is not None else settings.pull:
         pull_ff(repo, settings.remote, settings.branch)
-        tree = repo.tree("HEAD")
-        desired = load_desired(tree, revision=repo.last_change("HEAD", exclude=OWNED))
-        check_tree(project_dir, CONFINED_DIRS, CONFINED_FILES)  # what the pull brought
+        tree, desired = session.desired()
+        session.check()  # what the pull brought
     # A local target's relative root (its run dirs) is in the project too.
     check_tree(
         project_dir, (), [t.root for t in desired.config.targets if t.ssh is None and not t.root.startswith(("/", "~"))]
@@ -190,7 +181,7 @@ def _pass(
         result = asyncio.run(
             _observe_apply(project_dir, repo, desired, recorded, inflight, Path(scratch), dry_run, clock, warnings)
         )
-    result.restored = loaded.restored is not None
+    result = dataclasses.replace(result, restored=loaded.restored is not None)
     if dry_run:
         return result
     return _finish(
@@ -275,7 +266,9 @@ async def _observe_apply_with(
     plan = make_plan(desired, recorded, observed, now, inflight, env=verdicts, results=done_metrics)
     unreachable = {n: t.error or "no answer" for n, t in sorted(observed.targets.items()) if not t.reachable}
     if dry_run:
-        return PassResult(plan, plan.state, events(recorded, plan.state), warnings=warnings, unreachable=unreachable)
+        return PassResult(
+            plan, plan.state, events(recorded, plan.state), warnings=tuple(warnings), unreachable=unreachable
+        )
     launches = [(a.exp_id, a.attempt, a.target) for a in plan.actions if isinstance(a, Launch)]
     write_inflight(project_dir, [*inflight, *launches])
 
@@ -293,7 +286,7 @@ async def _observe_apply_with(
     )
     crash_point("after_apply")
     state = fold(plan, results, desired, clock())
-    return PassResult(plan, state, events(recorded, state), results, warnings=warnings, unreachable=unreachable)
+    return PassResult(plan, state, events(recorded, state), results, warnings=tuple(warnings), unreachable=unreachable)
 
 
 def _early_stop_peers(desired: DesiredState, recorded: StateFile) -> list[StatusEntry]:
@@ -324,9 +317,10 @@ def _finish(
     except OSError as exc:  # a full or read-only disk: nothing is committed, the next pass retries
         raise StatusWriteError(f"cannot write the status files in {project_dir}: {exc}") from exc
     report = announce(project_dir, recorded, state, desired.config.notifications, os.environ, desired.config.project)
+    warnings: list[str] = []
     for warning in [*report.warnings, *(f"notification via {c} failed: {e}" for c, e in report.failed.items())]:
         log(f"warning: {warning}")
-        result.warnings.append(warning)
+        warnings.append(warning)
     crash_point("before_commit")
     paths = [STATE, LAB_LOG, *owned_files(project_dir, state, desired.config.target_names), *notes]
     if (project_dir / OUTBOX).exists():
@@ -339,10 +333,11 @@ def _finish(
     if verdicts:
         env_part = "env " + ", ".join(f"{v.target} {'ready' if v.ready else 'failed'}" for v in verdicts)
         title = f"{title}; {env_part}" if result.events else f"reconcile: {env_part}"
-    result.commit = commit_status(repo, paths, title, body, trailers, settings=desired.config.git)
+    sha = commit_status(repo, paths, title, body, trailers, settings=desired.config.git)
     crash_point("after_commit")
-    if result.commit:
-        _tag_phases(repo, desired, recorded, state, result.commit)
+    if sha:
+        _tag_phases(repo, desired, recorded, state, sha)
+    push_failed = False
     if push_changes:
         # Every pass pushes (a no-op when the remote has it all), so commits left by a pass whose
         # push failed go out with the next one. A failed push is reported, never fatal: the
@@ -351,9 +346,11 @@ def _finish(
             push(repo, desired.config.git.remote, desired.config.git.branch)
         except GitStoreError as exc:
             log(f"warning: push failed, will retry on the next pass: {exc}")
-            result.warnings.append(f"push failed: {exc}")
-            result.push_failed = True
-    return result
+            warnings.append(f"push failed: {exc}")
+            push_failed = True
+    return dataclasses.replace(
+        result, state=state, commit=sha, warnings=(*result.warnings, *warnings), push_failed=push_failed
+    )
 
 
 def _write_status(
@@ -377,7 +374,6 @@ def _write_status(
     write_volatile(project_dir, newest, iso(now))
     write_inflight(project_dir, [])
     state = dataclasses.replace(state, updated=updated)
-    result.state = state
     _write_escalations(project_dir, committed, state, now)
     verdicts = [r.outcome.verdict for r in result.results if isinstance(r.outcome, EnvChecked)]
     for verdict in verdicts:

@@ -32,8 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-import asyncssh
-
+from reconciler.backends.asyncssh_quiet import asyncssh
 from reconciler.backends.base import Completed
 from reconciler.backends.capped import CHUNK, DEFAULT_OUTPUT_BYTES, read_capped, too_large
 from reconciler.backends.sshconfig import endpoint, open_connection

@@ -18,8 +18,7 @@ import asyncio
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import asyncssh
-
+from reconciler.backends.asyncssh_quiet import asyncssh
 from reconciler.errors import ConnectError
 from reconciler.model.config import SshOptions
 

@@ -22,18 +22,16 @@ import click
 from reconciler.backends.base import Runner
 from reconciler.commands.common import EXIT_OK, EXIT_STALLED, exit_codes, project_option
 from reconciler.commands.display import say
-from reconciler.confine import check_tree
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status
-from reconciler.load import load_desired
-from reconciler.lockfile import ProjectLock
 from reconciler.model.actions import CheckEnv
 from reconciler.model.config import Target
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
 from reconciler.plan.envcheck import check_env_action
-from reconciler.statestore import CONFINED_DIRS, CONFINED_FILES, OWNED, write_env_verdict
+from reconciler.session import open_project
+from reconciler.statestore import write_env_verdict
 from reconciler.targets import open_runners
 
 
@@ -95,11 +93,9 @@ async def check_targets(
 
 def run_env_check(project_dir: Path, target: str | None = None) -> tuple[list[Outcome], str | None]:
     """Check, write and commit; returns the outcomes and the new commit (``None``: nothing new)."""
-    project_dir = project_dir.resolve()
-    check_tree(project_dir, CONFINED_DIRS, CONFINED_FILES)  # before any target is asked (exit 2)
-    with ProjectLock(project_dir), ProjectRepo(project_dir) as repo:
-        tree = repo.tree("HEAD")
-        desired = load_desired(tree, revision=repo.last_change("HEAD", exclude=OWNED))
+    with open_project(project_dir) as session:  # the tree is checked before any target is asked
+        project_dir, repo = session.project_dir, session.repo
+        tree, desired = session.desired()
         names = list(desired.config.target_names)
         if target is not None:
             if target not in names:

@@ -18,8 +18,8 @@ from reconciler.errors import ReconcilerError
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status
 from reconciler.load import validate
-from reconciler.lockfile import waiting_lock
 from reconciler.model.config import GitSettings
+from reconciler.session import Locking, open_project
 
 DECISIONS = "dispatch/decisions.yaml"
 HEADER = "# yaml-language-server: $schema=../config/schemas/decisions.schema.json\n"
@@ -43,8 +43,8 @@ def resolve(project_dir: Path, exp_id: str | None, action: str | None, approve_s
         action = "approve_stage"
     elif not exp_id or not action:
         raise click.UsageError("give EXP_ID and one of --retry, --continue, --fail, --cancel (or --approve-stage N)")
-    project_dir = project_dir.resolve()
-    with waiting_lock(project_dir), ProjectRepo(project_dir) as repo:
+    with open_project(project_dir, Locking.WAIT) as session:
+        project_dir, repo = session.project_dir, session.repo
         if DECISIONS in repo.dirty_paths([DECISIONS]):
             click.echo(f"{DECISIONS} has uncommitted edits; commit or revert them first", err=True)
             return EXIT_INVALID

@@ -78,7 +78,7 @@ class Backend:
         return ShellRunner(self.target(**overrides), transport, self.root.parent, PROJECT, kill_grace=5.0)
 
 
-@pytest.fixture(params=["local", "ssh"])
+@pytest.fixture(params=["local", pytest.param("ssh", marks=pytest.mark.ssh)])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "local":
         root = tmp_path / "root"

@@ -74,7 +74,7 @@ def test_temp_files_left_by_killed_writes_are_removed_by_the_next_pass_and_never
     assert stray_files(project) == sorted(r for r in left if not r.startswith(".reconciler/"))
 
     result = a_pass(project)
-    assert result.warnings == [], result.warnings  # no "uncommitted changes" about them
+    assert result.warnings == (), result.warnings  # no "uncommitted changes" about them
     assert [rel for rel in left if (project / rel).exists()] == []
     assert stray_files(project) == []
     assert not [n for n in committed_names(project) if n.endswith(".tmp")]
@@ -87,7 +87,7 @@ def test_temp_files_left_by_killed_writes_are_removed_by_the_next_pass_and_never
     assert live.exists() and not [n for n in committed_names(project) if n.endswith(".tmp")]
     old = time.time() - STALE_SECONDS - 60
     os.utime(live, (old, old))
-    assert a_pass(project).warnings == []
+    assert a_pass(project).warnings == ()
     assert not live.exists() and stray_files(project) == []
 
 
@@ -118,7 +118,7 @@ def test_a_status_write_killed_half_way_leaves_nothing_visible(tmp_path: Path, m
     assert git(project, "status", "--porcelain") == ""
 
     result = a_pass(project)
-    assert result.warnings == [] and result.commit is None
+    assert result.warnings == () and result.commit is None
     assert list((project / ".reconciler" / "tmp").iterdir()) == []  # and the next pass removed it
     assert stray_files(project) == []
     assert not [n for n in committed_names(project) if n.endswith(".tmp")]
