@@ -1,5 +1,17 @@
-"""Transports (how commands reach a target) and schedulers (how runs are started and observed).
+"""Targets' machinery: transports (how commands and files reach a target) and runners (how runs are
+started, observed and stopped there), with the scheduler adapters as pure builders and parsers.
 
-Only ``backends.ssh`` imports asyncssh. Scheduler adapters are pure builders and parsers; all I/O
-goes through a ``Transport``.
+- Interfaces: ``base`` (``Transport``, ``Completed``), ``scheduler`` (what a batch adapter is).
+- Transports: ``local`` (this machine), ``ssh`` over ``sshlink`` (one connection, reopened on
+  demand) and ``sshconfig`` (options to a connection; its failures to ours); ``capped`` bounds
+  every read from a target. Only these three SSH modules use asyncssh (through ``asyncssh_quiet``).
+- Runners: ``shell`` (detached processes: ``local`` and ``ssh`` targets), ``batch`` (SLURM, PBS,
+  ``command`` templates).
+- Pure builders: ``wrapper`` (the run wrapper and launch), ``scripts`` (ship code, kill, receive
+  a file), ``envcheck``, ``probe`` (the request; the probe itself is ``resources/probe.py``, sent
+  to targets as one file), ``slurm``, ``pbs``, ``cmdtemplate``.
+- Pure parsers: ``probe`` (the answer), ``gpus`` (``nvidia-smi`` CSV), ``slurm_output``, and the
+  ``parse_*`` methods of ``pbs`` and ``cmdtemplate``.
+
+No I/O outside the transports and runners; every command goes through a ``Transport``.
 """

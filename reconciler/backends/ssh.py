@@ -19,13 +19,13 @@ and stderr bytes of commands plus file bytes moved (as ``LocalTransport`` counts
 Failures come out as ``ConnectError`` (cannot connect, authentication, host key; see
 ``sshconfig``), ``CommandTimeout`` and ``TransportError`` (connection lost mid-command, SFTP
 failure). A dropped connection is reopened by the next call, once; never inside the failing call.
-This module and ``sshconfig`` are the only ones that import asyncssh.
+This module, ``sshlink`` (the connection) and ``sshconfig`` (opening it) are the only ones that
+use asyncssh (imported through ``asyncssh_quiet``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shlex
 import stat
 from dataclasses import dataclass
@@ -34,20 +34,15 @@ from types import TracebackType
 
 from reconciler.backends.asyncssh_quiet import asyncssh
 from reconciler.backends.base import Completed
-from reconciler.backends.capped import CHUNK, DEFAULT_OUTPUT_BYTES, read_capped, too_large
-from reconciler.backends.sshconfig import endpoint, open_connection
+from reconciler.backends.capped import CHUNK, DEFAULT_OUTPUT_BYTES, too_large
+from reconciler.backends.sshconfig import endpoint
+from reconciler.backends.sshlink import Link, execute, execute_bytes, text
 from reconciler.errors import CommandTimeout, OutputTooLarge, RefusedFile, RemoteFileMissing, TransportError
 from reconciler.model.config import Policies, SshOptions
 
 DEFAULT_MAX_SESSIONS = 8
 _OPEN_RETRIES = 5
 _TIMEOUTS = (asyncio.TimeoutError, TimeoutError)
-
-
-def _text(data: object) -> str:
-    if isinstance(data, bytes):
-        return data.decode("utf-8", errors="replace")
-    return data if isinstance(data, str) else ""
 
 
 def _sftp_path(remote: str) -> str:
@@ -64,144 +59,6 @@ def _shell_path(remote: str) -> str:
     if remote.startswith("~/"):
         return '"$HOME"/' + shlex.quote(remote[2:])
     return shlex.quote(remote)
-
-
-class _Link:
-    """One SSH connection to a host (plus its jump hops and lazy SFTP client), reopened on demand."""
-
-    def __init__(
-        self,
-        options: SshOptions,
-        *,
-        connect_timeout: float | None,
-        max_sessions: int,
-        keepalive_interval: float | None,
-    ) -> None:
-        self.options = options
-        self.connect_timeout = connect_timeout
-        self.keepalive_interval = keepalive_interval
-        self.sessions = asyncio.Semaphore(max_sessions)
-        self.connects = 0
-        self.closed = False
-        self._lock = asyncio.Lock()
-        self._conn: asyncssh.SSHClientConnection | None = None
-        self._hops: list[asyncssh.SSHClientConnection] = []
-        self._sftp: tuple[asyncssh.SSHClientConnection, asyncssh.SFTPClient] | None = None
-        self._sftp_lock = asyncio.Lock()
-        self.no_sftp: tuple[asyncssh.SSHClientConnection, str] | None = None
-        """The connection whose server refused the SFTP subsystem, and why (files then go over exec)."""
-
-    def _live(self) -> asyncssh.SSHClientConnection | None:
-        conn = self._conn
-        return conn if conn is not None and not conn.is_closed() else None
-
-    async def connection(self) -> asyncssh.SSHClientConnection:
-        """The open connection; connects (one attempt) when there is none or it dropped."""
-        if self.closed:
-            raise TransportError(f"ssh connection to {self.options.host} was closed")
-        if (conn := self._live()) is not None:
-            return conn
-        async with self._lock:
-            if (conn := self._live()) is not None:
-                return conn
-            self._drop()
-            self._conn, self._hops = await open_connection(
-                self.options,
-                connect_timeout=self.connect_timeout,
-                keepalive_interval=self.keepalive_interval,
-            )
-            self.connects += 1
-            return self._conn
-
-    async def sftp(self) -> asyncssh.SFTPClient | None:
-        """The connection's SFTP client, started on first use (one per connection); ``None`` when
-        the server has no SFTP subsystem (remembered for the connection: ``no_sftp``)."""
-        conn = await self.connection()
-        async with self._sftp_lock:
-            if self.no_sftp is not None and self.no_sftp[0] is conn:
-                return None
-            if self._sftp is None or self._sftp[0] is not conn:
-                try:
-                    client = await conn.start_sftp_client()
-                except (asyncssh.ChannelOpenError, asyncssh.ProcessError, asyncssh.SFTPError) as exc:
-                    if conn.is_closed():
-                        raise
-                    self.no_sftp = (conn, str(exc) or type(exc).__name__)
-                    return None
-                self._sftp = (conn, client)
-            return self._sftp[1]
-
-    def discard(self, conn: asyncssh.SSHClientConnection) -> None:
-        """Forget a connection that failed mid-call, so the next call reconnects."""
-        if self._conn is conn:
-            self._drop()
-
-    def reset_sftp(self) -> None:
-        """Forget a broken SFTP client; the next transfer starts a new one."""
-        if self._sftp is not None:
-            with contextlib.suppress(Exception):
-                self._sftp[1].exit()
-            self._sftp = None
-
-    def _drop(self) -> None:
-        self.reset_sftp()
-        for conn in [self._conn, *reversed(self._hops)]:
-            if conn is not None:
-                conn.close()
-        self._conn, self._hops = None, []
-
-    async def close(self) -> None:
-        self.closed = True
-        conns = [c for c in [self._conn, *self._hops] if c is not None]
-        self._drop()
-        for conn in conns:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.wait_closed(), 5)
-
-
-async def _execute_bytes(
-    conn: asyncssh.SSHClientConnection, script: str, stdin: bytes | None, limit: float | None, cap: int
-) -> tuple[int, bytes, bytes]:
-    """Run one command; its exit status, stdout and stderr, each stream read up to ``cap`` bytes
-    (past it: ``OutputTooLarge``, the command killed). The target is not trusted to stop talking."""
-    process = await conn.create_process("sh -c " + shlex.quote(script), encoding=None)
-
-    async def talk() -> tuple[bytes, bytes, int | None]:
-        if stdin:
-            process.stdin.write(stdin)
-        process.stdin.write_eof()
-        readers = [
-            asyncio.ensure_future(read_capped(process.stdout.read, cap, "command output")),
-            asyncio.ensure_future(read_capped(process.stderr.read, cap, "command error output")),
-        ]
-        try:
-            out, err = await asyncio.gather(*readers)
-        finally:
-            for task in readers:
-                task.cancel()
-            await asyncio.gather(*readers, return_exceptions=True)
-        result = await process.wait()
-        return out, err, result.returncode
-
-    try:
-        out, err, returncode = await asyncio.wait_for(talk(), limit)
-    finally:
-        if process.returncode is None:  # timed out, cancelled or too talkative: stop it, as LocalTransport does
-            with contextlib.suppress(OSError, asyncssh.Error):
-                process.kill()  # a "signal" request: OpenSSH kills the command's process group
-        process.close()  # never wait for the close: a command that ignores it would hang us
-    if returncode is None:
-        raise asyncssh.ConnectionLost("connection lost before the command reported an exit status")
-    return returncode, out, err
-
-
-async def _execute(
-    conn: asyncssh.SSHClientConnection, script: str, stdin: bytes | None, limit: float | None, cap: int
-) -> tuple[Completed, int]:
-    """Run one command; returns it and the bytes it moved (stdin, stdout, stderr)."""
-    returncode, out, err = await _execute_bytes(conn, script, stdin, limit, cap)
-    moved = len(stdin or b"") + len(out) + len(err)
-    return Completed(returncode, _text(out), _text(err)), moved
 
 
 @dataclass(frozen=True)
@@ -244,7 +101,7 @@ async def _sftp_get(sftp: asyncssh.SFTPClient, path: str, local: Path, cap: int 
 class SshTransport:
     """The ``Transport`` of one target over a (possibly shared) SSH connection."""
 
-    def __init__(self, link: _Link, *, name: str, command_timeout: float | None, owns_link: bool) -> None:
+    def __init__(self, link: Link, *, name: str, command_timeout: float | None, owns_link: bool) -> None:
         self.name = name
         self.commands = 0
         self.bytes_transferred = 0
@@ -264,7 +121,7 @@ class SshTransport:
         keepalive_interval: float | None = None,
     ) -> SshTransport:
         """A transport with a connection of its own, connected now; ``close`` closes it."""
-        link = _Link(
+        link = Link(
             options,
             connect_timeout=connect_timeout,
             max_sessions=max_sessions,
@@ -298,7 +155,7 @@ class SshTransport:
             async with self._link.sessions:
                 conn = await self._link.connection()
                 try:
-                    done, moved = await _execute(conn, script, stdin, limit, cap)
+                    done, moved = await execute(conn, script, stdin, limit, cap)
                 except _TIMEOUTS as exc:
                     raise CommandTimeout(f"command on {self._where()} did not finish within {limit}s") from exc
                 except OutputTooLarge as exc:
@@ -378,7 +235,7 @@ class SshTransport:
             if done.returncode == 3 and b"not a regular file" in done.stderr:
                 raise RefusedFile(f"result file {remote} is not a regular file")
         if done.returncode != 0:
-            detail = _text(done.stderr).strip()[-300:]
+            detail = text(done.stderr).strip()[-300:]
             raise TransportError(
                 f"{what} failed: the server has no SFTP subsystem ({missing}; add 'Subsystem sftp "
                 f"internal-sftp' to its sshd_config) and the exec channel fallback failed "
@@ -401,7 +258,7 @@ class SshTransport:
         async with self._link.sessions:
             conn = await self._link.connection()
             try:
-                returncode, out, err = await _execute_bytes(
+                returncode, out, err = await execute_bytes(
                     conn, script, stdin, self._command_timeout, DEFAULT_OUTPUT_BYTES if cap is None else cap
                 )
             except asyncssh.ConnectionLost as exc:
@@ -431,7 +288,7 @@ class SshPool:
         self.command_timeout = command_timeout
         self.max_sessions = max_sessions
         self.keepalive_interval = keepalive_interval
-        self._links: dict[SshOptions, _Link] = {}
+        self._links: dict[SshOptions, Link] = {}
 
     @classmethod
     def from_policies(cls, policies: Policies) -> SshPool:
@@ -446,7 +303,7 @@ class SshPool:
         """A transport for ``options``; it connects on its first call, sharing the pool's link."""
         link = self._links.get(options)
         if link is None:
-            link = _Link(
+            link = Link(
                 options,
                 connect_timeout=self.connect_timeout,
                 max_sessions=self.max_sessions,

@@ -14,18 +14,18 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
 from reconciler.model.escalation import Escalation
+from reconciler.model.fastdc import build as _build
+from reconciler.model.fastdc import known as _known
+from reconciler.model.fastdc import name_set as _name_set
+from reconciler.model.fastdc import plain as _plain
 from reconciler.model.ids import default_result_file
 from reconciler.model.jsontext import JsonTextError, loads_strict, within_limits
 from reconciler.model.statecheck import check_state
 
 STATE_VERSION = 1
-
-_T = TypeVar("_T")
-_Defaults = tuple[dict[str, Any], tuple[tuple[str, Any], ...], frozenset[str]]
-"""(plain defaults, default factories, fields without a default) of a dataclass."""
 
 
 class Status(str, Enum):
@@ -360,65 +360,6 @@ class StateFile:
             raise JsonTextError(f"the status must be a JSON object, not {type(data).__name__}")
         check_state(data)  # ids, result paths and run dirs as the reconciler writes them
         return cls.from_dict(data)
-
-
-_FIELDS: dict[type, tuple[tuple[str, ...], frozenset[str], _Defaults]] = {}
-"""Per dataclass: field names in order, as a set, and defaults (``dataclasses.fields`` is slow
-to call once per entry of a large state file)."""
-
-
-def _fields(cls: type) -> tuple[tuple[str, ...], frozenset[str], _Defaults]:
-    known = _FIELDS.get(cls)
-    if known is None:
-        plain: dict[str, Any] = {}
-        factories: list[tuple[str, Any]] = []
-        required: set[str] = set()
-        for f in dataclasses.fields(cls):
-            if f.default is not dataclasses.MISSING:
-                plain[f.name] = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                factories.append((f.name, f.default_factory))
-            else:
-                required.add(f.name)
-        names = tuple(f.name for f in dataclasses.fields(cls))
-        known = _FIELDS[cls] = (names, frozenset(names), (plain, tuple(factories), frozenset(required)))
-    return known
-
-
-def _names(cls: type) -> tuple[str, ...]:
-    return _fields(cls)[0]
-
-
-def _name_set(cls: type) -> frozenset[str]:
-    return _fields(cls)[1]
-
-
-def _build(cls: type[_T], kw: dict[str, Any]) -> _T:
-    """``cls(**kw)`` for the frozen, plain dataclasses of this module, several times faster:
-    their generated ``__init__`` only assigns each field through ``object.__setattr__``, which
-    dominates loading a state file of thousands of entries. ``kw`` holds known fields only."""
-    plain, factories, required = _fields(cls)[2]
-    missing = required - kw.keys()
-    if missing:
-        raise TypeError(f"{cls.__name__} needs {', '.join(sorted(missing))}")
-    obj = object.__new__(cls)
-    values = obj.__dict__
-    values.update(plain)
-    for name, factory in factories:
-        if name not in kw:
-            values[name] = factory()
-    values.update(kw)
-    return obj
-
-
-def _plain(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in _names(type(obj))}
-
-
-def _known(cls: type, d: Mapping[str, Any]) -> dict[str, Any]:
-    """Keep the keys ``cls`` knows; unknown seed fields are dropped (the seed had many)."""
-    names = _name_set(cls)
-    return {k: v for k, v in d.items() if k in names}
 
 
 def _is_pid(value: object) -> bool:
