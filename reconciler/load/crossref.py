@@ -12,6 +12,7 @@ had its own errors counts as "maybe there", so one typo is not reported three ti
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -22,6 +23,8 @@ from reconciler.model.config import Config
 from reconciler.model.decisions import Decision, DecisionAction
 from reconciler.model.design import Definition
 
+_SEEDED_ID = re.compile(r"(?P<base>.+)_s[0-9]+")
+
 
 @dataclass
 class KnownIds:
@@ -30,6 +33,9 @@ class KnownIds:
     specs: dict[str, LocatedSpec] = field(default_factory=dict)
     """Expanded id -> its spec (the first one, when an id is repeated)."""
     bases: dict[str, list[LocatedSpec]] = field(default_factory=dict)
+    seeded: set[str] = field(default_factory=set)
+    """``<base>`` of every spec id spelled ``<base>_s<N>`` (seeds that did not fold into one spec):
+    a design cell naming ``<base>`` stands for them, as in ``export.tables``."""
     uncertain: set[str] = field(default_factory=set)
     """Raw ids of entries skipped for their own errors."""
     complete: bool = True
@@ -40,6 +46,7 @@ class KnownIds:
             not self.complete
             or exp_id in self.specs
             or exp_id in self.bases
+            or exp_id in self.seeded
             or any(exp_id == u or exp_id.startswith(u + "_s") for u in self.uncertain)
         )
 
@@ -57,6 +64,9 @@ def check_unique_ids(located: Iterable[LocatedSpec], known: KnownIds) -> list[Pr
     problems = []
     for ls in located:
         first = known.specs.setdefault(ls.spec.id, ls)
+        seeded = _SEEDED_ID.fullmatch(ls.spec.id)
+        if seeded:
+            known.seeded.add(seeded["base"])
         if first is not ls:
             message = f"duplicate experiment id '{ls.spec.id}' (also at {first.where()})"
             problems.append(ls.doc.problem(ls.id_path, message))

@@ -20,10 +20,10 @@ from typing import Any
 import yaml
 
 from reconciler import scaffold
-from reconciler.seedimport.configmd import parse_config_md
+from reconciler.seedimport.configmd import SeedConfig, parse_config_md
 from reconciler.seedimport.specs import build_specs
 from reconciler.seedimport.state import convert_state, merge_sidecars
-from reconciler.seedimport.targets import build_config
+from reconciler.seedimport.targets import build_config, read_pbs_scripts
 
 CONFIG = "config/reconciler.yaml"
 DISPATCH = "dispatch/imported.yaml"
@@ -31,6 +31,9 @@ DECISIONS = "dispatch/decisions.yaml"
 STATE = "dispatch/state.json"
 BACKUP = "dispatch/state.seed.json"
 CONFIG_MD = "config/config.md"
+PBS_SCRIPTS = "experiments/pbs"
+MAX_PBS_SCRIPTS = 2000
+MAX_PBS_SCRIPT_BYTES = 256 * 1024
 
 
 class SeedImportError(ValueError):
@@ -81,10 +84,23 @@ def _read_state(path: Path) -> dict[str, Any]:
     return doc
 
 
+def _pbs_scripts(root: Path) -> dict[str, str]:
+    """The seed's Gadi job scripts (``experiments/pbs/*.sh``), by name."""
+    folder = root / PBS_SCRIPTS
+    if not folder.is_dir() or folder.is_symlink():
+        return {}
+    scripts = {}
+    for path in sorted(folder.glob("*.sh"))[:MAX_PBS_SCRIPTS]:
+        if path.is_file() and not path.is_symlink() and path.stat().st_size <= MAX_PBS_SCRIPT_BYTES:
+            scripts[path.name] = path.read_text(encoding="utf-8", errors="replace")
+    return scripts
+
+
 def plan_import(root: Path, project: str | None = None, local_target: str = "local") -> SeedImport:
     """Read the seed project at ``root`` and return the files of the converted project."""
     config_md = root / CONFIG_MD
-    settings = parse_config_md(config_md.read_text(encoding="utf-8")) if config_md.exists() else {}
+    seed = parse_config_md(config_md.read_text(encoding="utf-8")) if config_md.exists() else SeedConfig()
+    settings = seed.settings
     state_path = root / STATE
     seed_state = _read_state(state_path)
     entries: list[dict[str, Any]] = [dict(e) for e in seed_state.get("experiments") or ()]
@@ -93,7 +109,8 @@ def plan_import(root: Path, project: str | None = None, local_target: str = "loc
         settings.get("project_name") or str(seed_state.get("project") or "") or root.resolve().name
     )
     hosts = [str(e["host"]) for e in entries if isinstance(e.get("host"), str) and e["host"].strip()]
-    config, targets = build_config(name, settings, hosts, local_target)
+    pbs = read_pbs_scripts(_pbs_scripts(root))
+    config, targets, target_notes = build_config(name, seed, hosts, local_target, pbs)
     config_header = [scaffold.schema_comment("config", CONFIG), f"# Imported from {CONFIG_MD} by import-seed."]
     files = [scaffold.PlannedFile(CONFIG, dump_yaml(config, config_header))]
     specs = build_specs(entries)
@@ -114,4 +131,5 @@ def plan_import(root: Path, project: str | None = None, local_target: str = "loc
         files.append(scaffold.PlannedFile(STATE, state.dumps(), scaffold.REPLACE))
     files.append(scaffold.gitignore())
     notes += [f"seed host {h!r} -> target {t!r} ({config['targets'][t]['kind']})" for h, t in targets.items()]
+    notes += target_notes
     return SeedImport(name, files, entries=len(entries), specs=len(specs), notes=notes)

@@ -4,7 +4,7 @@ The seed kept one entry per seed (``<base>_s<N>``) with the seed, id, checkpoint
 path spelled out in each command. Those become placeholders (``{seed}``, ``{exp_id}``,
 ``{checkpoint_dir}``, ``{result_file}``); entries of one base whose specs are then equal fold into
 one spec with ``seeds:``, which expands back to the same ids. Anything else stays one spec per
-entry, with its id as it was.
+entry, with its id as it was. Archived entries (``is_archived``) become no spec.
 """
 
 from __future__ import annotations
@@ -20,6 +20,12 @@ GROUPS = tuple(g.value for g in Group)
 SEEDED_ID = re.compile(r"^(?P<base>.+)_s(?P<seed>\d+)$")
 _ID_CHARS = "A-Za-z0-9_-"
 _CHECKPOINT_ARG = re.compile(r"""(?P<flag>--checkpoint[-_]dir[= ])(?:'[^']*'|"[^"]*"|\S+)""")
+
+
+def is_archived(entry: Mapping[str, Any]) -> bool:
+    """The seed archives a finished pilot by renaming its phase (``"Phase 4 (archived)"``); such an
+    entry stays a record (with an ``Archived`` condition) and never becomes a spec to run again."""
+    return "archived" in str(entry.get("phase") or "").lower()
 
 
 def group_of(value: Any) -> str:
@@ -122,6 +128,7 @@ def _spec(exp_id: str, command: str, fields: Mapping[str, Any], seeds: Sequence[
 
 def build_specs(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One spec per base id whose seeded entries differ only in the seed, else one per entry."""
+    entries = [e for e in entries if not is_archived(e)]
     ids = {str(e["id"]) for e in entries}
     by_base: dict[str, list[tuple[int, Mapping[str, Any]]]] = {}
     for entry in entries:

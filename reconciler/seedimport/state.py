@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.model.status import StateFile, Status, StatusEntry
-from reconciler.seedimport.specs import as_float, as_int, group_of
+from reconciler.seedimport.specs import as_float, as_int, group_of, is_archived
 
 _INT_FIELDS = ("seed", "stage", "priority", "retry_count", "max_retries", "pid")
 _STR_FIELDS = ("command", "phase", "method", "dataset", "notes")
@@ -89,6 +89,9 @@ def normalize(raw: Mapping[str, Any], targets: Mapping[str, str]) -> dict[str, A
     host = entry.get("host")
     if isinstance(host, str) and host in targets:
         entry["target"] = targets[host]
+    if is_archived(entry):
+        message = f"archived in the seed project (phase {entry['phase']!r})"
+        entry["conditions"] = [{"type": "Archived", "status": True, "reason": "ArchivedInSeed", "message": message}]
     return entry
 
 

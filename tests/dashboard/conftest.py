@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from reconciler.dashboard import Dashboard
 from reconciler.engine import reconcile_once
 from reconciler.model.status import StateFile
 from tests.dashboard.cdp import Browser, chromium_path
+from tests.projectkit import commit_project, git
 
 JOB = """\
 import argparse, json, os, random, socket, sys
@@ -116,20 +116,9 @@ DESIGN = {
 }
 
 
-def git(project: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@localhost"}  # fmt: skip
-    done = subprocess.run(["git", *args], cwd=project, env=env, capture_output=True, text=True, check=True)
-    return done.stdout.strip()
-
-
 def make_project(dest: Path) -> Path:
     """The example pilot's shape (logreg/mlp x blobs/moons x 3 seeds, two stages) with a stdlib
     job script of its own, plus ``broken`` (exits 3, no retry) as a third row of the design."""
-    project = dest
-    for sub in ("config", "dispatch", "experiments"):
-        (project / sub).mkdir(parents=True)
-    (project / "config" / "reconciler.yaml").write_text(CONFIG)
     experiments = [
         _experiment("logreg", "blobs", "baseline", 1),
         _experiment("logreg", "moons", "baseline", 1),
@@ -139,16 +128,16 @@ def make_project(dest: Path) -> Path:
     ]
     head = "version: 1\ndefaults:\n  phase: pilot\n  expected_duration_hours: 0.01\n  gpus: 0\n  targets: [local]\n"
     head += "  result_file: experiments/results/{exp_id}.csv\nexperiments:\n"
-    (project / "dispatch" / "experiments.yaml").write_text(head + "".join(experiments))
-    (project / "dispatch" / "decisions.yaml").write_text("version: 1\ndecisions: []\n")
-    (project / "experiments" / "pilot_design.json").write_text(json.dumps(DESIGN, indent=2) + "\n")
-    (project / "job.py").write_text(JOB)
-    (project / ".gitignore").write_text(".reconciler/\n")
-    git(project, "init", "-q", "-b", "main")
-    git(project, "config", "user.name", "dashboard test")
+    files = {
+        "config/reconciler.yaml": CONFIG,
+        "dispatch/experiments.yaml": head + "".join(experiments),
+        "dispatch/decisions.yaml": "version: 1\ndecisions: []\n",
+        "experiments/pilot_design.json": json.dumps(DESIGN, indent=2) + "\n",
+        "job.py": JOB,
+    }
+    project = commit_project(dest, files, message="desired state: a pilot and a broken run")
+    git(project, "config", "user.name", "dashboard test")  # a checkout with its own identity, as a person has
     git(project, "config", "user.email", "dashboard@localhost")
-    git(project, "add", "-A")
-    git(project, "commit", "-qm", "desired state: a pilot and a broken run")
     return project
 
 

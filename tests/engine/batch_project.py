@@ -3,7 +3,6 @@ helpers to drive ``reconcile`` passes on it as a user would (``python -m reconci
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from tests.example.tools import copy_example, git, git_env
+from tests.example.tools import copy_example, git_env
+from tests.projectkit import commit_project, recorded
 
 
 def batch_project(
@@ -35,7 +35,6 @@ def batch_project(
     config = yaml.safe_load(config_file.read_text())
     config["targets"] = {"hpc": target}
     config["policies"]["poll_interval"] = 1
-    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     dispatch_file = project / "dispatch" / "experiments.yaml"
     dispatch = yaml.safe_load(dispatch_file.read_text())
     dispatch["defaults"]["targets"] = ["hpc"]
@@ -48,10 +47,11 @@ def batch_project(
     for e in dispatch["experiments"]:
         if extra_flags and e["id"] in extra_flags:
             e["command"] = f"{e['command']} {extra_flags[e['id']]}"
-    dispatch_file.write_text(yaml.safe_dump(dispatch, sort_keys=False))
-    git(project, full_env, "init", "-q", "-b", "main")
-    git(project, full_env, "add", "-A")
-    git(project, full_env, "commit", "-q", "-m", "Desired state: the example on a batch target")
+    files = {
+        "config/reconciler.yaml": yaml.safe_dump(config, sort_keys=False),
+        "dispatch/experiments.yaml": yaml.safe_dump(dispatch, sort_keys=False),
+    }
+    commit_project(project, files, message="Desired state: the example on a batch target")
     return project, full_env
 
 
@@ -68,10 +68,7 @@ def reconcile(project: Path, env: dict[str, str], *args: str, timeout: float = 1
 
 
 def state(project: Path) -> dict[str, dict[str, Any]]:
-    path = project / "dispatch" / "state.json"
-    if not path.exists():
-        return {}
-    return {e["id"]: e for e in json.loads(path.read_text())["experiments"]}
+    return recorded(project)
 
 
 def passes_until(

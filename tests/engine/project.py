@@ -15,6 +15,7 @@ from typing import Any
 
 from reconciler.model.status import StateFile
 from reconciler.statestore import current_state
+from tests.projectkit import commit_project, git
 
 JOB = textwrap.dedent(
     """
@@ -87,22 +88,15 @@ def dispatch(seeds: int = 3, sleep: float = 0.0, fail: int = 0, extra: str = "",
     )
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
 def make_project(root: Path, *, seeds: int = 3, sleep: float = 0.0, fail: int = 0, flags: str = "") -> Path:
-    project = root / "project"
-    (project / "config").mkdir(parents=True)
-    (project / "dispatch").mkdir()
-    (project / "config" / "reconciler.yaml").write_text(CONFIG)
-    (project / "dispatch" / "experiments.yaml").write_text(dispatch(seeds, sleep, fail, flags=flags))
-    (project / "job.py").write_text(JOB)
-    (project / ".gitignore").write_text(".reconciler/\n")
-    git(project, "init", "-q", "-b", "main")
-    git(project, "-c", "user.name=t", "-c", "user.email=t@localhost", "add", "-A")
-    git(project, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "desired state")
-    return project
+    return commit_project(
+        root / "project",
+        {
+            "config/reconciler.yaml": CONFIG,
+            "dispatch/experiments.yaml": dispatch(seeds, sleep, fail, flags=flags),
+            "job.py": JOB,
+        },
+    )
 
 
 def reconcile(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -139,3 +133,6 @@ def newest_entries(project: Path) -> dict[str, dict[str, Any]]:
         return {}
     state = current_state(project, StateFile.loads(path.read_text()))
     return {e.id: e.to_dict() for e in state.entries}
+
+
+__all__ = ["CONFIG", "JOB", "dispatch", "git", "launches", "make_project", "newest_entries", "reconcile", "until"]

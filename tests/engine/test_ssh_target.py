@@ -27,10 +27,9 @@ from reconciler.model.observed import TargetObservation
 from reconciler.targets import Runners
 from tests.engine.project import JOB, dispatch, git
 from tests.fixtures.sshd import SshdHost
+from tests.projectkit import commit_project
 
 pytestmark = pytest.mark.ssh
-
-IDENTITY = ("-c", "user.name=t", "-c", "user.email=t@localhost")
 
 
 def config(host: SshdHost, root: str) -> str:
@@ -57,22 +56,13 @@ policies:
 
 
 def make_ssh_project(tmp_path: Path, host: SshdHost, remote_dir: Path, *, seeds: int, sleep: float) -> Path:
-    project = tmp_path / "project"
-    (project / "config").mkdir(parents=True)
-    (project / "dispatch").mkdir()
     root = f"{remote_dir.name}/runs"  # relative: resolved against $HOME on the target
-    (project / "config" / "reconciler.yaml").write_text(config(host, root))
     spec = dispatch(seeds, sleep)
     assert "  targets: [local]\n" in spec
     launch_log = remote_dir / "launches.log"
     spec = spec.replace("  targets: [local]\n", f"  targets: [gpu1]\n  env: {{LAUNCH_LOG: {launch_log}}}\n")
-    (project / "dispatch" / "experiments.yaml").write_text(spec)
-    (project / "job.py").write_text(JOB)
-    (project / ".gitignore").write_text(".reconciler/\n")
-    git(project, "init", "-q", "-b", "main")
-    git(project, *IDENTITY, "add", "-A")
-    git(project, *IDENTITY, "commit", "-qm", "desired state")
-    return project
+    files = {"config/reconciler.yaml": config(host, root), "dispatch/experiments.yaml": spec, "job.py": JOB}
+    return commit_project(tmp_path / "project", files)
 
 
 @dataclass

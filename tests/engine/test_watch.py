@@ -20,8 +20,8 @@ from pathlib import Path
 
 from reconciler.lockfile import LOCK_RELPATH, ProjectLock
 from tests.engine.project import git, make_project
+from tests.projectkit import IDENTITY
 
-IDENTITY = ("-c", "user.name=t", "-c", "user.email=t@localhost")
 POLL = 0.01
 
 

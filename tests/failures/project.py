@@ -5,7 +5,6 @@ dispatched to the ``ssh`` target of ``tests.engine.test_ssh_target`` (the loopba
 from __future__ import annotations
 
 import json
-import shutil
 import textwrap
 import time
 from collections.abc import Callable
@@ -15,9 +14,9 @@ from typing import Any
 from click.testing import CliRunner
 
 from reconciler.cli import main as cli_main
-from tests.engine.project import git
-from tests.engine.test_ssh_target import IDENTITY, config, run_pass
+from tests.engine.test_ssh_target import config, run_pass
 from tests.fixtures.sshd import SshdHost
+from tests.projectkit import commit_project, git, recorded
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "examples" / "project" / "experiments" / "scripts"
@@ -62,29 +61,17 @@ def make_project(
     max_retries: int = 2,
     checkpoint_dir: Path | None = None,
 ) -> Path:
-    project = tmp_path / "project"
-    for sub in ("config", "dispatch", "experiments/scripts"):
-        (project / sub).mkdir(parents=True)
     text = config(host, f"{remote_dir.name}/runs")
     if checkpoint_dir is not None:
         text = text.replace("    max_runs: 8\n", f"    max_runs: 8\n    checkpoint_dir: {checkpoint_dir}\n")
-    (project / "config" / "reconciler.yaml").write_text(text)
-    (project / "dispatch" / "experiments.yaml").write_text(dispatch(flags, max_retries))
-    for script in (*SCRIPTS.glob("*.py"), SHIM):
-        shutil.copy(script, project / "experiments" / "scripts" / script.name)
-    (project / ".gitignore").write_text(".reconciler/\n__pycache__/\n")
-    git(project, "init", "-q", "-b", "main")
-    git(project, *IDENTITY, "add", "-A")
-    git(project, *IDENTITY, "commit", "-qm", "desired state")
-    return project
+    files = {"config/reconciler.yaml": text, "dispatch/experiments.yaml": dispatch(flags, max_retries)}
+    copies = {f"experiments/scripts/{script.name}": script for script in (*SCRIPTS.glob("*.py"), SHIM)}
+    return commit_project(tmp_path / "project", files, copies=copies)
 
 
 def entry(project: Path) -> dict[str, Any]:
     """The experiment's record in ``dispatch/state.json`` (empty before the first pass)."""
-    path = project / "dispatch" / "state.json"
-    if not path.exists():
-        return {}
-    return next(e for e in json.loads(path.read_text())["experiments"] if e["id"] == EXP)
+    return recorded(project).get(EXP, {})
 
 
 def attempts(project: Path) -> list[dict[str, Any]]:

@@ -37,10 +37,10 @@ from reconciler.model.status import StateFile, Status
 from tests.engine.project import git
 from tests.fixtures.fake_gpu import FakeApp, FakeGpu, FakeGpuHost, FakeGpus
 from tests.fixtures.sshd import SshdHost, wait_for
+from tests.projectkit import IDENTITY
 
 pytestmark = pytest.mark.ssh
 
-IDENTITY = ("-c", "user.name=t", "-c", "user.email=t@localhost")
 FACTOR = 1.2
 MAX_RUNS = 4
 MAX_RUNS_PER_GPU = 2

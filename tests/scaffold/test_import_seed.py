@@ -67,7 +67,12 @@ def test_config_has_one_target_per_seed_host(imported: Path) -> None:
     assert set(targets) == {"gadi", "xuchang-lab0", "xuchang-lab1"}
     assert targets["gadi"]["kind"] == "pbs"
     assert targets["gadi"]["root"] == "/scratch/ab12/alice/shift-robust"
-    assert targets["gadi"]["batch"] == {"queue": "gpuvolta", "account": "ab12", "storage": "scratch/ab12"}
+    assert targets["gadi"]["batch"] == {
+        "queue": "gpuvolta",
+        "account": "ab12",
+        "storage": "scratch/ab12",
+        "modules": ["cuda/11.7.0", "python3/3.10.4"],  # the seed's Gadi modules (External Clusters)
+    }
     assert targets["xuchang-lab0"] == {
         "kind": "ssh",
         "host": "xuchang-lab0",
@@ -199,7 +204,7 @@ def test_config_md_settings() -> None:
     text = (FIXTURE / "config" / "config.md").read_text() + (
         "\n```\nproject_name: in-a-fence\n```\n- **wandb_mode**: `offline`\n| key: in a table |\n"
     )
-    settings = parse_config_md(text)
+    settings = parse_config_md(text).settings
     assert settings["project_name"] == "shift-robust"
     assert settings["wandb_entity"] == "vision-lab"
     assert settings["wandb_mode"] == "offline"

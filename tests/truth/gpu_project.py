@@ -1,17 +1,17 @@
 """A real project on a local target with fake GPUs (``tests.fixtures.fake_gpu``) for the issue-14
-placement tests: ``gpu_project`` builds it from ``tests.engine.project`` with its own config."""
+placement tests: ``gpu_project`` builds it with ``tests.engine.project``'s job and its own config."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.engine.project import git, make_project, newest_entries
+from tests.engine.project import JOB, newest_entries
 from tests.fixtures.fake_gpu import FakeApp, FakeGpu, FakeGpuHost, FakeGpus
+from tests.projectkit import commit_project
 
 ROOT = ".reconciler/runs-local"
 
@@ -67,11 +67,12 @@ def gpu_project(  # the project, and its fake GPUs (on this process's PATH: pass
     vram_factor: float = 1.2,
     blacklist: str = "",
 ) -> tuple[Path, FakeGpuHost]:
-    project = make_project(tmp_path)
-    (project / "config" / "reconciler.yaml").write_text(gpu_config(max_runs_per_gpu, vram_factor, blacklist))
-    (project / "dispatch" / "experiments.yaml").write_text(gpu_dispatch(experiments, vram_gb))
-    ident = ("-c", "user.name=t", "-c", "user.email=t@localhost")
-    git(project, *ident, "commit", "-qam", "GPU experiments")
+    files = {
+        "config/reconciler.yaml": gpu_config(max_runs_per_gpu, vram_factor, blacklist),
+        "dispatch/experiments.yaml": gpu_dispatch(experiments, vram_gb),
+        "job.py": JOB,
+    }
+    project = commit_project(tmp_path / "project", files, message="GPU experiments")
     host = FakeGpus(tmp_path / "fake-gpus").local("local", gpus)
     host.install(monkeypatch)
     return project, host
@@ -83,10 +84,6 @@ def root(project: Path) -> Path:
 
 def entries(project: Path) -> list[dict[str, Any]]:
     return list(newest_entries(project).values())
-
-
-def committed_entries(project: Path) -> list[dict[str, Any]]:
-    return list(json.loads(git(project, "show", "HEAD:dispatch/state.json"))["experiments"])
 
 
 def current(entry: dict[str, Any]) -> dict[str, Any]:

@@ -32,8 +32,7 @@ from tests.engine.project import git
 from tests.engine.test_host_down import EXP, project_for
 from tests.engine.test_ssh_target import killing_runs, launches
 from tests.fixtures.sshd import SshdHost, wait_for
-
-IDENTITY = ("-c", "user.name=t", "-c", "user.email=t@localhost")
+from tests.projectkit import IDENTITY
 
 
 def commits(project: Path) -> int:
