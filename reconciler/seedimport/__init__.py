@@ -21,6 +21,7 @@ import yaml
 
 from reconciler import scaffold
 from reconciler.seedimport.configmd import SeedConfig, parse_config_md
+from reconciler.seedimport.progress import escalation_from_seed, read_env_verdicts, read_escalations
 from reconciler.seedimport.specs import build_specs
 from reconciler.seedimport.state import convert_state, merge_sidecars
 from reconciler.seedimport.targets import build_config, read_pbs_scripts
@@ -31,6 +32,7 @@ DECISIONS = "dispatch/decisions.yaml"
 STATE = "dispatch/state.json"
 BACKUP = "dispatch/state.seed.json"
 CONFIG_MD = "config/config.md"
+PROGRESS = "progress"
 PBS_SCRIPTS = "experiments/pbs"
 MAX_PBS_SCRIPTS = 2000
 MAX_PBS_SCRIPT_BYTES = 256 * 1024
@@ -110,7 +112,18 @@ def plan_import(root: Path, project: str | None = None, local_target: str = "loc
     )
     hosts = [str(e["host"]) for e in entries if isinstance(e.get("host"), str) and e["host"].strip()]
     pbs = read_pbs_scripts(_pbs_scripts(root))
-    config, targets, target_notes = build_config(name, seed, hosts, local_target, pbs)
+    verdicts = read_env_verdicts(root / PROGRESS)
+    remote_dirs = {h: v.remote_project_dir for h, v in verdicts.items() if v.remote_project_dir}
+    config, targets, target_notes = build_config(name, seed, [*hosts, *verdicts], local_target, pbs, remote_dirs)
+    notes += [
+        f"seed env verdict for {h!r}: {v.status or 'no status'} (not reused: the first pass checks the target again)"
+        for h, v in verdicts.items()
+    ]
+    updated = str(seed_state.get("updated") or "")
+    for exp_id, text in read_escalations(root / PROGRESS, {str(e["id"]) for e in entries}).items():
+        entry = next(e for e in entries if str(e["id"]) == exp_id)
+        entry["escalation"] = escalation_from_seed(text, entry, updated)
+        notes.append(f"seed escalation progress/escalate_{exp_id}.md imported ({entry['escalation']['status']})")
     config_header = [scaffold.schema_comment("config", CONFIG), f"# Imported from {CONFIG_MD} by import-seed."]
     files = [scaffold.PlannedFile(CONFIG, dump_yaml(config, config_header))]
     specs = build_specs(entries)

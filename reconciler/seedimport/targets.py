@@ -278,14 +278,32 @@ def machines(seed: SeedConfig, entry_hosts: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+SEED_CHECKPOINTS = "experiments/checkpoints"
+"""Where the seed's commands put checkpoints (``--checkpoint-dir experiments/checkpoints/<id>/``),
+relative to its checkout on the host."""
+
+
+def _checkpoints(target: dict[str, Any], host: str, remote_dirs: Mapping[str, str]) -> str | None:
+    """The seed's checkpoint folder on ``host``: under its checkout there (``remote_project_dir`` of
+    its env verdict); on Gadi and C500 the checkout is the target's root."""
+    remote = remote_dirs.get(host)
+    if remote is None and target["kind"] in ("pbs", "command") and str(target["root"]).startswith("/"):
+        remote = str(target["root"])
+    return f"{remote}/{SEED_CHECKPOINTS}" if remote else None
+
+
 def build_config(
     project: str,
     seed: SeedConfig,
     entry_hosts: Iterable[str],
     local_name: str,
     pbs: PbsScripts | None = None,
+    remote_dirs: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str], list[str]]:
-    """The config document, the map seed host -> target name, and notes for the person importing."""
+    """The config document, the map seed host -> target name, and notes for the person importing.
+
+    ``remote_dirs``: seed host -> its checkout there; each target's ``checkpoint_dir`` is then the
+    seed's checkpoint folder, so a resumed run finds the checkpoints the seed's runs wrote."""
     settings = seed.settings
     hosts = machines(seed, entry_hosts)
     names = target_names(hosts)
@@ -301,6 +319,15 @@ def build_config(
             target, more = gadi_target(project, seed, host, pbs or PbsScripts())
         else:
             target, more = {"kind": "ssh", "host": host, "root": f"reconciler/{project}"}, []
+        checkpoints = _checkpoints(target, host, remote_dirs or {})
+        if checkpoints:
+            target["checkpoint_dir"] = checkpoints
+        else:
+            more.append(
+                f"{name}: the seed's checkout on {host} is unknown (no progress/env_{host}.json), so checkpoints"
+                f" its runs wrote stay under that checkout's {SEED_CHECKPOINTS}/; set targets.{name}.checkpoint_dir"
+                " to that folder for --resume to find them"
+            )
         targets[name] = target
         notes += more
     if not targets:

@@ -78,7 +78,9 @@ def test_c500_is_the_command_target_of_the_example() -> None:
     text = f"c500_afs_base: /mnt/afs  # AFS\n\n## External Clusters\n- Docker image: {image}\n"
     doc, names, notes = build_config("calib", parse_config_md(text), [], "local")
     assert names == {"c500": "c500"} and notes == []
-    assert doc["targets"]["c500"] == example
+    c500 = dict(doc["targets"]["c500"])
+    assert c500.pop("checkpoint_dir") == "/mnt/afs/calib/experiments/checkpoints"  # the seed's, on AFS
+    assert c500 == example
 
 
 def test_c500_in_the_import_uses_the_projects_afs_and_image(imported: Path) -> None:
@@ -135,3 +137,37 @@ def test_the_import_validates_when_seeds_do_not_fold(imported: Path) -> None:
     assert "exp2_cifar10c_baseline" in ids  # folded
     proc = run([tool("reconcile"), "validate", str(imported)], cwd=imported)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_checkpoints_the_seeds_runs_wrote_stay_reachable(imported: Path) -> None:
+    """The seed's commands wrote ``experiments/checkpoints/<id>/`` under its checkout on each host;
+    the target's ``checkpoint_dir`` is that folder, so ``{checkpoint_dir}/{exp_id}`` is the same
+    path and ``--resume`` finds them."""
+    targets = config_of(imported)["targets"]
+    assert targets["xuchang-lab1"]["checkpoint_dir"] == "/home/alice/projects/tta-calib/experiments/checkpoints"
+    assert targets["gadi"]["checkpoint_dir"] == "/scratch/ab12/alice/tta-calib/experiments/checkpoints"
+    assert targets["c500"]["checkpoint_dir"] == "/mnt/afs/alice/intern/alice/tta-calib/experiments/checkpoints"
+    assert "checkpoint_dir" not in targets["xuchang-lab2"]  # no env verdict: where its checkout is is unknown
+    dispatch = yaml.safe_load((imported / "dispatch" / "imported.yaml").read_text())
+    spec = next(s for s in dispatch["experiments"] if s["id"] == "exp2_cifar10c_baseline")
+    assert "--checkpoint-dir {checkpoint_dir}/{exp_id} --resume" in spec["command"]
+
+
+def test_the_unknown_checkout_is_named_in_the_import_output(tmp_path: Path) -> None:
+    seed = Path(shutil.copytree(FIXTURE, tmp_path / "seed"))
+    proc = import_seed(seed)
+    assert proc.returncode == 0, proc.output
+    assert "targets.xuchang-lab2.checkpoint_dir" in proc.output
+    assert "seed env verdict for 'xuchang-lab1': ENV_READY" in proc.output
+
+
+def test_seed_escalations_are_imported(imported: Path) -> None:
+    state = {e["id"]: e for e in json.loads((imported / "dispatch" / "state.json").read_text())["experiments"]}
+    held = state["exp1_cifar10c_main_s1"]["escalation"]
+    assert held["status"] == "open"
+    assert held["reason"] == "seed escalation: PBS job held (qstat job_state H)"
+    assert held["needed"] == "qrls 1234567.gadi-pbs, or cancel the run"
+    assert held["created"] == "2026-11-02T08:30:00+08:00"
+    assert "host: gadi" in held["evidence"]
+    done = state["pilot1_cifar10c_core_s0"]["escalation"]  # its entry is done: nothing left to decide
+    assert done["status"] == "closed" and done["resolution"] == "closed at import: the entry is done"
