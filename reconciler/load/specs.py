@@ -24,6 +24,8 @@ from reconciler.model.spec import (
     EarlyStop,
     ExperimentSpec,
     Group,
+    MetricScale,
+    StopRule,
 )
 
 
@@ -64,6 +66,8 @@ def _early_stop(d: Mapping[str, Any] | None) -> EarlyStop | None:
         threshold_pct=float(d.get("threshold_pct", 0.5)),
         check_after=int(d.get("check_after", 1)),
         direction=Direction(d.get("direction", "higher")),
+        rule=StopRule(d.get("rule", StopRule.TRAILS.value)),
+        scale=MetricScale(d.get("scale", MetricScale.FRACTION.value)),
     )
 
 

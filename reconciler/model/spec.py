@@ -35,15 +35,35 @@ class Direction(str, Enum):
     LOWER = "lower"
 
 
+class StopRule(str, Enum):
+    TRAILS = "trails"
+    """Cancel when the method trails the best baseline by more than the threshold."""
+    MUST_BEAT = "must_beat"
+    """Cancel unless the method beats the best baseline by at least the threshold (the seed's rule)."""
+
+
+class MetricScale(str, Enum):
+    FRACTION = "fraction"
+    """Metric values are fractions (accuracy 0.905): one percentage point is 0.01."""
+    PERCENT = "percent"
+    """Metric values are percentages (accuracy 90.5): one percentage point is 1."""
+
+
 @dataclass(frozen=True)
 class EarlyStop:
     metric: str
     threshold_pct: float = 0.5
-    """Pending runs are cancelled when the method trails the best baseline method by more than
-    this many percentage points (0.01 in the metric's units per point)."""
+    """The margin, in percentage points (see ``scale``), that ``rule`` compares with."""
     check_after: int = 1
     """Done runs of the method on the dataset needed before the check applies."""
     direction: Direction = Direction.HIGHER
+    rule: StopRule = StopRule.TRAILS
+    scale: MetricScale = MetricScale.FRACTION
+
+    @property
+    def points_per_unit(self) -> float:
+        """Percentage points in one unit of the metric (100 for a fraction, 1 for a percentage)."""
+        return 100.0 if self.scale is MetricScale.FRACTION else 1.0
 
 
 @dataclass(frozen=True)

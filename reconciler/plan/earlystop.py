@@ -10,12 +10,15 @@ check_after, direction}`` (each experiment's own config, never "the first entry'
 - The reference is the best *baseline method* on the same phase and dataset: the done runs of
   ``group: baseline`` are averaged per method (over seeds), then the best mean wins (highest, or
   lowest for ``direction: lower``). Not the best single row. At least one baseline run must be done.
-- Units: ``threshold_pct`` is in percentage points, and one point is 0.01 in the metric's own
-  units, i.e. metric values are fractions (accuracy 0.905 = 90.5 %). The trail is
-  ``100 * (best - ours)`` when higher is better, ``100 * (ours - best)`` when lower is better
-  (a loss or an ECE): accuracy 0.90 vs 0.85 trails by 5 pp; ``threshold_pct: 0.5`` is 0.005 of
-  accuracy or of loss. The trail is rounded to 9 decimals, and the run is cancelled only when it
-  is strictly greater than the threshold: exactly at the threshold is not a stop.
+- Units: ``threshold_pct`` is in percentage points. With ``scale: fraction`` (the default) metric
+  values are fractions (accuracy 0.905 = 90.5 %) and one point is 0.01; with ``scale: percent``
+  they are percentages (90.5) and one point is 1. The lead is ``(ours - best)`` in points when
+  higher is better, ``(best - ours)`` when lower is better (a loss or an ECE), rounded to
+  9 decimals: accuracy 0.85 vs 0.90 leads by -5 pp.
+- Rules: ``rule: trails`` (the default) cancels when the method trails by strictly more than the
+  threshold (lead < -threshold; exactly at it is not a stop). ``rule: must_beat`` is the seed's:
+  cancel unless the method leads by at least the threshold (lead < threshold), so a method level
+  with the baseline is stopped.
 - Baselines: main, ablation and analysis experiments are compared with the best baseline method. A
   baseline is checked too when its spec has ``early_stop`` (a ``defaults:`` block counts): it is
   compared with the best *other* baseline method, so a lone baseline is never stopped.
@@ -36,7 +39,7 @@ from datetime import datetime
 from statistics import fmean
 
 from reconciler.model.escalation import Escalation
-from reconciler.model.spec import Direction, ExperimentSpec, Group
+from reconciler.model.spec import Direction, ExperimentSpec, Group, MetricScale, StopRule
 from reconciler.model.status import Status, StatusEntry
 from reconciler.plan import outcomes
 from reconciler.plan.context import iso
@@ -97,14 +100,27 @@ def judge(spec: ExperimentSpec, entries: Iterable[StatusEntry], results: Results
     higher = rule.direction is Direction.HIGHER
     best = sorted(baselines, key=lambda m: (-baselines[m] if higher else baselines[m], m))[0]
     mean = fmean(v for _, v in ours)
-    trail = round(100 * ((baselines[best] - mean) if higher else (mean - baselines[best])), 9)
-    if trail <= rule.threshold_pct:
-        return None
+    lead = round(rule.points_per_unit * ((mean - baselines[best]) if higher else (baselines[best] - mean)), 9)
     where = f"{method} on {spec.dataset}" if spec.dataset else method
     better = "higher" if higher else "lower"
+    scale = "" if rule.scale is MetricScale.FRACTION else f", {rule.scale.value} scale"
+    if rule.rule is StopRule.MUST_BEAT:
+        if lead >= rule.threshold_pct:
+            return None
+        verdict = (
+            f"beats the best baseline {best} by only {_fmt(lead)} pp on {rule.metric}"
+            if lead > 0
+            else f"does not beat the best baseline {best} on {rule.metric} ({_fmt(-lead)} pp behind)"
+        )
+        needs = f"needs a lead of {_fmt(rule.threshold_pct)} pp"
+    else:
+        if -lead <= rule.threshold_pct:
+            return None
+        verdict = f"trails the best baseline {best} by {_fmt(-lead)} pp on {rule.metric}"
+        needs = f"threshold {_fmt(rule.threshold_pct)} pp"
     reason = (
-        f"early stop: {where} trails the best baseline {best} by {_fmt(trail)} pp on {rule.metric} "
-        f"({better} is better; {_fmt(mean)} vs {_fmt(baselines[best])}, threshold {_fmt(rule.threshold_pct)} pp) "
+        f"early stop: {where} {verdict} "
+        f"({better} is better; {_fmt(mean)} vs {_fmt(baselines[best])}, {needs}{scale}) "
         f"after {len(ours)} runs"
     )
     evidence = [f"{method}: mean {rule.metric} {_fmt(mean)} over {', '.join(i for i, _ in sorted(ours))}"]

@@ -106,7 +106,9 @@ def spec_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
         out["result_file"] = result
     metric = entry.get("early_stop_metric")
     if metric:
-        early: dict[str, Any] = {"metric": str(metric)}
+        # The seed's rule (seed-system 5.2): stop unless the method beats the best baseline by at
+        # least the threshold, in points of a 0-100 metric. Ours trails by default; say it is theirs.
+        early: dict[str, Any] = {"metric": str(metric), "rule": "must_beat", "scale": "percent"}
         threshold, after = as_float(entry.get("early_stop_threshold_pct")), as_int(entry.get("early_stop_check_after"))
         if threshold is not None:
             early["threshold_pct"] = threshold

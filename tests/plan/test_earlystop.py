@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.model.spec import Direction, EarlyStop, ExperimentSpec, Group
+from reconciler.model.spec import Direction, EarlyStop, ExperimentSpec, Group, MetricScale, StopRule
 from reconciler.model.status import Status, StatusEntry
 from reconciler.plan import make_plan
 from reconciler.plan.earlystop import early_stops, judge
@@ -200,3 +200,49 @@ def test_make_plan_cancels_only_the_trailing_pending_runs(with_results: bool) ->
     assert stopped.escalation is not None and stopped.escalation.kind == "early_stop" and stopped.escalation.open
     assert "early stop: mlp on moons trails the best baseline logreg by 10 pp on accuracy" in stopped.notes
     assert stopped.escalation.reason in stopped.notes
+
+
+SEED_RULE = EarlyStop(
+    metric="accuracy", threshold_pct=0.5, check_after=2, rule=StopRule.MUST_BEAT, scale=MetricScale.PERCENT
+)
+
+
+@pytest.mark.parametrize(
+    ("ours", "stopped"),
+    [
+        ((90.0, 90.0), True),  # level with the baseline: the seed's rule wants a lead
+        ((90.2, 90.4), True),  # leads by 0.3 pp < 0.5
+        ((90.4, 90.6), False),  # leads by exactly 0.5 pp: enough
+        ((91.0, 91.2), False),
+        ((89.0, 89.0), True),  # behind
+    ],
+)
+def test_the_seeds_rule_stops_a_method_that_does_not_lead_by_the_threshold(
+    ours: tuple[float, float], stopped: bool
+) -> None:
+    """``rule: must_beat`` on a 0-100 metric (``scale: percent``): cancel unless the method's mean
+    beats the best baseline method's mean by at least ``threshold_pct`` points."""
+    done = {
+        "logreg_s0": ("logreg", B, 90.0), "logreg_s1": ("logreg", B, 90.0),
+        "mlp_s0": ("mlp", Group.MAIN, ours[0]), "mlp_s1": ("mlp", Group.MAIN, ours[1]),
+    }  # fmt: skip
+    pending = spec("mlp_s2", "mlp", early_stop=SEED_RULE)
+    entries, results = world(done, [pending])
+    stop = judge(pending, entries, results)
+    assert (stop is not None) is stopped
+    if stop is not None:
+        assert "needs a lead of 0.5 pp" in stop.reason and "percent scale" in stop.reason
+
+
+def test_the_scale_says_what_a_point_is() -> None:
+    """The same 0.3 difference is 30 pp on a fraction scale and 0.3 pp on a percent scale."""
+    done = {
+        "logreg_s0": ("logreg", B, 90.0), "logreg_s1": ("logreg", B, 90.0),
+        "mlp_s0": ("mlp", Group.MAIN, 89.7), "mlp_s1": ("mlp", Group.MAIN, 89.7),
+    }  # fmt: skip
+    percent = EarlyStop(metric="accuracy", threshold_pct=0.5, check_after=2, scale=MetricScale.PERCENT)
+    fraction = EarlyStop(metric="accuracy", threshold_pct=0.5, check_after=2)
+    for rule, stopped in ((percent, False), (fraction, True)):
+        pending = spec("mlp_s2", "mlp", early_stop=rule)
+        entries, results = world(done, [pending])
+        assert (judge(pending, entries, results) is not None) is stopped

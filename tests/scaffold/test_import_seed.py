@@ -93,7 +93,14 @@ def test_seeded_entries_fold_into_one_spec(imported: Path) -> None:
         " --checkpoint-dir {checkpoint_dir}/{exp_id} --resume"
     )
     assert main["result_file"] == "experiments/results/{exp_id}.csv"
-    assert main["early_stop"] == {"metric": "acc", "threshold_pct": 0.5, "check_after": 1}
+    # the seed's rule kept: a lead of 0.5 points of a 0-100 metric over the best baseline, or stop
+    assert main["early_stop"] == {
+        "metric": "acc",
+        "rule": "must_beat",
+        "scale": "percent",
+        "threshold_pct": 0.5,
+        "check_after": 1,
+    }
     assert (main["group"], main["phase"], main["stage"], main["priority"]) == ("main", "Phase 8", 1, 1)
     assert main["expected_duration_hours"] == 2.5 and main["max_retries"] == 2
     pilot = specs["pilot1_cifar10c_core"]
