@@ -151,7 +151,7 @@ def build_policies(d: Mapping[str, Any]) -> Policies:
             "env_check_timeout",
             "progress_commit_minutes",
         ),
-        **_pick(d, "probe_concurrency", "max_retries", "prune", "restart_on_spec_change", "retry_target"),
+        **_pick(d, "probe_concurrency", "max_retries", "prune", "pause", "restart_on_spec_change", "retry_target"),
         remediation=remediation_rules(d.get("remediation") or {}),
         env_check=EnvCheck(**_pick(d.get("env_check") or {}, "command")),
         limits=Limits(**_pick(d.get("limits") or {}, "result_bytes", "probe_bytes")),

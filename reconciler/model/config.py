@@ -189,6 +189,9 @@ class Policies:
     timeouts: TimeoutPolicy = field(default_factory=TimeoutPolicy)
     prune: bool = False
     """Kill and forget runs whose experiment left the spec."""
+    pause: bool = False
+    """Start nothing new (no launch, no retry); live runs are still observed, collected and guarded.
+    The seed's PAUSE, as one committed line."""
     restart_on_spec_change: bool = False
     """Restart a running experiment whose spec changed (else it shows as out of sync)."""
     remediation: tuple[RemediationRule, ...] = ()

@@ -112,6 +112,10 @@ def make_plan(
     # ... and so does every run of ours the probes saw with live processes that no live entry holds
     count_unrecorded(counted, ctx)
 
+    if ctx.policies.pause:  # the seed's PAUSE: nothing new starts; what runs is still watched
+        for spec in candidates:
+            entries[spec.id] = _waiting(entries[spec.id], PAUSED)
+        candidates = []
     gates = _Gates(entries, ctx, stages)
     for spec in sorted(candidates, key=lambda s: (s.stage, s.priority, s.id)):
         entry = entries[spec.id]
@@ -149,6 +153,9 @@ def make_plan(
         if before is not entry and before != entry:
             actions.append(Record(entry.id, entry, describe(before, entry), entry.target or ""))
     return Plan(tuple(sorted(actions, key=sort_key)), state, recorded)
+
+
+PAUSED = "paused (policies.pause in config/reconciler.yaml): nothing new starts until it is false"
 
 
 def _waiting(entry: StatusEntry, reason: str) -> StatusEntry:

@@ -10,7 +10,7 @@ from reconciler.errors import SchemaError
 from reconciler.load import WorkTree, inspect, load_desired, validate
 from reconciler.model.config import Config, Policies, TargetKind
 from reconciler.model.decisions import DecisionAction
-from reconciler.model.spec import DesiredRunState, Direction, Group
+from reconciler.model.spec import DesiredRunState, Direction, Group, MetricScale, StopRule
 from tests.load.project import EXPERIMENTS, write_project
 
 
@@ -82,6 +82,7 @@ policies:
   unreachable: {consecutive: 2, total: 4, ratio: 0.5, min_probes: 3}
   timeouts: {escalate_factor: 1.5, hold_factor: 2, queue_factor: 3, phase_guard_hours: 24, kill_on_hold: true}
   prune: true
+  pause: true
 git: {push: true, branch: status}
 notifications: {events: [escalation, phase_done], webhook_env: LAB_HOOK, failure_threshold: 0.3}
 wandb: {project: p, mode: offline}
@@ -102,7 +103,7 @@ experiments:
     remediation:
       cuda_oom: {retry: true, halve_args: ["--batch-size"], set_args: {"--accumulate-grad-batches": 2}}
       import_error: {retry: false}
-    early_stop: {metric: acc, threshold_pct: 1, check_after: 2, direction: lower}
+    early_stop: {metric: acc, threshold_pct: 1, check_after: 2, direction: lower, rule: must_beat, scale: percent}
 """
     root = write_project(
         tmp_path,
@@ -124,6 +125,7 @@ experiments:
     assert other.templates is not None and other.templates.submit == "sub {script}"
     assert desired.config.policies.backoff.delay(2) == 30.0
     assert desired.config.policies.timeouts.kill_on_hold is True
+    assert desired.config.policies.pause is True
     assert desired.config.git.branch == "status"
     assert desired.config.hub.repo == "alice/full"
     notify = desired.config.notifications
@@ -137,6 +139,7 @@ experiments:
     assert [r.failure_class for r in spec.remediation] == ["cuda_oom", "import_error"]
     assert spec.remediation[0].set_args == (("--accumulate-grad-batches", "2"),)
     assert spec.early_stop is not None and spec.early_stop.direction is Direction.LOWER
+    assert (spec.early_stop.rule, spec.early_stop.scale) == (StopRule.MUST_BEAT, MetricScale.PERCENT)
     assert spec.state is DesiredRunState.HOLD
     assert desired.decisions == ()
 
