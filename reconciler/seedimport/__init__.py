@@ -145,4 +145,10 @@ def plan_import(root: Path, project: str | None = None, local_target: str = "loc
     files.append(scaffold.gitignore())
     notes += [f"seed host {h!r} -> target {t!r} ({config['targets'][t]['kind']})" for h, t in targets.items()]
     notes += target_notes
+    live = [e for e in entries if str(e.get("status") or "").lower() in ("running", "queued", "unreachable")]
+    notes += [
+        f"{e['id']} is {e['status']} under the seed (host {e.get('host')}, pid {e.get('pid')}, job {e.get('job_id')}):"
+        " the reconciler does not adopt runs the seed started yet; let it finish under the seed before the first pass"
+        for e in live
+    ]
     return SeedImport(name, files, entries=len(entries), specs=len(specs), notes=notes)

@@ -217,3 +217,10 @@ def test_config_md_settings() -> None:
     assert settings["wandb_mode"] == "offline"
     assert settings["gadi_scratch_base"] == "/scratch/ab12/alice"
     assert "key" not in settings
+
+
+def test_runs_live_under_the_seed_are_named_in_the_output(seed: Path) -> None:
+    """Adoption of runs the seed started is not built yet: the import says which entries they are."""
+    proc = import_seed(seed)
+    assert proc.returncode == 0, proc.output
+    assert "exp1_cifar10c_main_s1 is running under the seed (host xuchang-lab1, pid 90211" in proc.output
