@@ -63,10 +63,12 @@ def _replace_id(text: str, exp_id: str) -> str:
 def template_command(entry: Mapping[str, Any], seed: int | None = None) -> str:
     """The entry's command with its own paths, id and ``seed`` (unless ``None``) as placeholders.
 
-    The seed's checkpoint dir lay inside the project checkout; ours lies outside the code dir so
-    that a resume survives a new commit: ``{checkpoint_dir}/{exp_id}``.
+    The seed's ``--checkpoint-dir experiments/checkpoints/<id>/`` (relative to its checkout)
+    becomes ``{checkpoint_dir}``, which expands to ``<target checkpoint_dir>/<EXP_ID>`` outside the
+    code dir (a resume survives a new commit); the import points the target's ``checkpoint_dir``
+    at the seed's ``experiments/checkpoints`` (``targets.build_config``), so it is the same folder.
     """
-    cmd = _CHECKPOINT_ARG.sub(r"\g<flag>{checkpoint_dir}/{exp_id}", str(entry.get("command") or ""))
+    cmd = _CHECKPOINT_ARG.sub(r"\g<flag>{checkpoint_dir}", str(entry.get("command") or ""))
     result = str(entry.get("result_file") or "")
     if result and result in cmd:
         cmd = cmd.replace(result, "{result_file}")

@@ -90,7 +90,7 @@ def test_seeded_entries_fold_into_one_spec(imported: Path) -> None:
     assert main["seeds"] == [0, 1, 2]
     assert main["command"] == (
         "uv run python experiments/scripts/run_exp1.py --dataset cifar10c --seed {seed}"
-        " --checkpoint-dir {checkpoint_dir}/{exp_id} --resume"
+        " --checkpoint-dir {checkpoint_dir} --resume"
     )
     assert main["result_file"] == "experiments/results/{exp_id}.csv"
     # the seed's rule kept: a lead of 0.5 points of a 0-100 metric over the best baseline, or stop

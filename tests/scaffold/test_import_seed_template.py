@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from reconciler.load import load_desired
+from reconciler.plan.active import checkpoint_path
 from reconciler.seedimport.configmd import parse_config_md
 from reconciler.seedimport.targets import build_config, read_pbs_scripts
 from tests.example.tools import REPO, run, tool
@@ -141,7 +143,7 @@ def test_the_import_validates_when_seeds_do_not_fold(imported: Path) -> None:
 
 def test_checkpoints_the_seeds_runs_wrote_stay_reachable(imported: Path) -> None:
     """The seed's commands wrote ``experiments/checkpoints/<id>/`` under its checkout on each host;
-    the target's ``checkpoint_dir`` is that folder, so ``{checkpoint_dir}/{exp_id}`` is the same
+    the target's ``checkpoint_dir`` is that folder, so ``{checkpoint_dir}`` (its ``<EXP_ID>``) is the same
     path and ``--resume`` finds them."""
     targets = config_of(imported)["targets"]
     assert targets["xuchang-lab1"]["checkpoint_dir"] == "/home/alice/projects/tta-calib/experiments/checkpoints"
@@ -150,7 +152,11 @@ def test_checkpoints_the_seeds_runs_wrote_stay_reachable(imported: Path) -> None
     assert "checkpoint_dir" not in targets["xuchang-lab2"]  # no env verdict: where its checkout is is unknown
     dispatch = yaml.safe_load((imported / "dispatch" / "imported.yaml").read_text())
     spec = next(s for s in dispatch["experiments"] if s["id"] == "exp2_cifar10c_baseline")
-    assert "--checkpoint-dir {checkpoint_dir}/{exp_id} --resume" in spec["command"]
+    assert "--checkpoint-dir {checkpoint_dir} --resume" in spec["command"]
+    desired = load_desired(imported)  # what the planner expands {checkpoint_dir} to, per target
+    lab1 = desired.config.target("xuchang-lab1")
+    seed_path = "/home/alice/projects/tta-calib/experiments/checkpoints/exp2_cifar10c_baseline_s0"
+    assert checkpoint_path(lab1, lab1.root, "exp2_cifar10c_baseline_s0") == seed_path
 
 
 def test_the_unknown_checkout_is_named_in_the_import_output(tmp_path: Path) -> None:
