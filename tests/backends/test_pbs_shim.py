@@ -23,6 +23,8 @@ from reconciler.backends.pbs import Pbs, parse_qstat_json, parse_qstat_text
 from reconciler.backends.scheduler import JobInfo, JobRequest, JobState
 from reconciler.model.config import BatchOptions, Target, TargetKind
 
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
+
 SHIM = Path(__file__).resolve().parents[1] / "shims" / "pbs"
 DATA = Path(__file__).resolve().parents[1] / "data" / "pbs"
 PBS = Pbs()

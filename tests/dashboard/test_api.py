@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from reconciler.dashboard import Dashboard
@@ -17,6 +18,8 @@ from reconciler.export.tables import derive_tables
 from reconciler.load import load_desired
 from tests.dashboard.conftest import git, state_of
 from tests.dashboard.http import get_json, request
+
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
 
 
 def api(dash: Dashboard, path: str) -> Any:

@@ -15,6 +15,8 @@ from reconciler.crashpoints import CRASH_EXIT_CODE
 from tests.engine.batch_project import all_final, batch_project, passes_until, reconcile, state, with_path
 from tests.example.tools import BIN, git
 
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
+
 SHIM = Path(__file__).resolve().parents[1] / "shims" / "pbs"
 TARGET: dict[str, Any] = {
     "kind": "pbs",

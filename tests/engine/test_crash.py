@@ -12,6 +12,8 @@ import pytest
 from reconciler.crashpoints import CRASH_EXIT_CODE, POINTS
 from tests.engine.project import git, launches, make_project, reconcile, until
 
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
+
 
 def _state(project: Path) -> dict[str, dict[str, object]]:
     path = project / "dispatch" / "state.json"

@@ -15,6 +15,8 @@ from reconciler.model.status import Status, StatusEntry
 from reconciler.statestore import read_results
 from tests.engine.project import git, launches, make_project, reconcile, until
 
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
+
 COMMAND = "python3 job.py --exp {exp_id} --seed {seed} --out {result_file} --value"
 
 DISPATCH = textwrap.dedent(

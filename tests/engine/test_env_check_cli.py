@@ -7,8 +7,12 @@ import json
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from reconciler.model.env import ENV_FAILED, ENV_READY
 from tests.engine.project import git, make_project, reconcile
+
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
 
 # Honours --dry-run (the engine tests' job.py runs for real whatever the flags); the config's
 # env_check.command runs it with --dry-run (no experiment's command is used).

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.engine.project import git, launches, make_project, reconcile, until
+
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
 
 
 def entry(project: Path, exp_id: str) -> dict[str, object]:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.engine.project import CONFIG, git, launches, make_project, newest_entries, reconcile, until
+
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
 
 TWO_TARGETS = CONFIG.replace(
     """  local:

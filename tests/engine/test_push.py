@@ -6,7 +6,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.engine.project import git, make_project, reconcile
+
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
 
 ID = ("-c", "user.name=p", "-c", "user.email=p@localhost")
 

@@ -8,8 +8,12 @@ import json
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.engine.project import git, make_project, reconcile, until
 from tests.fakes.fakehub import FakeHub
+
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
 
 # A job that uploads "for real" as far as the sidecar says (the test puts the files on the fake
 # Hub itself, or not) and leaves its checkpoint in place, like a job killed right after uploading.

@@ -18,9 +18,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from reconciler.lockfile import LOCK_RELPATH, ProjectLock
 from tests.engine.project import git, make_project
 from tests.projectkit import IDENTITY
+
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
 
 POLL = 0.01
 

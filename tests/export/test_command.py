@@ -19,6 +19,8 @@ from reconciler.model.status import Status
 from reconciler.results import check_result
 from tests.export.builders import example_repo, git, populate
 
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
+
 OUTPUTS = sorted([ALL_RESULTS, SYNTHESIS, "experiments/results/pilot_design.md"])
 
 

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.engine.project import git
-from tests.engine.test_ssh_target import IDENTITY, killing_runs, run_pass
+from tests.engine.test_ssh_target import killing_runs, run_pass
 from tests.failures.project import (
     attempts,
     drive,
@@ -29,6 +28,7 @@ from tests.failures.project import (
     state_history,
 )
 from tests.fixtures.sshd import USER, SshdHost, process_alive
+from tests.projectkit import IDENTITY, git
 
 pytestmark = pytest.mark.ssh
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,8 @@ from reconciler.backends.gpus import build_gpus, parse_compute_apps, parse_gpu_q
 from reconciler.backends.probe import parse_probe
 from reconciler.errors import ReconcilerError
 from reconciler.model.status import StateFile
+
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
 
 CELLS = st.sampled_from(["0", "1", "81559", "[N/A]", "[Not Supported]", "", " ", "GPU-1a", "NVIDIA A100", "-1", "3.5"])
 CSV = st.lists(st.lists(CELLS, min_size=0, max_size=9).map(", ".join), max_size=6).map("\n".join)

@@ -14,6 +14,8 @@ import pytest
 
 from reconciler.tracking.wandb_sync import MARK, parse_sync_output, sync_command
 
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
+
 pytest.importorskip("wandb")
 REPO = Path(__file__).resolve().parents[2]
 

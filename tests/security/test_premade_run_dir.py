@@ -20,6 +20,8 @@ from reconciler.plan import make_plan
 from tests.engine.project import launches, make_project, reconcile
 from tests.plan import builders
 
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
+
 RUN_DIR = ".reconciler/runs-local/runs/job_s0/1"
 
 

@@ -19,6 +19,8 @@ from reconciler.load.state import CorruptStateError, parse_state
 from reconciler.model.status import StateFile
 from tests.engine.project import git, launches, make_project, reconcile, until
 
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
+
 STATE = "dispatch/state.json"
 
 

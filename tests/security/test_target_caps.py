@@ -27,6 +27,8 @@ from tests.backends.helpers import Backend, backend, run  # noqa: F401 (the fixt
 from tests.engine.project import git, make_project, reconcile, until
 from tests.fixtures.sshd import SshdHost
 
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
+
 RESULT = "experiments/results"
 
 

@@ -18,6 +18,8 @@ from tests.engine.project import git, make_project, reconcile, until
 from tests.engine.test_ssh_target import killing_runs, make_ssh_project, passes_until
 from tests.fixtures.sshd import SshdHost
 
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
+
 SHADOW = Path("/etc/shadow")
 
 

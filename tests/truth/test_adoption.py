@@ -27,6 +27,8 @@ from tests.fixtures.fake_gpu import FakeGpu
 from tests.truth.gpu_invariant import gpu_violations, kill_runs, live_gpu_jobs, over_booked
 from tests.truth.gpu_project import current, entries, gpu_project, root
 
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
+
 GPUS = [FakeGpu(i, "NVIDIA H100 80GB HBM3", 81559, 4, 81555) for i in range(3)]
 
 

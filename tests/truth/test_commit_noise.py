@@ -34,6 +34,8 @@ from tests.engine.test_ssh_target import killing_runs, launches
 from tests.fixtures.sshd import SshdHost, wait_for
 from tests.projectkit import IDENTITY
 
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
+
 
 def commits(project: Path) -> int:
     return int(git(project, "rev-list", "--count", "HEAD"))

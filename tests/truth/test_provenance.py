@@ -20,6 +20,8 @@ from reconciler.plan.entries import new_entry, sync
 from tests.engine.project import dispatch, git, launches, make_project, reconcile, until
 from tests.truth.provenance_invariant import provenance_violations, renders_to, wrapper_facts
 
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
+
 EXP = "job_s0"
 RUNS = Path(".reconciler/runs-local")
 

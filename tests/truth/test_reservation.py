@@ -19,6 +19,8 @@ from tests.fixtures.fake_gpu import FakeApp, FakeGpu, FakeGpuHost
 from tests.truth.gpu_invariant import job_pids, kill_runs
 from tests.truth.gpu_project import current, entries, gpu_project, root
 
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
+
 GB = 1024
 TOTAL = 100 * GB
 

@@ -15,9 +15,13 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from reconciler.load.config import remediation_rules
 from reconciler.plan.failure import IMPORT_ERROR, UNKNOWN, rule_for
 from tests.engine.project import git, launches, make_project, reconcile, until
+
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
 
 IMP = textwrap.dedent(
     """

@@ -23,6 +23,8 @@ from reconciler.engine import PassResult, reconcile_once
 from tests.engine.project import git, make_project
 from tests.truth.files_invariant import stray_files
 
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
+
 EXP = "job_s0"
 NOTE = f"experiments/logs/{EXP}.md"
 

@@ -14,6 +14,8 @@ from tests.fixtures.fake_gpu import FakeGpu
 from tests.truth.gpu_invariant import kill_runs
 from tests.truth.gpu_project import entries, gpu_project, root
 
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
+
 GB = 1024
 H100 = FakeGpu(0, "NVIDIA H100 80GB HBM3", 81559, 71319, 10240)  # 10 GB free
 A6000 = FakeGpu(1, "NVIDIA RTX A6000", 49140, 0, 49140)  # 48 GB free, blacklisted by model (the default)
