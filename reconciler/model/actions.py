@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from reconciler.model.decisions import DecisionAction
 from reconciler.model.env import EnvVerdict
@@ -154,7 +153,7 @@ class Collect:
     attempt: int
     remote_path: str
     local_path: str
-    sidecar: Mapping[str, Any] | None = None
+    sidecar: Mapping[str, object] | None = None
 
     kind = "collect"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 FATAL_MARKERS = ("out of memory", "outofmemoryerror", "cublas_status_alloc_failed", "non-finite loss")
 FATAL_WORDS = ("nan", "inf")
@@ -45,7 +44,7 @@ class RunObservation:
     """Seconds since the wrapper last touched ``heartbeat``."""
     result_size: int | None = None
     """Size of the result file in the run's code dir, ``None`` when absent."""
-    sidecar: Mapping[str, Any] | None = None
+    sidecar: Mapping[str, object] | None = None
     log_tail: tuple[str, ...] = ()
     """The last lines of ``stdout.log``; empty for a live process (no exit code, no batch job)
     whose tail holds no fatal marker."""

@@ -191,7 +191,7 @@ class StatusEntry:
     unreachable: Unreachable = field(default_factory=Unreachable)
     escalation: Escalation | None = None
     """The newest escalation (open or closed); rendered as ``progress/escalate_<id>.md``."""
-    sidecar: tuple[tuple[str, Any], ...] = ()
+    sidecar: tuple[tuple[str, object], ...] = ()
     """The job's own fields (final metrics, progress) from its ``status.json``."""
     extra: tuple[tuple[str, Any], ...] = ()
     """Fields we do not model (seed fields such as ``wandb_artifact``), kept as they were."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
 
 from reconciler.model.actions import Action, Cancel, Collect, Fatal, Launch, Restart
 from reconciler.model.config import Target
@@ -160,7 +159,7 @@ def _merge_sidecar(entry: StatusEntry, run: RunObservation, now_iso: str) -> Sta
     return entry
 
 
-def _text(sidecar: Mapping[str, Any], key: str, current: str | None) -> str | None:
+def _text(sidecar: Mapping[str, object], key: str, current: str | None) -> str | None:
     """The sidecar's ``key`` as text (``None`` kept), or ``current`` when the job did not report it."""
     if key not in sidecar:
         return current
@@ -168,7 +167,7 @@ def _text(sidecar: Mapping[str, Any], key: str, current: str | None) -> str | No
     return str(value) if value is not None else None
 
 
-def _artifact(entry: StatusEntry, sidecar: Mapping[str, Any], now_iso: str) -> StatusEntry:
+def _artifact(entry: StatusEntry, sidecar: Mapping[str, object], now_iso: str) -> StatusEntry:
     error = sidecar.get("hf_upload_error")
     current = entry.escalation
     if sidecar.get("hf_artifact_url") and current is not None and current.open and current.kind == "artifact":
