@@ -4,8 +4,8 @@ Tiers: a test that uses a real OpenSSH server is marked ``ssh``, one that uses t
 ``slurm``, one that drives Chromium ``browser`` (marked here from the fixtures it asks for, so no
 test can forget its mark); fault-injection scenarios are ``chaos``, and end-to-end modules whose
 tests take seconds each are ``slow`` (marked in their modules). ``pytest -q`` runs the fast tier
-(every test without one of these marks: unit, golden, fuzz and the local end-to-end pass); ``pytest -q -m ""`` runs every tier
-(what ``.ci/run`` does); ``-m ssh`` and the like run one.
+(every test without one of these marks: unit, golden, fuzz and the local end-to-end pass);
+``pytest -q -m ""`` runs every tier (what ``.ci/run`` does); ``-m ssh`` and the like run one.
 """
 
 from __future__ import annotations
