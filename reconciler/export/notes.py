@@ -12,7 +12,9 @@ id as in the seed.
   best baseline of its design column), every attempt with its command, exit code and failure
   class, and the wandb and Hugging Face links.
 
-The text depends only on its inputs (no clock), so rendering twice gives the same bytes. The last
+Section titles are the seed's (``## Motivation``, ``## Setup``, ``## Expected Outcome``, ``## Actual
+Result``, ``## Observations & Notes``): the seed's dashboard takes an experiment's description from
+``## Motivation``. The text depends only on its inputs (no clock), so rendering twice gives the same bytes. The last
 section, ``## Observations & Notes``, belongs to people: ``keep_observations`` carries it over
 when the file is rewritten (``reconciler.export.writer.write_notes`` does this on disk).
 """
@@ -111,7 +113,7 @@ def render_note(desired: DesiredState, entry: StatusEntry, results: ResultRows, 
     lines.append(f"- Started: {entry.started or '—'} · Finished: {entry.finished or '—'}")
     lines.append(f"- wandb: {_link(entry.wandb_run_id)}")
     lines.append(f"- Hugging Face: {_link(entry.hf_artifact_url)}")
-    lines += ["", "## Purpose", ""]
+    lines += ["", "## Motivation", ""]
     purpose = []
     if definition is not None:
         purpose.append(f"{definition.name}: {definition.description}".strip(": "))
@@ -126,10 +128,10 @@ def render_note(desired: DesiredState, entry: StatusEntry, results: ResultRows, 
         row = next((r.label for r in view.rows if r.id == cell.row), cell.row)
         col = next((c.label for c in view.cols if c.id == cell.col), cell.col)
         lines.append(f"- Design: {view.title or view.name}, row {row}, column {col}")
-    lines += ["", "## Expected outcome", ""]
+    lines += ["", "## Expected Outcome", ""]
     lines += _expected(entry, placed)
     if entry.status.final:
-        lines += ["", "## Result", ""]
+        lines += ["", "## Actual Result", ""]
         lines += _result(entry, results, placed)
     lines += ["", "## Attempts", ""]
     lines += _attempts(entry)

@@ -30,16 +30,17 @@ def test_launch_then_result(tmp_path: Path) -> None:
     first = notes_for(desired, empty, launched, rows)
     assert len(first) == 12  # every run launched (the others also ended) in this pass
     text = first["experiments/logs/mlp_moons_s0.md"]
-    assert "## Purpose" in text and "One hidden tanh layer of 8 units; expected to beat the baseline on moons." in text
+    assert "## Motivation" in text
+    assert "One hidden tanh layer of 8 units; expected to beat the baseline on moons." in text
     assert "- core claim" in text and "- Measured by accuracy (higher is better)" in text
     assert "- To beat: Logistic regression at 0.8500 (mean over 3 seeds)" in text
-    assert "## Result" not in text
+    assert "## Expected Outcome" in text and "## Actual Result" not in text
     assert notes_for(desired, launched, launched, rows) == {}  # nothing changed: nothing to rewrite
 
     final = notes_for(desired, launched, done, rows)
     assert list(final) == ["experiments/logs/mlp_moons_s0.md"]
     text = final["experiments/logs/mlp_moons_s0.md"]
-    assert "Completed at 2026-11-26T10:00:00+00:00." in text
+    assert "## Actual Result" in text and "Completed at 2026-11-26T10:00:00+00:00." in text
     assert "| accuracy | 0.9500 | +0.1000 vs Logistic regression (0.8500) |" in text
     assert "| 1 | local | host1 |" in text and "`python3 train.py --exp mlp_moons_s0`" in text
     assert notes_for(desired, done, done, rows) == {}
