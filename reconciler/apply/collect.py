@@ -36,4 +36,4 @@ async def collect_result(runner: Runner, action: Collect, project_dir: Path) -> 
         return ActionResult(action, False, f"{action.local_path}: {verdict.message}", temporary=False)
     atomic_write_text(dest, text)
     crash_point("after_collect")
-    return ActionResult(action, True, verdict.message, outcome=Collected(verdict.rows))
+    return ActionResult(action, True, verdict.message, outcome=Collected(verdict.rows, verdict.means))

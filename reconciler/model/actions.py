@@ -253,6 +253,8 @@ class Collected:
     """The result file was copied back, checked and written into the project."""
 
     rows: int
+    means: tuple[tuple[str, float], ...] = ()
+    """Each metric's mean over the file's rows (the entry's ``results``)."""
 
 
 @dataclass(frozen=True)

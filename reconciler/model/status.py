@@ -174,6 +174,9 @@ class StatusEntry:
     wandb_run_id: str | None = None
     hf_artifact_url: str | None = None
     experiment_id: str | None = None
+    results: tuple[tuple[str, float], ...] = ()
+    """A done run's final metrics: each metric's mean over its result file's rows (the seed's
+    ``results``, which its dashboard reads); empty until the result is collected."""
     # ours
     target: str | None = None
     attempt: int = 0
@@ -267,7 +270,16 @@ class StatusEntry:
         d["unreachable"] = self.unreachable.to_dict()
         d["sidecar"] = dict(self.sidecar)
         d["escalation"] = self.escalation.to_dict() if self.escalation else None
+        del d["results"]  # written only when there are some (a seed's own, unread, stays as it was)
+        if self.results:
+            d["results"] = dict(self.results)
+        elif "results" in self.extra_names:
+            d["results"] = dict(self.extra)["results"]
         return d
+
+    @property
+    def extra_names(self) -> frozenset[str]:
+        return frozenset(k for k, _ in self.extra)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> StatusEntry:
@@ -278,9 +290,26 @@ class StatusEntry:
         kw["unreachable"] = Unreachable.from_dict(d.get("unreachable") or {})
         kw["sidecar"] = tuple(sorted((d.get("sidecar") or {}).items()))
         kw["escalation"] = Escalation.from_value(d.get("escalation"))
+        results = _results(d.get("results"))
+        kw["results"] = results if results is not None else ()
         names = _name_set(cls)
-        kw["extra"] = tuple(sorted((k, v) for k, v in d.items() if k not in names))
+        unread = {"results"} if results is None and "results" in d else set()
+        kw["extra"] = tuple(sorted((k, v) for k, v in d.items() if k not in names or k in unread))
         return _build(cls, kw)
+
+
+def _results(value: Any) -> tuple[tuple[str, float], ...] | None:
+    """``{metric: number}`` as the field holds it; ``None`` for anything else (kept unread)."""
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        return None
+    pairs = []
+    for key, number in value.items():
+        if not isinstance(key, str) or isinstance(number, bool) or not isinstance(number, (int, float)):
+            return None
+        pairs.append((key, float(number)))
+    return tuple(pairs)
 
 
 _SEED_ALIASES = {"dead": Status.FAILED, "retrying": Status.PENDING, "todo": Status.PENDING}

@@ -16,6 +16,7 @@ from reconciler.model.actions import (
     ByDecision,
     Cancel,
     Collect,
+    Collected,
     Fatal,
     Kill,
     Launch,
@@ -67,7 +68,8 @@ def fold(plan: Plan, results: Sequence[ActionResult], desired: DesiredState, now
                 entry = outcomes.failed_attempt(entry, failure, spec, policies, now)
         elif isinstance(action, Collect):
             if res.ok:
-                entry = outcomes.done(entry, now)
+                means = res.outcome.means if isinstance(res.outcome, Collected) else ()
+                entry = outcomes.done(entry, now, results=means)
             elif not res.temporary:
                 failure = Failure(INVALID_RESULT, (res.message,), f"result rejected: {res.message}")
                 entry = outcomes.failed_attempt(entry, failure, spec, policies, now, exit_code=0)

@@ -49,6 +49,7 @@ def started(entry: StatusEntry, attempt: Attempt, now: datetime, status: Status 
         job_id=attempt.job_id,
         started=attempt.started or iso(now),
         finished=None,
+        results=(),
         git_commit=attempt.git_commit,
         next_retry_at=None,
         waiting_reason=None,
@@ -58,11 +59,14 @@ def started(entry: StatusEntry, attempt: Attempt, now: datetime, status: Status 
     )
 
 
-def done(entry: StatusEntry, now: datetime, exit_code: int = 0) -> StatusEntry:
+def done(
+    entry: StatusEntry, now: datetime, exit_code: int = 0, results: tuple[tuple[str, float], ...] = ()
+) -> StatusEntry:
     entry = update_current(entry, lambda a: dataclasses.replace(a, finished=iso(now), exit_code=exit_code))
     return dataclasses.replace(
         entry,
         status=Status.DONE,
+        results=results,
         finished=iso(now),
         pid=None,
         waiting_reason=None,

@@ -36,6 +36,8 @@ def test_runs_to_done_and_commits_each_transition(tmp_path: Path) -> None:
     for seed in range(3):
         rows = (project / f"experiments/results/job_s{seed}.csv").read_text().splitlines()
         assert rows[1].startswith(f"job_s{seed},m,d,main,accuracy,{seed},0.9")
+    committed = json.loads(git(project, "show", "HEAD:dispatch/state.json"))["experiments"]
+    assert [e["results"] for e in committed] == [{"accuracy": 0.9}] * 3  # the seed's field, for its dashboard
     # Every commit of the status touched only reconciler-owned paths and said what changed.
     subjects = git(project, "log", "--format=%s", "--", "dispatch/state.json").splitlines()
     assert subjects[-1].startswith("reconcile: 3 launched")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import yaml
 
-from reconciler.model.actions import ActionResult, Kill, Launch, Started
-from reconciler.model.status import Status
-from reconciler.plan import fold, make_plan
+from reconciler.model.actions import ActionResult, Collect, Collected, Kill, Launch, Started
+from reconciler.model.status import Attempt, StateFile, Status
+from reconciler.plan import fold, make_plan, outcomes
 from tests.plan import builders
 
 CASES = Path(__file__).parent / "cases"
@@ -73,3 +73,25 @@ def test_done_keeps_an_open_artifact_escalation() -> None:
     assert outcomes.done(StatusEntry(id="a", escalation=artifact), now).escalation == artifact
     closed = outcomes.done(StatusEntry(id="a", escalation=timeout), now).escalation
     assert closed is not None and not closed.open
+
+
+def test_a_collected_result_gives_the_entry_its_final_metrics() -> None:
+    """The seed's ``results`` on a done entry (its dashboard reads them): each metric's mean over the
+    result file's rows; a later attempt starts without them."""
+    desired, plan, now = planned("05_exit_zero_collects")
+    (collect,) = [a for a in plan.actions if isinstance(a, Collect)]
+    outcome = Collected(rows=4, means=(("accuracy", 0.91), ("loss", 0.25)))
+    state = fold(plan, [ActionResult(collect, True, "4 rows", outcome=outcome)], desired, now)
+    (entry,) = state.entries
+    assert entry.status is Status.DONE
+    assert entry.to_dict()["results"] == {"accuracy": 0.91, "loss": 0.25}
+    assert StateFile.loads(state.dumps()).entries[0].results == (("accuracy", 0.91), ("loss", 0.25))
+    relaunched = outcomes.started(entry, Attempt(n=2, target="local", command="x", run_dir="r", token="t"), now)
+    assert relaunched.results == () and "results" not in relaunched.to_dict()
+
+
+def test_a_seed_results_field_that_is_not_metrics_is_kept_as_it_was() -> None:
+    text = '{"project": "p", "experiments": [{"id": "a", "status": "done", "results": {"acc": "91.2%"}}]}'
+    entry = StateFile.loads(text).entries[0]
+    assert entry.results == ()
+    assert entry.to_dict()["results"] == {"acc": "91.2%"}
