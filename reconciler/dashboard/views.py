@@ -215,7 +215,12 @@ def targets(s: Snapshot) -> list[dict[str, Any]]:
         verdict = s.verdicts.get(name)
         probe = s.probes.get(name)
         runs: list[dict[str, Any]] = [
-            {"id": e.id, "status": e.status.value, "gpus": list(e.current.gpus) if e.current else [], "host": e.host}
+            {
+                "id": e.id,
+                "status": e.status.value,
+                "gpus": list(e.current.gpus) if e.current else [],
+                "host": (e.current.host if e.current else None) or e.host,  # the machine it runs on
+            }
             for e in active
             if e.target == name
         ]

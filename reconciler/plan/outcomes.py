@@ -43,7 +43,7 @@ def started(entry: StatusEntry, attempt: Attempt, now: datetime, status: Status 
         entry,
         status=status,
         target=attempt.target,
-        host=attempt.host or entry.host,
+        host=attempt.target,  # as the seed's host named the machine; the machine's own name is the attempt's
         gpu=attempt.gpus[0] if attempt.gpus else None,
         pid=attempt.pid,
         job_id=attempt.job_id,

@@ -53,7 +53,8 @@ def test_a_launch_that_answered_is_running_and_one_that_did_not_is_unreachable()
         now,
     )
     by_id = state.by_id()
-    assert (by_id["a_s0"].status, by_id["a_s0"].pid, by_id["a_s0"].host) == (Status.RUNNING, 42, "vm")
+    assert (by_id["a_s0"].status, by_id["a_s0"].pid, by_id["a_s0"].host) == (Status.RUNNING, 42, "local")
+    assert by_id["a_s0"].current is not None and by_id["a_s0"].current.host == "vm"  # the machine's own name
     assert by_id["a_s1"].status is Status.UNREACHABLE  # unknown: the next probe settles it, never a 2nd launch
     assert by_id["a_s1"].attempt == 1
 
