@@ -174,6 +174,8 @@ class StatusEntry:
     wandb_run_id: str | None = None
     hf_artifact_url: str | None = None
     experiment_id: str | None = None
+    description: str = ""
+    """The spec's description (the seed's dashboard shows it); written only when not empty."""
     results: tuple[tuple[str, float], ...] = ()
     """A done run's final metrics: each metric's mean over its result file's rows (the seed's
     ``results``, which its dashboard reads); empty until the result is collected."""
@@ -270,6 +272,10 @@ class StatusEntry:
         d["unreachable"] = self.unreachable.to_dict()
         d["sidecar"] = dict(self.sidecar)
         d["escalation"] = self.escalation.to_dict() if self.escalation else None
+        if not self.description:
+            del d["description"]
+            if "description" in self.extra_names:
+                d["description"] = dict(self.extra)["description"]
         del d["results"]  # written only when there are some (a seed's own, unread, stays as it was)
         if self.results:
             d["results"] = dict(self.results)
@@ -294,6 +300,9 @@ class StatusEntry:
         kw["results"] = results if results is not None else ()
         names = _name_set(cls)
         unread = {"results"} if results is None and "results" in d else set()
+        if not isinstance(d.get("description", ""), str):  # a seed's object: kept as it was, unread
+            unread.add("description")
+            kw.pop("description", None)
         kw["extra"] = tuple(sorted((k, v) for k, v in d.items() if k not in names or k in unread))
         return _build(cls, kw)
 

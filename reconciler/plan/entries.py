@@ -41,6 +41,7 @@ def sync(entry: StatusEntry, spec: ExperimentSpec, policies: Policies, now_iso: 
         priority=spec.priority,
         max_retries=spec.max_retries if spec.max_retries is not None else policies.max_retries,
         experiment_id=spec.base_id,
+        description=spec.description,
     )
     if spec.expected_duration_hours is not None:
         synced = dataclasses.replace(
@@ -102,6 +103,7 @@ def _in_step(entry: StatusEntry, spec: ExperimentSpec, policies: Policies) -> bo
         and entry.result_file == spec.result_path
         and entry.max_retries == max_retries
         and entry.experiment_id == spec.base_id
+        and entry.description == spec.description
     )
 
 

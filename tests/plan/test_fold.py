@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import yaml
 
 from reconciler.model.actions import ActionResult, Collect, Collected, Kill, Launch, Started
-from reconciler.model.status import Attempt, StateFile, Status
-from reconciler.plan import fold, make_plan, outcomes
+from reconciler.model.config import Policies
+from reconciler.model.status import Attempt, StateFile, Status, StatusEntry
+from reconciler.plan import entries, fold, make_plan, outcomes
 from tests.plan import builders
 
 CASES = Path(__file__).parent / "cases"
@@ -96,3 +98,14 @@ def test_a_seed_results_field_that_is_not_metrics_is_kept_as_it_was() -> None:
     entry = StateFile.loads(text).entries[0]
     assert entry.results == ()
     assert entry.to_dict()["results"] == {"acc": "91.2%"}
+
+
+def test_the_specs_description_is_on_the_entry_and_a_seeds_object_is_kept() -> None:
+    desired, _, _ = planned("01_fresh_launch")
+    spec = desired.experiments[0]
+    synced = entries.sync(StatusEntry(id=spec.id), dataclasses.replace(spec, description="ours"), Policies(), "")
+    assert synced.to_dict()["description"] == "ours"
+    assert "description" not in StatusEntry(id="a").to_dict()  # written only when there is one
+    text = '{"project": "p", "experiments": [{"id": "a", "description": {"lr": 0.1}}]}'
+    entry = StateFile.loads(text).entries[0]
+    assert entry.description == "" and entry.to_dict()["description"] == {"lr": 0.1}
