@@ -20,9 +20,12 @@ from typing import Any
 
 from reconciler.dashboard.views import DECISION_WORDS, jsonable
 from reconciler.errors import ReconcilerError
+from reconciler.export.notes import LOGS_DIR
 from reconciler.gitstore.history import experiment_history
 from reconciler.gitstore.repo import ProjectRepo
+from reconciler.gitstore.tree import GitTree
 from reconciler.model.config import Config
+from reconciler.model.statecheck import NAME
 from reconciler.model.status import StatusEntry
 from reconciler.targets import Unsupported, open_runners
 
@@ -148,3 +151,18 @@ def history(project_dir: Path, exp_id: str) -> list[dict[str, Any]]:
     for item in items:
         item["kind"] = "transition" if "to_status" in item else "unreadable"
     return list(reversed(items))
+
+
+MAX_NOTES_BYTES = 256 * 1024
+"""The most of an experiment's notes file the seed's ``/api/logfile`` route returns."""
+
+
+def notes_file(project_dir: Path, commit: str | None, exp_id: str) -> dict[str, Any]:
+    """``experiments/logs/<exp_id>.md`` as committed at ``commit`` (the seed's ``{found, content}``)."""
+    if commit is None or not NAME.fullmatch(exp_id):
+        return {"found": False, "content": ""}
+    with ProjectRepo(project_dir) as repo, GitTree(repo.handle, commit, prefix=repo.prefix) as tree:
+        data = tree.read_bytes(f"{LOGS_DIR}/{exp_id}.md")
+    if data is None:
+        return {"found": False, "content": ""}
+    return {"found": True, "content": data[:MAX_NOTES_BYTES].decode("utf-8", errors="replace")}

@@ -12,6 +12,8 @@ blocks a request). Every request passes ``auth.Guard`` first. Routes (``docs/das
     GET  /api/experiments/<id>/log         its log tail, read on its target (?attempt=&lines=)
     GET  /api/events                       Server-Sent Events: {"type": "commit"} on each new commit
     POST /api/decisions                    {"action", "exp_id" | "stage", "note"}: reconcile resolve
+    GET  /api/projects | dispatch | exp-table/<p>[/<t>] | research/<p> | steps/<p>/<id> | logfile/<p>/<id>
+                                           the seed dashboard's routes and shapes (``seedapi``)
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from reconciler.dashboard import actions, body, views
+from reconciler.dashboard import actions, body, seedapi, views
 from reconciler.dashboard.auth import Guard, is_loopback
 from reconciler.dashboard.live import Broadcaster, HeadWatcher, RefReader
 from reconciler.dashboard.source import Snapshot, SnapshotCache
@@ -34,6 +36,8 @@ from reconciler.errors import ReconcilerError
 from reconciler.model.jsontext import within_limits
 
 STATIC = Path(__file__).resolve().parent / "static"
+SEED_ROUTES = frozenset({"projects", "dispatch", "exp-table", "research", "steps", "logfile"})
+"""The seed dashboard's read routes, answered by ``seedapi`` (its scripts and page keep working)."""
 TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -260,8 +264,39 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(simple[route](snap))
         elif route == "experiments":
             self._json(_filtered(views.experiment_rows(snap), query))
+        elif route.split("/", maxsplit=1)[0] in SEED_ROUTES:
+            self._seed(snap, route)
         elif route.startswith("experiments/"):
             self._experiment(snap, route[len("experiments/") :], query)
+        else:
+            self._error(404, f"no route /api/{route}")
+
+    def _seed(self, snap: Snapshot, route: str) -> None:
+        """The seed dashboard's read routes (``seedapi``); ``<p>`` must name this project."""
+        name, *args = route.split("/")
+        if name == "projects" and not args:
+            self._json(seedapi.projects(snap))
+        elif name == "dispatch" and not args:
+            self._json(seedapi.dispatch(snap))
+        elif not args or args[0] != snap.project:
+            unknown = {"exp-table": {"found": False, "rows": [], "cols": [], "cells": []}, "steps": {"steps": []}}
+            if name in unknown:
+                self._json(unknown[name])
+            elif name == "logfile":
+                self._json({"found": False, "content": ""})
+            else:
+                self._error(404, f"no project {args[0] if args else ''!r} here")
+        elif name == "exp-table" and len(args) <= 2:
+            kind = args[1] if len(args) == 2 else "pilot"
+            if kind not in seedapi.KINDS:
+                raise actions.BadRequest(f"table type {kind!r} is not pilot or full")
+            self._json(seedapi.exp_table(snap, kind))
+        elif name == "research" and len(args) == 1:
+            self._json(seedapi.research(snap))
+        elif name == "steps" and len(args) == 2:
+            self._json(seedapi.steps(snap, args[1]))
+        elif name == "logfile" and len(args) == 2:
+            self._json(actions.notes_file(self.dash.project_dir, snap.commit, args[1]))
         else:
             self._error(404, f"no route /api/{route}")
 
