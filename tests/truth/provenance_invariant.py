@@ -14,8 +14,9 @@ It returns one line per problem (empty: the invariant holds). Nothing is written
 
 What is compared, for each ``done`` entry and its current attempt (``attempt``):
 
-1. the attempt is recorded, and the entry's ``target``, ``git_commit`` and ``host`` are the
-   attempt's (``gpu`` is its first GPU);
+1. the attempt is recorded, and the entry's ``target`` and ``git_commit`` are the attempt's,
+   its ``host`` the attempt's target (the seed's meaning; the machine is the attempt's ``host``)
+   and its ``gpu`` the attempt's first GPU;
 2. the entry's ``command`` (the template, placeholders unfilled) renders to the attempt's command
    (placeholders match any text) and, when the entry is not ``OutOfSync``, nothing says the spec
    changed: ``OutOfSync`` absent means ``spec_hash`` is the hash the run was launched with, which
@@ -72,7 +73,7 @@ def _entry_problems(entry: Mapping[str, Any], run_roots: Mapping[str, Path] | No
     expected = {
         "target": attempt.get("target"),
         "git_commit": attempt.get("git_commit"),
-        "host": attempt.get("host") or entry.get("host"),
+        "host": attempt.get("target"),  # the target's name, as the seed's host (the machine: the attempt's host)
         "gpu": gpus[0] if gpus else None,
     }
     for field, value in expected.items():
