@@ -18,6 +18,7 @@ import posixpath
 import re
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from reconciler.errors import GitStoreError
 from reconciler.gitstore.index import identity_env, temp_index, tree_of
@@ -125,6 +126,10 @@ def _touched(repo: ProjectRepo, old: str, new: str, repo_paths: list[str]) -> li
     return [p for p in out.split("\0") if p]
 
 
+INDEX_SYNC_MARK = "reconciler-index-sync"
+"""In the git dir while a pass of ours updates the real index: the pid that holds ``index.lock``."""
+
+
 def _sync_index(repo: ProjectRepo, repo_paths: list[str]) -> None:
     """Make the person's index agree with HEAD for our paths (and only those).
 
@@ -132,10 +137,67 @@ def _sync_index(repo: ProjectRepo, repo_paths: list[str]) -> None:
     as staged reverts (and a person's next ``git commit`` would revert us). The check is read-only,
     so an unchanged pass does not take the index lock; a pass that crashed between the commit and
     this step is healed by the next one.
+
+    A pass killed while its ``git reset`` held ``.git/index.lock`` leaves the lock behind, and git
+    refuses every later index update until someone removes it. ``INDEX_SYNC_MARK`` names the pass
+    that took the lock: when that process is gone and nothing holds the lock open, the lock is
+    ours and stale, and is removed. A lock without our mark is a person's git (an editor open on a
+    commit): it is left alone, and so is the index, until a later pass finds it free.
     """
     if repo.execute("diff", "--cached", "--quiet", "HEAD", "--", *repo_paths).ok:
         return
-    repo.run("reset", "--quiet", "--", *repo_paths, what="updating the index for the status files")
+    git_dir = Path(repo.handle.git_dir)
+    lock, mark = git_dir / "index.lock", git_dir / INDEX_SYNC_MARK
+    if lock.exists():
+        if not _stale_lock_of_ours(lock, mark):
+            return  # a person's git holds the index: the next pass syncs it
+        lock.unlink(missing_ok=True)
+    mark.write_text(f"{os.getpid()}\n")
+    try:
+        repo.run("reset", "--quiet", "--", *repo_paths, what="updating the index for the status files")
+    except GitStoreError as exc:
+        if "index.lock" not in str(exc):
+            raise
+        # someone took the index between the check and the reset: theirs; the next pass syncs
+    finally:
+        mark.unlink(missing_ok=True)
+
+
+def _stale_lock_of_ours(lock: Path, mark: Path) -> bool:
+    """``lock`` was taken by a pass of ours that is gone, and no process has it open."""
+    try:
+        pid = int(mark.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    if pid == os.getpid() or _alive(pid):
+        return False
+    return not _held_open(lock)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _held_open(path: Path) -> bool:
+    """Some process has ``path`` open (Linux ``/proc``; elsewhere, assume it may)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    target = str(path)
+    for fd_dir in proc.glob("[0-9]*/fd"):
+        try:
+            for fd in fd_dir.iterdir():
+                if os.readlink(fd) == target:
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def _changed(repo: ProjectRepo, repo_paths: Sequence[str]) -> list[str] | None:

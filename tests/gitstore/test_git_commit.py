@@ -11,6 +11,7 @@ import pytest
 
 from reconciler.errors import GitStoreError
 from reconciler.gitstore import ProjectRepo, commit_message, commit_status, tag
+from reconciler.gitstore.writer import INDEX_SYNC_MARK
 from reconciler.model.config import GitSettings
 from tests.gitstore.gitcmd import commit_files, git, init_repo, porcelain, write
 
@@ -336,4 +337,40 @@ def test_only_what_status_shows_is_staged_and_ignored_directories_still_count(tm
         "D\texperiments/results/e9_s0.csv",
         "A\texperiments/results/new_s0.csv",
     ]
+    assert porcelain(root) == ""
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_an_index_lock_left_by_a_killed_pass_is_cleared(tmp_path: Path) -> None:
+    """Chaos seed 20261214, scenario 946: a pass SIGKILLed while its ``git reset`` held
+    ``.git/index.lock`` left the lock, and every later pass failed on it. The lock named by our
+    mark, whose pass is gone and which nobody holds open, is ours: the next pass removes it."""
+    root = init_repo(tmp_path / "repo", {"a": "1"})
+    git_dir = root / ".git"
+    (git_dir / "index.lock").write_text("")
+    (git_dir / INDEX_SYNC_MARK).write_text(f"{_dead_pid()}\n")
+    write(root, "dispatch/state.json", '{"v": 1}\n')
+    with ProjectRepo(root) as repo:
+        assert commit_status(repo, ["dispatch/state.json"], "reconcile: 1 change", settings=BOT) is not None
+    assert not (git_dir / "index.lock").exists() and not (git_dir / INDEX_SYNC_MARK).exists()
+    assert porcelain(root) == ""  # the person's index agrees with HEAD: nothing untracked, nothing staged
+
+
+def test_a_persons_index_lock_is_left_alone_and_the_pass_goes_on(tmp_path: Path) -> None:
+    """A lock without our mark is a person's git (an editor open on a commit): the status commit
+    is made (it never uses the real index), the index is synced by a later pass once it is free."""
+    root = init_repo(tmp_path / "repo", {"a": "1"})
+    lock = root / ".git" / "index.lock"
+    lock.write_text("")
+    write(root, "dispatch/state.json", '{"v": 1}\n')
+    with ProjectRepo(root) as repo:
+        sha = commit_status(repo, ["dispatch/state.json"], "reconcile: 1 change", settings=BOT)
+        assert sha is not None and lock.exists()
+        lock.unlink()
+        assert commit_status(repo, ["dispatch/state.json"], "reconcile: again", settings=BOT) is None
     assert porcelain(root) == ""
