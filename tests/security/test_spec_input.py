@@ -101,6 +101,7 @@ def test_a_result_file_outside_the_results_folder_is_refused(tmp_path: Path, res
     assert (project / ".gitignore").read_bytes() == before
 
 
+@pytest.mark.slow  # a 100,000-experiment file: seconds; in the full tier
 def test_a_large_file_without_aliases_loads() -> None:
     lines = ["version: 1", "experiments:"]
     lines += [f"  - {{id: e{i}, command: run, group: main}}" for i in range(100_000)]

@@ -12,6 +12,8 @@ from reconciler.load.state import CorruptStateError, parse_state
 from reconciler.model.status import StateFile
 from tests.engine.project import git, make_project, reconcile
 
+pytestmark = pytest.mark.slow  # seconds per test: in the full tier (pytest -q -m ""), not the default
+
 STATE = "dispatch/state.json"
 HOSTILE: dict[str, bytes] = {
     "deep_lists": b"[" * 200_000,
