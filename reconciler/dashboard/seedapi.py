@@ -7,6 +7,7 @@ route naming another project answers as the seed does for an unknown one. Everyt
 the committed snapshot, like the rest of the API; nothing here writes.
 
     /api/projects                      [{name, types: ["dispatch"], mtime}]
+    /api/gpus                          each target's GPUs from its last probe (seed units)
     /api/dispatch                      [the state document, project filled in]
     /api/exp-table/<p>[/<pilot|full>]  the design table, each cell with the seed's fields
     /api/research/<p>                  {runs, summary}: the 13 run keys the seed's page reads
@@ -39,6 +40,51 @@ STD_DIGITS = 4
 def projects(s: Snapshot) -> list[dict[str, Any]]:
     mtime = _epoch(s.committed_at)
     return [{"name": s.project, "types": ["dispatch"], "mtime": mtime}]
+
+
+def gpus(s: Snapshot) -> list[dict[str, Any]]:
+    """``/api/gpus``: each target's GPUs as its last probe saw them (the seed asked ``gnvitop``),
+    in the seed's units (memory in MiB, utilisation in percent). ``host`` is the target's name, as
+    the runs' ``host`` is; a GPU is ``available`` when no run of ours holds it and the target's
+    blacklist does not name it."""
+    config = s.desired.config if s.desired else None
+    held = {
+        (e.target, g)
+        for e in s.state.entries
+        if (e.status.active or e.status is Status.ON_HOLD) and e.current is not None
+        for g in e.current.gpus
+    }
+    out = []
+    for name in sorted(s.probes):
+        probe = s.probes[name]
+        listed = probe.get("gpus")
+        if not isinstance(listed, list):
+            continue
+        target = config.target(name) if config is not None and name in config.target_names else None
+        cards = []
+        for g in listed:
+            if not isinstance(g, Mapping) or not isinstance(g.get("index"), int):
+                continue
+            index, model = g["index"], str(g.get("name") or "")
+            blacklisted = target is not None and (
+                index in target.gpus.blacklist or any(m.lower() in model.lower() for m in target.gpus.blacklist_models)
+            )
+            cards.append(
+                {
+                    "index": index,
+                    "name": model,
+                    "utilization": g.get("utilization_pct"),
+                    "memory_used": g.get("memory_used_mb"),
+                    "memory_total": g.get("memory_total_mb"),
+                    "temperature": None,
+                    "available": not blacklisted and (name, index) not in held,
+                }
+            )
+        doc: dict[str, Any] = {"host": name, "reachable": bool(probe.get("reachable")), "gpus": cards}
+        doc["_source"] = "reconciler probe"
+        doc["observed_at"] = probe.get("observed_at")
+        out.append(doc)
+    return out or [{"error": "no GPU probe recorded yet: nvidia-smi not found on any target, or no pass has run"}]
 
 
 def dispatch(s: Snapshot) -> list[dict[str, Any]]:

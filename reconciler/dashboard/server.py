@@ -12,7 +12,7 @@ blocks a request). Every request passes ``auth.Guard`` first. Routes (``docs/das
     GET  /api/experiments/<id>/log         its log tail, read on its target (?attempt=&lines=)
     GET  /api/events                       Server-Sent Events: {"type": "commit"} on each new commit
     POST /api/decisions                    {"action", "exp_id" | "stage", "note"}: reconcile resolve
-    GET  /api/projects | dispatch | exp-table/<p>[/<t>] | research/<p> | steps/<p>/<id> | logfile/<p>/<id>
+    GET  /api/projects | gpus | dispatch | exp-table/<p>[/<t>] | research/<p> | steps/<p>/<id> | logfile/<p>/<id>
                                            the seed dashboard's routes and shapes (``seedapi``)
 """
 
@@ -36,7 +36,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.model.jsontext import within_limits
 
 STATIC = Path(__file__).resolve().parent / "static"
-SEED_ROUTES = frozenset({"projects", "dispatch", "exp-table", "research", "steps", "logfile"})
+SEED_ROUTES = frozenset({"projects", "gpus", "dispatch", "exp-table", "research", "steps", "logfile"})
 """The seed dashboard's read routes, answered by ``seedapi`` (its scripts and page keep working)."""
 TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -278,6 +278,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(seedapi.projects(snap))
         elif name == "dispatch" and not args:
             self._json(seedapi.dispatch(snap))
+        elif name == "gpus" and not args:
+            self._json(seedapi.gpus(snap))
         elif not args or args[0] != snap.project:
             unknown = {"exp-table": {"found": False, "rows": [], "cols": [], "cells": []}, "steps": {"steps": []}}
             if name in unknown:
