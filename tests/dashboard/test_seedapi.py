@@ -22,7 +22,7 @@ def test_gpus_in_the_seeds_units_with_our_runs_marked() -> None:
         id="a", status=Status.RUNNING, target="lab1", attempt=1,
         attempts=(Attempt(n=1, target="lab1", command="x", run_dir="r", token="t", gpus=(0,)),),
     )  # fmt: skip
-    probes = {
+    probes: dict[str, dict[str, object]] = {
         "lab1": {"reachable": True, "observed_at": "2026-12-05T00:00:00+00:00", "gpus": [CARD, {**CARD, "index": 1}]},
         "cpu": {"reachable": True, "gpus": None},
     }
