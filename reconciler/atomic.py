@@ -151,10 +151,11 @@ def _abandoned(path: Path, pid: int, now: float) -> bool:
         return False
     if not stat.S_ISREG(st.st_mode):
         return False
-    return now - st.st_mtime > STALE_SECONDS or not _alive(pid)
+    return now - st.st_mtime > STALE_SECONDS or not pid_alive(pid)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """A process with this pid exists (one we may not signal counts)."""
     if pid <= 0:
         return False
     try:

@@ -197,52 +197,6 @@ _TRANSIENT_SUBMIT = (
 """sbatch messages that mean "not now" rather than "never" (controller down or busy, queue limits)."""
 
 
-# --- shell text ------------------------------------------------------------------------------
-
-_MODULE_INIT = (
-    "command -v module >/dev/null 2>&1 || for _rc_f in /etc/profile.d/modules.sh /etc/profile.d/lmod.sh "
-    '/usr/share/lmod/lmod/init/sh; do [ -r "$_rc_f" ] && . "$_rc_f" && break; done'
-)
-"""``module`` is a shell function set up by the login profile; a batch ``/bin/sh`` may lack it."""
-
-_LIVE = "|".join(sorted(word for word, state in STATES.items() if not state.finished))
-
-_STATUS_PRELUDE = f"""\
-_rcs_nl='
-'
-_rcs_seen=$_rcs_nl
-_rcs_down=0
-_rcs() {{
-  _rcs_t=$1; shift
-  _rcs_o=$("$@" 2>&1); _rcs_s=$?
-  echo "{MARK} begin $_rcs_t"
-  [ -z "$_rcs_o" ] || printf '%s\\n' "$_rcs_o"
-  echo "{MARK} exit $_rcs_s"
-  case $_rcs_t in
-    squeue*) if [ $_rcs_s -eq 0 ]; then
-      _rcs_seen=$_rcs_seen$(printf '%s\\n' "$_rcs_o" | grep -E '^[^|]*[|]({_LIVE})[|]')$_rcs_nl; else
-      case $_rcs_o in *"Invalid job id specified"*) ;; *) _rcs_down=1 ;; esac; fi ;;
-    sacct) [ $_rcs_s -ne 0 ] || _rcs_seen=$_rcs_seen$_rcs_o$_rcs_nl ;;
-  esac
-}}"""
-"""Runs one tool, frames its output, remembers the jobs squeue printed as live and the jobs sacct
-printed (scontrol is asked about the others: gone from both, or finished without an exit code in
-squeue), and whether squeue could not reach the controller (then nothing else is asked)."""
-
-_TRANSIENT_SUBMIT = (
-    "Unable to contact slurm controller",
-    "Socket timed out",
-    "Slurm temporarily unable to accept job",
-    "Resource temporarily unavailable",
-    "QOSMaxSubmitJob",
-    "AssocMaxSubmitJob",
-    "job submit limit",
-    "Transport endpoint is not connected",
-    "Zero Bytes were transmitted or received",
-)
-"""sbatch messages that mean "not now" rather than "never" (controller down or busy, queue limits)."""
-
-
 # --- small helpers ---------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from reconciler.atomic import pid_alive
 from reconciler.errors import GitStoreError
 from reconciler.gitstore.index import identity_env, temp_index, tree_of
 from reconciler.gitstore.repo import ProjectRepo, status_names
@@ -169,19 +170,9 @@ def _stale_lock_of_ours(lock: Path, mark: Path) -> bool:
         pid = int(mark.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return False
-    if pid == os.getpid() or _alive(pid):
+    if pid == os.getpid() or pid_alive(pid):
         return False
     return not _held_open(lock)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _held_open(path: Path) -> bool:

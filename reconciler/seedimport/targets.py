@@ -183,15 +183,20 @@ def _first_word(text: str) -> str:
     return text.split(maxsplit=1)[0].strip("`,;") if text.split() else ""
 
 
+def _base_and_root(project: str, seed: SeedConfig, setting: str, cluster_label: str) -> tuple[str, str]:
+    """A cluster's absolute base path (the setting, else External Clusters' line; ``""`` when
+    neither names one) and the target root under it (``reconciler/<project>`` without one)."""
+    base = _first_word(seed.settings.get(setting) or seed.clusters.get(cluster_label, "")).rstrip("/")
+    if not base.startswith("/"):
+        return "", f"reconciler/{project}"
+    return base, f"{base}/{project}"
+
+
 def c500_target(project: str, seed: SeedConfig) -> tuple[dict[str, Any], list[str]]:
     """The C500 ``command`` target (as ``examples/targets/c500.yaml``) and what to check by hand."""
     notes: list[str] = []
-    base = seed.settings.get("c500_afs_base") or seed.clusters.get("afs base path", "")
-    base = _first_word(base).rstrip("/")
-    if base.startswith("/"):
-        root = f"{base}/{project}"
-    else:
-        root = f"reconciler/{project}"
+    base, root = _base_and_root(project, seed, "c500_afs_base", "afs base path")
+    if not base:
         notes.append("C500: no AFS base path in config.md; set targets.c500.root to a directory on AFS")
     workspace = seed.settings.get("c500_workspace") or C500_WORKSPACE
     image = _first_word(seed.clusters.get("docker image", "")) or C500_IMAGE
@@ -227,12 +232,8 @@ def c500_target(project: str, seed: SeedConfig) -> tuple[dict[str, Any], list[st
 def gadi_target(project: str, seed: SeedConfig, host: str, pbs: PbsScripts) -> tuple[dict[str, Any], list[str]]:
     """The Gadi ``pbs`` target, with what the project's PBS scripts ask for."""
     notes: list[str] = []
-    base = seed.settings.get("gadi_scratch_base") or seed.clusters.get("scratch path", "")
-    base = _first_word(base).rstrip("/")
-    if base.startswith("/"):
-        root = f"{base}/{project}"
-    else:
-        root = f"reconciler/{project}"
+    base, root = _base_and_root(project, seed, "gadi_scratch_base", "scratch path")
+    if not base:
         notes.append("Gadi: no scratch path in config.md; set targets.gadi.root to a directory on /scratch")
     nci = _NCI_SCRATCH.match(base)
     account = pbs.account or _first_word(seed.clusters.get("project code", "")) or (nci["project"] if nci else None)
