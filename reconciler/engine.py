@@ -253,6 +253,7 @@ async def _observe_apply_with(
         runners.by_name,
         request.want,
         jobs=request.jobs,
+        seed=request.seed,
         timeout=policies.command_timeout,
         concurrency=policies.probe_concurrency,
     )

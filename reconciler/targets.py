@@ -26,6 +26,7 @@ from reconciler.model.actions import CheckEnv, Collect, Kill, Launch, Started
 from reconciler.model.config import Config, Target, TargetKind
 from reconciler.model.env import EnvVerdict
 from reconciler.model.observed import TargetObservation
+from reconciler.model.seedrun import SeedRun
 
 if TYPE_CHECKING:
     from reconciler.backends.ssh import SshPool
@@ -102,7 +103,10 @@ class Unsupported:
         self.transport: Transport = LocalTransport(name=target.name)
 
     async def probe(
-        self, want: Collection[tuple[str, int]] = (), jobs: Mapping[tuple[str, int], str] | None = None
+        self,
+        want: Collection[tuple[str, int]] = (),
+        jobs: Mapping[tuple[str, int], str] | None = None,
+        seed: Mapping[tuple[str, int], SeedRun] | None = None,
     ) -> TargetObservation:
         return TargetObservation(self.name, reachable=False, error=self._why)
 

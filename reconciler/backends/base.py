@@ -15,6 +15,7 @@ from typing import Protocol
 from reconciler.model.actions import CheckEnv, Collect, Kill, Launch, Started
 from reconciler.model.env import EnvVerdict
 from reconciler.model.observed import TargetObservation
+from reconciler.model.seedrun import SeedRun
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,15 @@ class Runner(Protocol):
     transport: Transport
 
     async def probe(
-        self, want: Collection[tuple[str, int]] = (), jobs: Mapping[tuple[str, int], str] | None = None
+        self,
+        want: Collection[tuple[str, int]] = (),
+        jobs: Mapping[tuple[str, int], str] | None = None,
+        seed: Mapping[tuple[str, int], SeedRun] | None = None,
     ) -> TargetObservation:
         """One remote command: every run dir of this project (details for ``want`` and for runs
         without an exit code), GPUs, host facts; on batch targets also the scheduler's state of
-        the recorded ``jobs`` (job id by run)."""
+        the recorded ``jobs`` (job id by run); and the runs the seed started (``seed``: where to
+        look, ``model.seedrun``), reported like run dirs of ours with the token ``seed``."""
         ...
 
     async def ship_code(self, commit: str, archive: Path) -> None:

@@ -36,6 +36,7 @@ from reconciler.errors import SchedulerOutputError, TemporaryError
 from reconciler.model.actions import Kill, Launch, Started
 from reconciler.model.config import BatchOptions, Target
 from reconciler.model.observed import RunObservation, TargetObservation
+from reconciler.model.seedrun import SEED, SeedRun
 
 SUBMIT_FAILED_EXIT = 95
 """The submit script exits with this when the submit command failed (the scheduler's adapter
@@ -65,11 +66,14 @@ class BatchRunner(ShellRunner):
         self.cancel_wait = cancel_wait
 
     async def probe(
-        self, want: Collection[tuple[str, int]] = (), jobs: Mapping[tuple[str, int], str] | None = None
+        self,
+        want: Collection[tuple[str, int]] = (),
+        jobs: Mapping[tuple[str, int], str] | None = None,
+        seed: Mapping[tuple[str, int], SeedRun] | None = None,
     ) -> TargetObservation:
         asked = sorted(set((jobs or {}).values()))
         prefix = self.scheduler.status_command(asked, []) if asked else None
-        observation, printed = await self._probe(want, prefix)
+        observation, printed = await self._probe(want, prefix, seed)
         infos = self.scheduler.parse_status(printed) if prefix is not None else {}
         return with_jobs(observation, infos, frozenset(asked), jobs or {}, self.scheduler)
 
@@ -222,10 +226,29 @@ def with_jobs(
             state = None
         else:
             state = JobState.UNKNOWN.value
+        exit_code = run.exit_code
+        if run.token == SEED and exit_code is None and info is not None:
+            exit_code = seed_job_exit(info)
         runs[key] = dataclasses.replace(
-            run, job_id=job_id, job_state=state, alive=state == JobState.RUNNING.value and run.exit_code is None
+            run,
+            job_id=job_id,
+            job_state=state,
+            exit_code=exit_code,
+            alive=state == JobState.RUNNING.value and exit_code is None,
         )
     return dataclasses.replace(observation, runs=runs, gpus=None)
+
+
+def seed_job_exit(info: JobInfo) -> int | None:
+    """The exit code of a job the seed submitted (no wrapper of ours records one): the
+    scheduler's exit status once it completed or failed (0 for a completion it reports without
+    one: a platform CLI's ``FINISHED``). Walltime, node failure, preemption and cancellation are
+    left to the job rules, as for ours."""
+    if info.state is JobState.COMPLETED:
+        return info.exit_status if info.exit_status is not None else 0
+    if info.state is JobState.FAILED:
+        return info.exit_status
+    return None
 
 
 def submit_failure(stderr: str) -> tuple[int, str]:

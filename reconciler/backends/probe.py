@@ -6,7 +6,13 @@ content at ``<root>/.reconciler/probe-<hash>.py``, so a pass costs one remote co
 Request (JSON on stdin)::
 
     {"root": "~/proj", "want": [["A_s0", 1]], "tail": 20, "smi": [GPU_QUERY, APPS_QUERY],
-     "fatal": {"markers": FATAL_MARKERS, "words": FATAL_WORDS}}
+     "fatal": {"markers": FATAL_MARKERS, "words": FATAL_WORDS},
+     "seed": [["B_s0", 1, pid, start_time | null, started_unix | null, log, exit_log, result,
+               job_id | null]], "seed_window": [MATCH_BEFORE, MATCH_AFTER]}
+
+``seed`` (only when the state holds runs the seed started, ``model.seedrun``) asks about runs
+that have no run dir of ours: each is reported in ``runs``/``details`` like a run dir, with the
+token ``seed``, from its pid (and start time), its exit log, log and result file.
 
 Answer (one JSON line on stdout)::
 
@@ -57,6 +63,7 @@ from reconciler.model.observed import (
     RunObservation,
     TargetObservation,
 )
+from reconciler.model.seedrun import MATCH_AFTER, MATCH_BEFORE, SeedRun
 from reconciler.model.sidecar import confine_sidecar
 
 PROBE_VERSION = 1
@@ -84,14 +91,25 @@ def probe_name() -> str:
     return f"probe-{hashlib.sha256(probe_source()).hexdigest()[:16]}.py"
 
 
-def probe_request(root: str, want: Collection[tuple[str, int]] = (), tail: int = 20) -> bytes:
-    doc = {
+def probe_request(
+    root: str,
+    want: Collection[tuple[str, int]] = (),
+    tail: int = 20,
+    seed: Mapping[tuple[str, int], SeedRun] | None = None,
+) -> bytes:
+    doc: dict[str, object] = {
         "root": root,
         "want": sorted([exp_id, int(n)] for exp_id, n in want),
         "tail": tail,
         "smi": [list(GPU_QUERY), list(APPS_QUERY)],
         "fatal": {"markers": list(FATAL_MARKERS), "words": list(FATAL_WORDS)},
     }
+    if seed:
+        doc["seed"] = [
+            [exp_id, n, r.pid, r.start_time, r.started, r.log, r.exit_log, r.result, r.job_id]
+            for (exp_id, n), r in sorted(seed.items())
+        ]
+        doc["seed_window"] = [MATCH_BEFORE, MATCH_AFTER]
     return json.dumps(doc, separators=(",", ":")).encode()
 
 

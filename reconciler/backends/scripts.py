@@ -124,6 +124,54 @@ echo "{commit} did not land in $(pwd)" >&2; exit 1
 """
 
 
+_STAT = """st() {
+  if [ -d /proc/self ]; then
+    [ -r /proc/$1/stat ] && sed 's/.*) //' /proc/$1/stat | cut -d' ' -f1,20
+  else
+    ps -o stat= -o lstart= -p $1 2>/dev/null | sed 's/^ *//' | sed 's/^\\([^ ]*\\)  */\\1 /'
+  fi
+}"""
+"""``st PID``: its state letter and start time (``/proc/<pid>/stat`` fields 3 and 22, or ``ps``)."""
+
+
+def kill_tree_script(pid: int | None, start_time: str | None, grace_seconds: float) -> str:
+    """Stop a process that leads no process group of ours (a run the seed started) and every
+    descendant of it, only while its start time is ``start_time``; prints one word, as
+    ``kill_script`` does (``gone``, ``reused``, ``alive``, ``unknown``: no pid or start time seen)."""
+    q = shlex.quote
+    rounds = max(1, round(grace_seconds / 0.1))
+    return f"""pid={q("" if pid is None else str(pid))}; want={q(start_time or "")}
+case "$pid" in ''|*[!0-9]*) echo unknown; exit 0 ;; esac
+[ -n "$want" ] || {{ echo unknown; exit 0; }}
+{_STAT}
+tree() {{
+  ps -A -o pid= -o ppid= -o stat= 2>/dev/null | awk -v root="$1" '
+    $3 !~ /^Z/ {{ parent[$1] = $2; live[$1] = 1 }}
+    END {{
+      if (!(root in live)) exit
+      keep[root] = 1; grew = 1
+      while (grew) {{
+        grew = 0
+        for (p in parent) if (!(p in keep) && (parent[p] in keep)) {{ keep[p] = 1; grew = 1 }}
+      }}
+      for (p in keep) print p
+    }}'
+}}
+any() {{ for p in $procs; do case "$(st "$p")" in ''|Z*) ;; *) return 0 ;; esac; done; return 1; }}
+cur=$(st "$pid")
+case "$cur" in ''|Z*) echo gone; exit 0 ;; esac
+[ "${{cur#* }}" = "$want" ] || {{ echo reused; exit 0; }}
+procs=$(tree "$pid")
+kill -TERM $procs 2>/dev/null
+i=0; while any && [ $i -lt {rounds} ]; do sleep 0.1; i=$((i + 1)); done
+if any; then
+  kill -KILL $procs 2>/dev/null
+  i=0; while any && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+fi
+if any; then echo alive; else echo gone; fi
+"""
+
+
 def kill_script(run_dir: str, pid: int | None, start_time: str | None, grace_seconds: float) -> str:
     """Stop a run's process group, then verify; prints one word.
 

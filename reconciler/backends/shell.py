@@ -32,6 +32,7 @@ from reconciler.model.actions import CheckEnv, Collect, Kill, Launch, Started
 from reconciler.model.config import Limits, Target, TargetKind
 from reconciler.model.env import EnvVerdict
 from reconciler.model.observed import TargetObservation
+from reconciler.model.seedrun import SeedRun
 
 PROBE_MARK = "@@reconciler-probe@@"
 """Separates a prefix's output (a batch scheduler's answer) from the probe's in one command."""
@@ -91,7 +92,10 @@ class ShellRunner:
         return TransportError(f"{self.name}: {what} failed (exit {done.returncode}): {detail}")
 
     async def probe(
-        self, want: Collection[tuple[str, int]] = (), jobs: Mapping[tuple[str, int], str] | None = None
+        self,
+        want: Collection[tuple[str, int]] = (),
+        jobs: Mapping[tuple[str, int], str] | None = None,
+        seed: Mapping[tuple[str, int], SeedRun] | None = None,
     ) -> TargetObservation:
         """One remote command in the steady state (two and a ``put`` when the probe is new; always
         one, with the probe inline and nothing installed, when ``read_only``).
@@ -100,18 +104,22 @@ class ShellRunner:
         also get liveness, heartbeat age, result size, sidecar and log tail. The observer must
         pass in ``want`` every run its status records as unfinished: a run that ended since
         the last pass has an exit code, and its result size and log tail come only on request.
-        ``jobs`` (recorded batch job ids) is for batch runners; processes need none.
+        ``jobs`` (recorded batch job ids) is for batch runners; processes need none. ``seed``:
+        the runs the seed started (``model.seedrun``), looked at by pid and their files.
         """
-        observation, _ = await self._probe(want)
+        observation, _ = await self._probe(want, seed=seed)
         return observation
 
     async def _probe(
-        self, want: Collection[tuple[str, int]], prefix: str | None = None
+        self,
+        want: Collection[tuple[str, int]],
+        prefix: str | None = None,
+        seed: Mapping[tuple[str, int], SeedRun] | None = None,
     ) -> tuple[TargetObservation, str]:
         """The probe, with ``prefix`` (a shell snippet, e.g. a scheduler query) run first in the
         same remote command; returns the observation and what the prefix printed."""
         before = self.transport.commands
-        request = probe_mod.probe_request(self.root, want, self.log_tail)
+        request = probe_mod.probe_request(self.root, want, self.log_tail, seed)
         name = probe_mod.probe_name()
         python = self.target.python
 
@@ -249,7 +257,10 @@ class ShellRunner:
         could not be shown.
         """
         pid, start = (action.pid, action.start_time) if action.pid and action.start_time else (None, None)
-        script = scripts.kill_script(action.run_dir, pid, start, self.kill_grace)
+        if action.tree:  # a run the seed started: its process and descendants, never a group
+            script = scripts.kill_tree_script(pid, start, self.kill_grace)
+        else:
+            script = scripts.kill_script(action.run_dir, pid, start, self.kill_grace)
         done = await self._run(script, timeout=self.command_timeout + self.kill_grace + 10)
         if done.returncode != 0:
             raise self._fail("kill", done)

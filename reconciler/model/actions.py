@@ -173,6 +173,9 @@ class Kill:
     start_time: str | None
     job_id: str | None = None
     reason: KillReason = Cancel("")
+    tree: bool = False
+    """The pid leads no process group of ours (a run the seed started): stop it and its
+    descendants, only while its start time is ``start_time``."""
 
     kind = "kill"
 

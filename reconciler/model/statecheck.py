@@ -4,7 +4,8 @@ Anyone who can commit can write the state file, and its values become paths on t
 (``progress/escalate_<id>.md``, ``experiments/logs/<id>.md``, ``result_file``) and on targets
 (run dirs). ``state_problems`` holds every entry to what the reconciler itself writes: ids of
 experiments and decisions match the spec's id pattern as a whole, a ``result_file`` is a result path
-(``model.resultpath``), each attempt's run dir is ``<root>/runs/<id>/<n>`` with a normalised root,
+(``model.resultpath``), each attempt's run dir is ``<root>/runs/<id>/<n>`` with a normalised root (a run the seed
+started: its normalised project dir),
 attempt numbers count up from 1. ``StateFile.loads`` refuses a file with a problem (a
 ``ValueError``): the engine then restores the last good committed one.
 """
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.model.resultpath import result_path_error
+from reconciler.model.seedrun import SEED, project_dir_error
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 """Ids of experiments and decisions: ``model.spec.ID_PATTERN`` as a whole match. (Target names
@@ -75,7 +77,10 @@ def _entry_problems(where: str, entry: Mapping[str, Any]) -> list[str]:
             problems.append(f"{where}: attempt numbers must count up from 1 (found {n!r} after {previous})")
             break
         previous = n
-        error = run_dir_error(attempt.get("run_dir"), exp_id, n)
+        if attempt.get("origin") == SEED:
+            error = project_dir_error(attempt.get("run_dir"))
+        else:
+            error = run_dir_error(attempt.get("run_dir"), exp_id, n)
         if error is not None:
             problems.append(f"{where}: attempt {n}: {error}")
     return problems

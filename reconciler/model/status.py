@@ -54,7 +54,8 @@ _ACTIVE = frozenset((Status.QUEUED, Status.RUNNING, Status.UNREACHABLE))
 
 @dataclass(frozen=True)
 class Attempt:
-    """One launch of an experiment; its run dir is ``<root>/runs/<exp_id>/<n>/``."""
+    """One launch of an experiment; its run dir is ``<root>/runs/<exp_id>/<n>/`` (for a run the
+    seed started, ``origin: seed``: the seed's project dir on the target, ``model.seedrun``)."""
 
     n: int
     target: str
@@ -74,9 +75,14 @@ class Attempt:
     failure_class: str | None = None
     evidence: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
+    origin: str | None = None
+    """``seed``: a run the seed system started, adopted by ``import-seed`` (``model.seedrun``);
+    ``None``: launched by us (written only when set)."""
 
     def to_dict(self) -> dict[str, Any]:
         d = _plain(self)
+        if d["origin"] is None:
+            del d["origin"]
         d["gpus"] = list(self.gpus)
         d["evidence"] = list(self.evidence)
         d["env"] = dict(self.env)

@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping
 from reconciler.backends.base import Runner
 from reconciler.errors import ReconcilerError
 from reconciler.model.observed import ObservedState, TargetObservation
+from reconciler.model.seedrun import SeedRun
 
 
 async def observe(
@@ -20,6 +21,7 @@ async def observe(
     want: Mapping[str, Collection[tuple[str, int]]],
     *,
     jobs: Mapping[str, Mapping[tuple[str, int], str]] | None = None,
+    seed: Mapping[str, Mapping[tuple[str, int], SeedRun]] | None = None,
     timeout: float,
     concurrency: int,
 ) -> ObservedState:
@@ -28,7 +30,8 @@ async def observe(
     async def one(name: str, runner: Runner) -> TargetObservation:
         async with gate:
             try:
-                return await asyncio.wait_for(runner.probe(want.get(name, ()), (jobs or {}).get(name)), timeout)
+                probe = runner.probe(want.get(name, ()), (jobs or {}).get(name), (seed or {}).get(name))
+                return await asyncio.wait_for(probe, timeout)
             except asyncio.TimeoutError:
                 return TargetObservation(name, reachable=False, error=f"probe timed out after {timeout:.0f} s")
             except ReconcilerError as exc:

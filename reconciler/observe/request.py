@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.model.desired import DesiredState
+from reconciler.model.seedrun import SEED, SeedRun, seed_run
 from reconciler.model.status import StateFile, Status
 
 
@@ -17,10 +18,25 @@ class ProbeRequest:
     """target -> (exp_id, attempt) of the runs to detail."""
     jobs: dict[str, dict[tuple[str, int], str]]
     """target -> (exp_id, attempt) -> batch job id of the attempts that may still be queued or running."""
+    seed: dict[str, dict[tuple[str, int], SeedRun]]
+    """target -> (exp_id, attempt) -> where to look for a live run the seed started (no run dir of
+    ours holds it: ``model.seedrun``)."""
 
 
 def probe_request(recorded: StateFile, desired: DesiredState) -> ProbeRequest:
-    return ProbeRequest(_wanted(recorded, desired), _jobs(recorded))
+    return ProbeRequest(_wanted(recorded, desired), _jobs(recorded), _seed_runs(recorded))
+
+
+def _seed_runs(recorded: StateFile) -> dict[str, dict[tuple[str, int], SeedRun]]:
+    runs: dict[str, dict[tuple[str, int], SeedRun]] = {}
+    for entry in recorded.entries:
+        a = entry.current
+        if a is None or a.origin != SEED or a.finished is not None:
+            continue
+        if entry.status.active or entry.status is Status.ON_HOLD:
+            run = seed_run(entry.id, a.run_dir, entry.result_path, a.pid, a.start_time, a.started, a.job_id)
+            runs.setdefault(a.target, {})[(entry.id, a.n)] = run
+    return runs
 
 
 def _jobs(recorded: StateFile) -> dict[str, dict[tuple[str, int], str]]:

@@ -11,6 +11,7 @@ from reconciler.model.config import Target
 from reconciler.model.escalation import Escalation
 from reconciler.model.ids import code_dir
 from reconciler.model.observed import RunObservation
+from reconciler.model.seedrun import SEED
 from reconciler.model.spec import DesiredRunState
 from reconciler.model.status import Status, StatusEntry
 from reconciler.plan import outcomes
@@ -52,9 +53,14 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
         failure = Failure(LOST, (), "run dir missing on the target")
         return outcomes.failed_attempt(entry, failure, spec, ctx.policies, ctx.now), []
     entry = _merge_sidecar(entry, run, ctx.now_iso)
-    if attempt.pid is None and run.pid is not None:
-        entry = outcomes.update_current(entry, lambda a: dataclasses.replace(a, pid=run.pid, start_time=run.start_time))
-        entry = dataclasses.replace(entry, pid=run.pid)
+    pid, start_time = run.pid, run.start_time
+    if attempt.pid is None and pid is not None:
+        entry = outcomes.update_current(entry, lambda a: dataclasses.replace(a, pid=pid, start_time=start_time))
+        entry = dataclasses.replace(entry, pid=pid)
+    elif attempt.origin == SEED and attempt.start_time is None and run.alive and start_time:
+        # the seed's process, first seen: from now on only this start time is the run
+        entry = outcomes.update_current(entry, lambda a: dataclasses.replace(a, start_time=start_time))
+    run = _seed_settled(run, attempt.origin)
     if attempt.job_id is None and run.job_id is not None:
         entry = dataclasses.replace(
             outcomes.update_current(entry, lambda a: dataclasses.replace(a, job_id=run.job_id)), job_id=run.job_id
@@ -101,6 +107,18 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
         return entry, []
     failure = Failure(LOST, tuple(run.log_tail[-5:]), "the process ended without an exit code")
     return outcomes.failed_attempt(entry, failure, spec, ctx.policies, ctx.now), []
+
+
+def _seed_settled(run: RunObservation, origin: str | None) -> RunObservation:
+    """A run the seed started that is gone with no exit code (its wrapper was killed, or the
+    scheduler no longer knows the job) but left a result file ended well: the seed's own rule
+    ("result present and exit code 0 or empty: completion"). The result is still checked when it
+    is collected."""
+    if origin != SEED or run.exit_code is not None or run.alive or not run.result_size:
+        return run
+    if run.job_id is not None and run.job_state not in (None, "completed"):
+        return run
+    return dataclasses.replace(run, exit_code=0)
 
 
 def _duration_guard(

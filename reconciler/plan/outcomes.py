@@ -11,6 +11,7 @@ from reconciler.model.actions import Kill, KillReason
 from reconciler.model.config import Policies
 from reconciler.model.escalation import Escalation
 from reconciler.model.observed import RunObservation
+from reconciler.model.seedrun import SEED
 from reconciler.model.spec import ExperimentSpec
 from reconciler.model.status import Attempt, Status, StatusEntry, Unreachable
 from reconciler.plan.context import iso, parse_iso
@@ -262,4 +263,5 @@ def kill_action(entry: StatusEntry, reason: KillReason, run: RunObservation | No
         start_time=(run.start_time if run is not None else None) or attempt.start_time,
         job_id=attempt.job_id,
         reason=reason,
+        tree=attempt.origin == SEED,
     )

@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,8 @@ from reconciler import scaffold
 from reconciler.seedimport.configmd import SeedConfig, parse_config_md
 from reconciler.seedimport.progress import escalation_from_seed, read_env_verdicts, read_escalations
 from reconciler.seedimport.specs import build_specs
-from reconciler.seedimport.state import convert_state, merge_sidecars
-from reconciler.seedimport.targets import build_config, read_pbs_scripts
+from reconciler.seedimport.state import adopt_live, convert_state, merge_sidecars
+from reconciler.seedimport.targets import build_config, read_pbs_scripts, seed_checkout
 
 CONFIG = "config/reconciler.yaml"
 DISPATCH = "dispatch/imported.yaml"
@@ -141,14 +143,32 @@ def plan_import(root: Path, project: str | None = None, local_target: str = "loc
         with state_path.open(encoding="utf-8", newline="") as f:  # byte-exact, CRLF included
             files.append(scaffold.PlannedFile(BACKUP, f.read(), scaffold.KEEP))
         state = convert_state({**seed_state, "experiments": entries}, name, targets)
+        state, adopted = adopt_live(state, *_checkouts(config, targets, remote_dirs, name), _now())
+        notes += adopted
         files.append(scaffold.PlannedFile(STATE, state.dumps(), scaffold.REPLACE))
     files.append(scaffold.gitignore())
     notes += [f"seed host {h!r} -> target {t!r} ({config['targets'][t]['kind']})" for h, t in targets.items()]
     notes += target_notes
-    live = [e for e in entries if str(e.get("status") or "").lower() in ("running", "queued", "unreachable")]
-    notes += [
-        f"{e['id']} is {e['status']} under the seed (host {e.get('host')}, pid {e.get('pid')}, job {e.get('job_id')}):"
-        " the reconciler does not adopt runs the seed started yet; let it finish under the seed before the first pass"
-        for e in live
-    ]
     return SeedImport(name, files, entries=len(entries), specs=len(specs), notes=notes)
+
+
+SEED_DEFAULT_CHECKOUT = "~/projects/{project}"
+"""Where the seed's templates put a lab server's checkout when no env verdict says (its
+``<REMOTE_PROJECT_DIR>`` example): the live runs on such a host are looked for there."""
+
+
+def _checkouts(
+    config: Mapping[str, Any], targets: Mapping[str, str], remote_dirs: Mapping[str, str], project: str
+) -> tuple[dict[str, str], frozenset[str]]:
+    """Target -> the seed's project dir there, and the targets whose runs are batch jobs."""
+    docs: Mapping[str, Mapping[str, Any]] = config["targets"]
+    checkouts: dict[str, str] = {}
+    for host, name in targets.items():
+        found = seed_checkout(docs[name], host, remote_dirs)
+        checkouts.setdefault(name, found or SEED_DEFAULT_CHECKOUT.format(project=project))
+    batch = frozenset(n for n, doc in docs.items() if doc.get("kind") in ("pbs", "slurm", "command"))
+    return checkouts, batch
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -10,12 +10,15 @@ their first index, numeric strings to numbers); a status outside the vocabulary 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reconciler.model.status import StateFile, Status, StatusEntry
+from reconciler.model.escalation import Escalation
+from reconciler.model.seedrun import SEED
+from reconciler.model.status import Attempt, StateFile, Status, StatusEntry
 from reconciler.seedimport.specs import as_float, as_int, group_of, is_archived
 
 _INT_FIELDS = ("seed", "stage", "priority", "retry_count", "max_retries", "pid")
@@ -99,3 +102,85 @@ def convert_state(seed: Mapping[str, Any], project: str, targets: Mapping[str, s
     """The seed state document as our ``StateFile``."""
     entries = [normalize(e, targets) for e in seed.get("experiments") or () if isinstance(e, Mapping)]
     return StateFile.from_dict({"project": project, "updated": str(seed.get("updated") or ""), "experiments": entries})
+
+
+LIVE_STATUSES = (Status.RUNNING, Status.QUEUED, Status.UNREACHABLE, Status.ON_HOLD)
+"""Seed statuses under which a process or job of the seed's may still run (the seed never killed
+a run it put on hold)."""
+
+
+def adopt_live(
+    state: StateFile, checkouts: Mapping[str, str], batch: frozenset[str], when: str
+) -> tuple[StateFile, list[str]]:
+    """Give every entry the seed left live (``LIVE_STATUSES`` with a pid or job id on a known
+    target) an attempt with ``origin: seed`` (``model.seedrun``), so that the passes watch it,
+    count its GPU, guard its duration, collect its result and settle it like a run of ours.
+
+    ``checkouts``: target -> the seed's project dir there (its logs, exit log and result file);
+    ``batch``: targets whose runs are jobs (their pid, on a login host, is no process of the run).
+    An entry recorded ``running``/``queued`` with neither pid nor job id (the seed crashed between
+    its sidecar and the launch) goes ``on_hold`` with an escalation: a person looks at the host; one
+    recorded ``unreachable`` with neither never started (the seed's "SSH failed at launch") and is
+    pending again. Returns the state and a line per entry for the import's output."""
+    entries = []
+    notes = []
+    for entry in state.entries:
+        if entry.status not in LIVE_STATUSES or entry.attempts:
+            entries.append(entry)
+            continue
+        target = entry.target
+        pid = None if target in batch else entry.pid
+        if target is None or target not in checkouts or (pid is None and entry.job_id is None):
+            kept, line = _not_adoptable(entry, target, when)
+            entries.append(kept)
+            if line:
+                notes.append(line)
+            continue
+        attempt = Attempt(
+            n=1,
+            target=target,
+            command=entry.command,
+            run_dir=checkouts[target],
+            token=SEED,
+            host=entry.host,
+            gpus=(entry.gpu,) if entry.gpu is not None and target not in batch else (),
+            pid=pid,
+            job_id=entry.job_id,
+            started=entry.started,
+            git_commit=entry.git_commit,
+            origin=SEED,
+        )
+        entries.append(dataclasses.replace(entry, attempt=1, attempts=(attempt,), pid=pid))
+        how = f"pid {pid}" if pid is not None else f"job {entry.job_id}"
+        notes.append(
+            f"{entry.id}: {entry.status.value} under the seed ({how} on {target}): adopted; the passes watch it and"
+            f" read its exit code, log and result under {checkouts[target]}"
+        )
+    return dataclasses.replace(state, entries=tuple(entries)), notes
+
+
+def _not_adoptable(entry: StatusEntry, target: str | None, when: str) -> tuple[StatusEntry, str | None]:
+    if entry.status is Status.ON_HOLD:  # a person decides already (resolve), as under the seed
+        return entry, None
+    if entry.status is Status.UNREACHABLE and entry.pid is None and entry.job_id is None:
+        line = f"{entry.id}: unreachable at launch under the seed (nothing started): pending again"
+        return dataclasses.replace(entry, status=Status.PENDING, notes=_noted(entry.notes, line)), line
+    where = f"on {entry.host}" if entry.host else "on no recorded host"
+    if target is None:
+        why = f"recorded {entry.status.value} by the seed {where}, which is no target of this project"
+    else:
+        why = f"recorded {entry.status.value} by the seed {where} with no pid or job id"
+    escalation = Escalation(
+        reason=f"{why}: it cannot be watched",
+        created=when,
+        needed="look on the host for a process or job of it; then retry (it starts again) or cancel",
+        kind="on_hold",
+    )
+    held = dataclasses.replace(
+        entry, status=Status.ON_HOLD, escalation=escalation, notes=_noted(entry.notes, f"on_hold: {why}")
+    )
+    return held, f"{entry.id}: {why}: on hold with an escalation"
+
+
+def _noted(notes: str, line: str) -> str:
+    return f"{notes}; {line}" if notes else line

@@ -284,12 +284,18 @@ SEED_CHECKPOINTS = "experiments/checkpoints"
 relative to its checkout on the host."""
 
 
-def _checkpoints(target: dict[str, Any], host: str, remote_dirs: Mapping[str, str]) -> str | None:
-    """The seed's checkpoint folder on ``host``: under its checkout there (``remote_project_dir`` of
-    its env verdict); on Gadi and C500 the checkout is the target's root."""
+def seed_checkout(target: Mapping[str, Any], host: str, remote_dirs: Mapping[str, str]) -> str | None:
+    """The seed's project dir on ``host``: ``remote_project_dir`` of its env verdict; on Gadi and
+    C500 the target's root (the seed's checkout is ``<scratch>/<project>``, ``<AFS>/<project>``)."""
     remote = remote_dirs.get(host)
     if remote is None and target["kind"] in ("pbs", "command") and str(target["root"]).startswith("/"):
         remote = str(target["root"])
+    return remote.rstrip("/") if remote else None
+
+
+def _checkpoints(target: dict[str, Any], host: str, remote_dirs: Mapping[str, str]) -> str | None:
+    """The seed's checkpoint folder on ``host``: under its checkout there."""
+    remote = seed_checkout(target, host, remote_dirs)
     return f"{remote}/{SEED_CHECKPOINTS}" if remote else None
 
 
@@ -327,7 +333,8 @@ def build_config(
             more.append(
                 f"{name}: the seed's checkout on {host} is unknown (no progress/env_{host}.json), so checkpoints"
                 f" its runs wrote stay under that checkout's {SEED_CHECKPOINTS}/; set targets.{name}.checkpoint_dir"
-                " to that folder for --resume to find them"
+                f" to that folder for --resume to find them (runs live there under the seed are looked for in"
+                f" ~/projects/{project})"
             )
         targets[name] = target
         notes += more

@@ -219,8 +219,22 @@ def test_config_md_settings() -> None:
     assert "key" not in settings
 
 
-def test_runs_live_under_the_seed_are_named_in_the_output(seed: Path) -> None:
-    """Adoption of runs the seed started is not built yet: the import says which entries they are."""
+def test_runs_live_under_the_seed_are_adopted(seed: Path) -> None:
+    """A run the seed left live (pid on a lab server, even one it put on hold) becomes an attempt
+    of origin ``seed``: the passes watch its pid and read its files in the seed's checkout."""
     proc = import_seed(seed)
     assert proc.returncode == 0, proc.output
-    assert "exp1_cifar10c_main_s1 is running under the seed (host xuchang-lab1, pid 90211" in proc.output
+    assert "exp1_cifar10c_main_s1: running under the seed (pid 90211 on xuchang-lab1): adopted" in proc.output
+    entries = StateFile.loads((seed / "dispatch" / "state.json").read_text()).by_id()
+    live = entries["exp1_cifar10c_main_s1"]
+    assert (live.status, live.attempt, live.pid) == (Status.RUNNING, 1, 90211)
+    attempt = live.attempts[0]
+    assert attempt.origin == "seed"
+    assert attempt.token == "seed"
+    assert (attempt.target, attempt.pid, attempt.gpus) == ("xuchang-lab1", 90211, (3,))
+    assert attempt.run_dir == "~/projects/shift-robust"  # no env verdict names the checkout: the seed's default
+    assert attempt.started == "2026-03-02T08:40:00+11:00"
+    held = entries["pilot1_cifar10c_core"]
+    assert held.status is Status.ON_HOLD and held.attempts[0].pid == 1200  # the seed never killed a held run
+    assert not entries["exp1_cifar10c_main_s0"].attempts  # done: nothing to watch
+    assert not entries["exp1_cifar10c_main_s2"].attempts

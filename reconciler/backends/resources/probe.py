@@ -460,6 +460,146 @@ def scan_runs(
     return {"runs": records, "details": details, "errors": errors[:20], "alive_pids": alive_pids}
 
 
+SEED_TOKEN = "seed"
+EXIT_MARK = "EXIT_CODE:"
+
+
+def boot_time() -> Optional[float]:
+    """The kernel's boot time (``btime`` of /proc/stat), for a process's start as a Unix time."""
+    text = read_text("/proc/stat", 1 << 16) or ""
+    for line in text.splitlines():
+        if line.startswith("btime "):
+            try:
+                return float(line.split()[1])
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
+def started_at(ticks: str, boot: Optional[float]) -> Optional[float]:
+    """A ``/proc/<pid>/stat`` start time (clock ticks since boot) as a Unix time."""
+    if boot is None or not ticks.isdigit():
+        return None
+    return boot + int(ticks) / float(os.sysconf("SC_CLK_TCK"))
+
+
+def command_line(pid: int) -> bytes:
+    if HAVE_PROC:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                return f.read(1 << 16)
+        except OSError:
+            return b""
+    import subprocess
+
+    try:
+        return subprocess.run(
+            ["ps", "-o", "command=", "-p", str(pid)],
+            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            timeout=10,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return b""
+
+
+def mine(pid: int) -> bool:
+    """The process runs as this user (a seed run is never looked for among other users')."""
+    if not HAVE_PROC:
+        return True
+    try:
+        return os.stat(f"/proc/{pid}").st_uid == os.getuid()
+    except OSError:
+        return False
+
+
+def seed_process(
+    exp_id: str,
+    pid: Optional[int],
+    start: Optional[str],
+    started: Optional[float],
+    window: List[float],
+    boot: Optional[float],
+) -> Tuple[bool, Optional[str], Optional[float]]:
+    """(alive, start time, its start as a Unix time) of a seed run's recorded pid. With a start
+    time seen before, only that start time matches. Else the process is the seed's when it runs
+    as this user and its command line names the experiment (the seed's wrapper writes
+    ``experiments/logs/<id>.log``) or it started within ``window`` of the seed's ``started``."""
+    if pid is None:
+        return False, start, None
+    state = process_state(pid)
+    if state is None or state[0] in ("Z", "X", "x") or not mine(pid):
+        return False, start, None
+    at = started_at(state[1], boot)
+    if start:
+        return state[1] == start, start, at
+    named = exp_id.encode() in command_line(pid)
+    timely = at is not None and started is not None and started - window[0] <= at <= started + window[1]
+    if named or timely:
+        return True, state[1], at
+    return False, None, None
+
+
+def exit_mark(path: str) -> Optional[int]:
+    """The code of the last ``EXIT_CODE:<n>`` line of a seed run's exit log."""
+    for line in reversed(tail_lines(path, 50)):
+        text = line.strip()
+        if text.startswith(EXIT_MARK):
+            code = text[len(EXIT_MARK) :].strip()
+            return int(code) if code.lstrip("-").isdigit() else None
+    return None
+
+
+def owned_size(path: str) -> Optional[int]:
+    fd = open_owned(path)
+    if fd is None:
+        return None
+    try:
+        return os.fstat(fd).st_size
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def scan_seed(
+    items: List[List[Any]], window: List[float], tail: int, now: float, fatal: Optional[Dict[str, List[str]]]
+) -> Dict[str, Any]:
+    """Records and details, as ``scan_runs`` makes them, of the runs the seed started (no run dir
+    of ours holds them): ``[exp_id, attempt, pid, start_time, started, log, exit_log, result,
+    job_id]`` each. The exit log counts only once the process is gone."""
+    records = []  # type: List[List[Any]]
+    details = []  # type: List[Dict[str, Any]]
+    alive_pids = []  # type: List[int]
+    boot = boot_time() if HAVE_PROC else None
+    for item in items:
+        exp_id, attempt, pid, start, started, log, exit_log, result, job_id = item
+        pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
+        alive, start, at = seed_process(str(exp_id), pid, start, started, window, boot)
+        exit_code = None if alive else exit_mark(exit_log)
+        if alive and pid is not None:
+            alive_pids.append(pid)
+        records.append([exp_id, attempt, SEED_TOKEN, 1, exit_code, pid, start, None, job_id])
+        lines = tail_lines(log, tail)
+        if alive and exit_code is None and job_id is None and fatal is not None and not may_be_fatal(lines, fatal):
+            lines = []
+        details.append(
+            {
+                "exp_id": exp_id,
+                "attempt": attempt,
+                "alive": alive,
+                "heartbeat_age": None,
+                "result_size": owned_size(result),
+                "sidecar": None,
+                "log_tail": lines,
+                "launch": None,
+                "started_age": round(now - at, 1) if alive and at is not None else None,
+            }
+        )
+    return {"runs": records, "details": details, "alive_pids": alive_pids}
+
+
 def run_tool(argv: List[str]) -> Dict[str, Any]:
     import subprocess
 
@@ -531,8 +671,16 @@ def main() -> int:
         "fields": FIELDS,
     }  # type: Dict[str, Any]
     fatal = request.get("fatal")
-    scan = scan_runs(root, want, int(request.get("tail", 20)), now, fatal if isinstance(fatal, dict) else None)
+    fatal = fatal if isinstance(fatal, dict) else None
+    tail = int(request.get("tail", 20))
+    scan = scan_runs(root, want, tail, now, fatal)
     alive_pids = set(scan.pop("alive_pids"))
+    seed = request.get("seed")
+    if isinstance(seed, list) and seed:
+        seen = scan_seed(seed, request.get("seed_window") or [900.0, 3600.0], tail, now, fatal)
+        alive_pids.update(seen["alive_pids"])
+        scan["runs"].extend(seen["runs"])
+        scan["details"].extend(seen["details"])
     doc.update(scan)
     doc["gpus"] = gpu_section(request.get("smi") or [], alive_pids)
     sys.stdout.write(json.dumps(doc, separators=(",", ":")) + "\n")
