@@ -25,7 +25,7 @@ from reconciler import scaffold
 from reconciler.seedimport.configmd import SeedConfig, parse_config_md
 from reconciler.seedimport.progress import escalation_from_seed, read_env_verdicts, read_escalations
 from reconciler.seedimport.specs import build_specs
-from reconciler.seedimport.state import adopt_live, convert_state, merge_sidecars
+from reconciler.seedimport.state import adopt_live, convert_state, merge_sidecars, with_results
 from reconciler.seedimport.targets import build_config, read_pbs_scripts, seed_checkout
 
 CONFIG = "config/reconciler.yaml"
@@ -144,7 +144,8 @@ def plan_import(root: Path, project: str | None = None, local_target: str = "loc
             files.append(scaffold.PlannedFile(BACKUP, f.read(), scaffold.KEEP))
         state = convert_state({**seed_state, "experiments": entries}, name, targets)
         state, adopted = adopt_live(state, *_checkouts(config, targets, remote_dirs, name), _now())
-        notes += adopted
+        state, metrics = with_results(state, root)
+        notes += adopted + metrics
         files.append(scaffold.PlannedFile(STATE, state.dumps(), scaffold.REPLACE))
     files.append(scaffold.gitignore())
     notes += [f"seed host {h!r} -> target {t!r} ({config['targets'][t]['kind']})" for h, t in targets.items()]

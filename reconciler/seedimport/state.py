@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from reconciler.confine import check_path, open_file
+from reconciler.errors import UnsafePathError
 from reconciler.model.escalation import Escalation
 from reconciler.model.seedrun import SEED
 from reconciler.model.status import Attempt, StateFile, Status, StatusEntry
+from reconciler.results import check_result
 from reconciler.seedimport.specs import as_float, as_int, group_of, is_archived
 
 _INT_FIELDS = ("seed", "stage", "priority", "retry_count", "max_retries", "pid")
@@ -184,3 +189,48 @@ def _not_adoptable(entry: StatusEntry, target: str | None, when: str) -> tuple[S
 
 def _noted(notes: str, line: str) -> str:
     return f"{notes}; {line}" if notes else line
+
+
+RESULT_BYTES = 16 * 1024 * 1024
+"""The most of a done entry's result file the import reads for its final metrics."""
+
+
+def with_results(state: StateFile, project_dir: Path) -> tuple[StateFile, list[str]]:
+    """A ``done`` entry the seed recorded without final metrics gets them from its result file in
+    the project (the file its Lab rsynced back), when that is the canonical result CSV of the
+    entry: the seed's dashboard and our design tables read ``results``. A file that is missing, a
+    link, too large or not canonical leaves the entry as it was, named in the output."""
+    entries = []
+    notes = []
+    for entry in state.entries:
+        if entry.status is not Status.DONE or entry.results or "results" in entry.extra_names:
+            entries.append(entry)
+            continue
+        text, why = _result_text(project_dir, entry.result_path)
+        verdict = check_result(text, entry.id) if text is not None else None
+        if verdict is not None and verdict.ok:
+            entries.append(dataclasses.replace(entry, results=verdict.means))
+            continue
+        entries.append(entry)
+        if not is_archived(entry.to_dict()):
+            notes.append(
+                f"{entry.id}: done under the seed; no final metrics from {entry.result_path} ({why or verdict})"
+            )
+    return dataclasses.replace(state, entries=tuple(entries)), notes
+
+
+def _result_text(project_dir: Path, rel: str) -> tuple[str | None, str | None]:
+    try:
+        check_path(project_dir, rel)
+        fd = open_file(project_dir / rel, os.O_RDONLY, root=project_dir)
+    except FileNotFoundError:
+        return None, "no such file"
+    except (OSError, UnsafePathError) as exc:
+        return None, str(exc)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return None, "not a regular file"
+        data = f.read(RESULT_BYTES + 1)
+    if len(data) > RESULT_BYTES:
+        return None, f"over {RESULT_BYTES} bytes"
+    return data.decode("utf-8", "replace"), None

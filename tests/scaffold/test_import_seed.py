@@ -238,3 +238,31 @@ def test_runs_live_under_the_seed_are_adopted(seed: Path) -> None:
     assert held.status is Status.ON_HOLD and held.attempts[0].pid == 1200  # the seed never killed a held run
     assert not entries["exp1_cifar10c_main_s0"].attempts  # done: nothing to watch
     assert not entries["exp1_cifar10c_main_s2"].attempts
+
+
+def test_done_entries_get_their_final_metrics_from_the_result_file(seed: Path) -> None:
+    result = seed / "experiments" / "results" / "exp1_cifar10c_main_s0.csv"
+    result.parent.mkdir(parents=True)
+    result.write_text(
+        "exp_id,method,dataset,group,metric,seed,value,host,gpu,finished_at\n"
+        "exp1_cifar10c_main_s0,m,cifar10c,main,acc,0,0.8,h,1,2026-03-01T12:00:00Z\n"
+        "exp1_cifar10c_main_s0,m,cifar10c,main,acc,0,0.9,h,1,2026-03-01T12:00:00Z\n"
+    )
+    assert import_seed(seed).returncode == 0
+    done = StateFile.loads((seed / "dispatch" / "state.json").read_text()).by_id()["exp1_cifar10c_main_s0"]
+    assert dict(done.results) == {"acc": 0.85}
+
+
+def test_a_linked_result_file_is_not_read(seed: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.csv"
+    secret.write_text(
+        "exp_id,method,dataset,group,metric,seed,value,host,gpu,finished_at\n"
+        "exp1_cifar10c_main_s0,m,cifar10c,main,acc,0,0.8,h,1,2026-03-01T12:00:00Z\n"
+    )
+    (seed / "experiments" / "results").mkdir(parents=True)
+    (seed / "experiments" / "results" / "exp1_cifar10c_main_s0.csv").symlink_to(secret)
+    proc = import_seed(seed)
+    assert proc.returncode == 0
+    assert "exp1_cifar10c_main_s0: done under the seed; no final metrics" in proc.output
+    done = StateFile.loads((seed / "dispatch" / "state.json").read_text()).by_id()["exp1_cifar10c_main_s0"]
+    assert done.results == ()
