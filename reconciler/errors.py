@@ -105,6 +105,11 @@ class SchedulerBusy(TemporaryError):
     """The batch scheduler refused for now (queue limits, controller busy)."""
 
 
+class LeaseRefused(TemporaryError):
+    """The target's GPU leases leave no room for a launch (another controller took the GPU since
+    the probe): nothing was started; the run is placed again on the next pass."""
+
+
 class PermanentError(ReconcilerError):
     """Stall until the desired state changes; ``reason`` is a PascalCase word."""
 

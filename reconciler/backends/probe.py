@@ -29,6 +29,10 @@ Answer (one JSON line on stdout)::
                      "apps": {"rc": 0, "out": "...", "err": ""} | null, "own": [pid, ...],
                      "groups": [[pid, pgid], ...]}}
 
+``leases`` (only when the request names a lease directory and it holds live leases) lists them
+(``model.leases``): ``{"name", "project", "exp_id", "attempt", "gpus", "reserved_mb", "host",
+"created", "pid", "start_time"}``.
+
 ``runs`` has one compact record per run dir (``pid``/``start_time`` only for runs without an exit
 code or wanted ones); ``details`` only for runs without an exit code or named in ``want``. A live
 process with no exit code and no batch job has an empty ``log_tail`` unless the tail may hold a
@@ -55,6 +59,7 @@ from typing import Any
 
 from reconciler.backends.gpus import APPS_QUERY, GPU_QUERY, build_gpus
 from reconciler.errors import TransportError
+from reconciler.model.leases import LEASE_GRACE, Lease
 from reconciler.model.observed import (
     FATAL_MARKERS,
     FATAL_WORDS,
@@ -96,6 +101,7 @@ def probe_request(
     want: Collection[tuple[str, int]] = (),
     tail: int = 20,
     seed: Mapping[tuple[str, int], SeedRun] | None = None,
+    leases: str | None = None,
 ) -> bytes:
     doc: dict[str, object] = {
         "root": root,
@@ -110,6 +116,8 @@ def probe_request(
             for (exp_id, n), r in sorted(seed.items())
         ]
         doc["seed_window"] = [MATCH_BEFORE, MATCH_AFTER]
+    if leases:
+        doc["leases"] = {"dir": leases, "grace": LEASE_GRACE}
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
@@ -316,4 +324,33 @@ def _observation(target: str, doc: dict[str, Any], fields: list[str], commands: 
         free_disk_gb=_opt_float(doc.get("free_disk_gb")),
         commands=commands,
         gpu_groups=gpu_groups(doc),
+        leases=tuple(_leases(doc.get("leases"))),
     )
+
+
+def _leases(value: object) -> list[Lease]:
+    """The live leases the probe listed (a record of the wrong shape is skipped: another
+    project's controller, or anyone who can write the directory, wrote it)."""
+    out = []
+    for d in _list(value)[:1000]:
+        if not isinstance(d, Mapping):
+            continue
+        gpus = _gpu_list(d.get("gpus"))
+        reserved = _opt_float(d.get("reserved_mb"))
+        attempt = _attempt(d.get("attempt", -1))
+        if not gpus or reserved is None or reserved < 0 or attempt < 0:
+            continue
+        out.append(
+            Lease(
+                name=_text(d.get("name"))[:200],
+                project=_text(d.get("project"))[:200],
+                exp_id=_text(d.get("exp_id"))[:200],
+                attempt=attempt,
+                gpus=gpus,
+                reserved_mb=reserved,
+                pid=_opt_int(d.get("pid")),
+                start_time=_opt_str(d.get("start_time")),
+                host=_opt_str(d.get("host")),
+            )
+        )
+    return out

@@ -65,6 +65,21 @@ def probe_command(root: str, script_name: str, python: str, install_from: str | 
     return "\n".join(lines) + "\n"
 
 
+LEASE_REFUSED_EXIT = 96
+"""The lease command's exit status when the GPU lease is refused (``model.leases``)."""
+
+
+def lease_command(root: str, script_name: str, python: str, request: str) -> str:
+    """Take a GPU lease with the installed probe (``--take-lease``); exit ``PROBE_MISSING_EXIT``
+    when the probe is absent, ``LEASE_REFUSED_EXIT`` when the lease is refused."""
+    return (
+        f'R={root_expr(root)}; f="$R"/.reconciler/{shlex.quote(script_name)}\n'
+        f'[ -f "$f" ] || {{ cat >/dev/null; exit {PROBE_MISSING_EXIT}; }}\n'
+        f'{python_words(python)} -S "$f" --take-lease {shlex.quote(request)} >/dev/null'
+        " || { rc=$?; cat >/dev/null; exit $rc; }\n"
+    )
+
+
 def inline_probe_command(source: str, python: str) -> str:
     """Run the probe given as text on the command line (stdin stays the request): a read-only
     pass (``reconcile plan``) writes nothing on the target, not even the probe's install."""

@@ -27,7 +27,7 @@ from reconciler.backends import envcheck, scripts, wrapper
 from reconciler.backends import probe as probe_mod
 from reconciler.backends.base import Completed, Transport
 from reconciler.crashpoints import crash_point
-from reconciler.errors import InvalidTarget, PermanentError, TemporaryError, TransportError
+from reconciler.errors import InvalidTarget, LeaseRefused, PermanentError, TemporaryError, TransportError
 from reconciler.model.actions import CheckEnv, Collect, Kill, Launch, Started
 from reconciler.model.config import Limits, Target, TargetKind
 from reconciler.model.env import EnvVerdict
@@ -119,7 +119,7 @@ class ShellRunner:
         """The probe, with ``prefix`` (a shell snippet, e.g. a scheduler query) run first in the
         same remote command; returns the observation and what the prefix printed."""
         before = self.transport.commands
-        request = probe_mod.probe_request(self.root, want, self.log_tail, seed)
+        request = probe_mod.probe_request(self.root, want, self.log_tail, seed, self.target.gpus.leases)
         name = probe_mod.probe_name()
         python = self.target.python
 
@@ -209,7 +209,14 @@ class ShellRunner:
         """One command: create the run dir, claim it with the token (a foreign token raises
         ``PermanentError(reason="ForeignRunDir")``) and write ``wrapper.sh`` (unless it ran)."""
         script = wrapper.wrapper_script(action, self.target.env, self.project).encode()
-        done = await self._run(wrapper.prepare_script(action, len(script)), stdin=script)
+        take = None
+        if action.lease is not None:
+            take = scripts.lease_command(self.root, probe_mod.probe_name(), self.target.python, action.lease.document())
+        done = await self._run(wrapper.prepare_script(action, len(script), take), stdin=script)
+        if done.returncode == scripts.LEASE_REFUSED_EXIT:
+            raise LeaseRefused(f"{self.name}: GPU lease refused: {done.stderr.strip()[-300:]}")
+        if done.returncode == scripts.PROBE_MISSING_EXIT and action.lease is not None:
+            raise TemporaryError(f"{self.name}: the probe (which takes GPU leases) is not installed yet")
         if done.returncode == wrapper.FOREIGN_TOKEN_EXIT:
             raise PermanentError(
                 f"{self.name}: {action.run_dir} belongs to another launch ({done.stderr.strip()})",

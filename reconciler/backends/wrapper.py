@@ -19,7 +19,7 @@ import posixpath
 import re
 import shlex
 
-from reconciler.backends.scripts import receive_stdin
+from reconciler.backends.scripts import receive_stdin, root_expr
 from reconciler.errors import PermanentError
 from reconciler.model.actions import Launch
 from reconciler.model.config import EnvActivation
@@ -144,6 +144,12 @@ def wrapper_script(action: Launch, env: EnvActivation, project: str) -> str:
     _check(action)
     q = shlex.quote
     job = "\n".join("  " + line for line in job_lines(action, env, project))
+    lease_bind = lease_release = ""
+    if action.lease is not None:  # the GPU lease follows this process, and ends with the run
+        lease, pid_file = (root_expr(p) for p in action.lease.paths())
+        bound = f'printf \'%s %s\\n\' "$$" "$(cat start_time)" > {pid_file}.$$'
+        lease_bind = f"{bound} && mv -f {pid_file}.$$ {pid_file}\n"
+        lease_release = f"rm -f {lease} {pid_file}\n"
     return f"""#!/bin/sh
 # reconciler run wrapper: {action.exp_id} attempt {action.attempt} (generated, do not edit)
 cd {q(action.run_dir)} || exit 111
@@ -151,7 +157,7 @@ mkdir launch.lock 2>/dev/null || exit 0
 trap 'term=1' TERM INT
 echo $$ > pid.tmp && mv -f pid.tmp pid
 ( {START_TIME} ) > start_time.tmp && mv -f start_time.tmp start_time
-uname -n > host.tmp && mv -f host.tmp host
+{lease_bind}uname -n > host.tmp && mv -f host.tmp host
 ( {OOM_WATCH} ) 2>/dev/null
 date +%s > heartbeat
 (
@@ -175,7 +181,7 @@ rc=$?
 fi
 kill "$hb" 2>/dev/null
 echo "$rc" > exit_code.tmp && mv -f exit_code.tmp exit_code
-"""
+{lease_release}"""
 
 
 def launch_record(action: Launch) -> str:
@@ -193,7 +199,7 @@ def launch_record(action: Launch) -> str:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
-def prepare_script(action: Launch, size: int) -> str:
+def prepare_script(action: Launch, size: int, take_lease: str | None = None) -> str:
     """First launch command: run dir, token claim, ``launch.json``, ``wrapper.sh`` (``size`` bytes
     from stdin) and ``result_path``.
 
@@ -203,12 +209,13 @@ def prepare_script(action: Launch, size: int) -> str:
     a foreign or empty token, never claimed.
     Once ``launch.lock`` exists the wrapper on disk is what ran, so it is left untouched.
     Prints ``ready`` or ``launched``; exits ``FOREIGN_TOKEN_EXIT`` on a foreign token.
+    ``take_lease`` (``scripts.lease_command``) runs first: a refused GPU lease creates nothing.
     """
     _check(action)
     q = shlex.quote
     token = q(action.token)
     log_target = f"../runs/{action.exp_id}/{action.attempt}/stdout.log"
-    return f"""mkdir -p {q(action.run_dir)} && cd {q(action.run_dir)} || exit 1
+    return f"""{take_lease or ""}mkdir -p {q(action.run_dir)} && cd {q(action.run_dir)} || exit 1
 if [ ! -f token ]; then
   other=$(ls -A | grep -v -e '^\\.token\\.' -e '^token$' | head -n 5 | tr '\\n' ' ')
   if [ -n "$other" ] && [ ! -f token ]; then

@@ -78,7 +78,7 @@ def build_target(name: str, d: Mapping[str, Any]) -> Target:
     gpus_d = d.get("gpus") or {}
     gpus = GpuPolicy(
         **_tuples(gpus_d, "blacklist", "blacklist_models"),
-        **_pick(gpus_d, "max_runs_per_gpu"),
+        **_pick(gpus_d, "max_runs_per_gpu", "leases"),
         **_floats(gpus_d, "vram_factor"),
     )
     batch = None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from reconciler.model.decisions import DecisionAction
 from reconciler.model.env import EnvVerdict
+from reconciler.model.leases import LeaseRequest
 from reconciler.model.status import StatusEntry
 
 # -- why a run is killed --------------------------------------------------------------------------
@@ -134,6 +135,8 @@ class Launch:
     vram_gb: float | None = None
     gpu_count: int = 0
     """GPUs to request from a batch scheduler (which picks the devices; ``gpus`` is then empty)."""
+    lease: LeaseRequest | None = None
+    """The GPU lease to take before the run dir is claimed (the target names a lease directory)."""
 
     kind = "launch"
 

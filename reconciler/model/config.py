@@ -63,6 +63,10 @@ class GpuPolicy:
     """Model-name substrings never used (the seed always excluded the RTX A6000)."""
     max_runs_per_gpu: int = 1
     vram_factor: float = 1.2
+    leases: str | None = None
+    """A directory on the target shared by every project placing there (``/tmp/reconciler-leases``):
+    each launch takes a lease on its GPUs under a lock and every probe reads them, so two
+    controllers never over-subscribe a GPU (``model.leases``). ``None``: no leases."""
 
 
 @dataclass(frozen=True)

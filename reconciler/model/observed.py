@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from reconciler.model.leases import Lease
+
 FATAL_MARKERS = ("out of memory", "outofmemoryerror", "cublas_status_alloc_failed", "non-finite loss")
 FATAL_WORDS = ("nan", "inf")
 """A live run's log tail can hold a fatal line (CUDA out of memory, NaN loss) only when its
@@ -95,8 +97,11 @@ class TargetObservation:
     commands: int = 0
     """Remote commands this probe issued (the benchmark checks it equals 1)."""
     gpu_groups: Mapping[int, int] = field(default_factory=dict)
-    """Process group of each GPU compute process (pid -> pgid) that belongs to a live run of ours:
-    the memory ``nvidia-smi`` attributes to a run is that of the processes in its group."""
+    """Process group of each GPU compute process (pid -> pgid) that belongs to a live run of ours
+    (or of a live lease's run): the memory ``nvidia-smi`` attributes to a run is that of the
+    processes in its group."""
+    leases: tuple[Lease, ...] = ()
+    """The live GPU leases in the target's lease directory, every project's (``model.leases``)."""
 
     def run(self, exp_id: str, attempt: int) -> RunObservation | None:
         return self.runs.get((exp_id, attempt))

@@ -18,6 +18,7 @@ from reconciler.plan import outcomes
 from reconciler.plan.batchjob import decide_job, job_still_ending
 from reconciler.plan.context import Context, parse_iso
 from reconciler.plan.failure import DISK_FULL, LOST, MIN_FREE_GB, UNKNOWN, Failure, classify, fatal_signature
+from reconciler.plan.leases import lease_request
 from reconciler.plan.place import gpus_needed
 
 SIDECAR_FIELDS = ("wandb_run_id", "hf_artifact_url")
@@ -244,6 +245,8 @@ def _relaunch(entry: StatusEntry, ctx: Context, root: str) -> Launch:
         env=attempt.env,
         expected_duration_hours=entry.expected_duration_hours,
         gpu_count=gpus_needed(spec) if spec is not None and target.kind.batch else 0,
+        vram_gb=spec.vram_gb if spec is not None else None,
+        lease=lease_request(target, attempt.gpus, spec.vram_gb if spec else None, entry.id, attempt.n, ctx),
     )
 
 

@@ -32,6 +32,7 @@ from reconciler.plan.entries import mark_orphan, new_entry, sync
 from reconciler.plan.envcheck import check_env_action
 from reconciler.plan.events import describe
 from reconciler.plan.launchenv import launch_env, render_command
+from reconciler.plan.leases import count_leases, lease_request
 from reconciler.plan.leftover import stop_leftovers
 from reconciler.plan.place import Placement, count_active, count_unrecorded, env_state, place
 from reconciler.plan.tidy import tidy_actions
@@ -111,6 +112,8 @@ def make_plan(
             counted.add((current.target, entry.id, current.n))
     # ... and so does every run of ours the probes saw with live processes that no live entry holds
     count_unrecorded(counted, ctx)
+    # ... and every run another project's controller leased on a shared target
+    count_leases(counted, ctx)
 
     if ctx.policies.pause:  # the seed's PAUSE: nothing new starts; what runs is still watched
         for spec in candidates:
@@ -306,6 +309,7 @@ def _launch(
         duration_basis=duration[1] if duration else None,
         vram_gb=spec.vram_gb,
         gpu_count=placed.gpu_count,
+        lease=lease_request(placed.target, placed.gpus, spec.vram_gb, entry.id, n, ctx),
     )
 
 

@@ -188,19 +188,24 @@ def count_active(attempt: Attempt, vram_gb: float | None, ctx: Context) -> None:
     a GPU never hold more than its memory (without other users') / ``vram_factor`` (design
     invariant 8). A run without an estimate holds only its slot."""
     target = attempt.target
-    ctx.reservations += 1
     ctx.runs_on_target[target] += 1
-    tobs = ctx.observed.target(target)
     config = ctx.desired.config
     factor = config.target(target).gpus.vram_factor if target in config.target_names else 1.0
-    estimate = (vram_gb or 0.0) * 1024.0 * factor
-    for index in attempt.gpus:
+    hold(target, attempt.gpus, attempt.pid, (vram_gb or 0.0) * 1024.0 * factor, ctx)
+
+
+def hold(target: str, gpus: tuple[int, ...], pgid: int | None, estimate_mb: float, ctx: Context) -> None:
+    """A live run's hold on each of its ``gpus``: a slot, and ``max(estimate, attributed) - shown``
+    of memory (``count_active``); ``pgid``: its process group (its wrapper's pid)."""
+    ctx.reservations += 1
+    tobs = ctx.observed.target(target)
+    for index in gpus:
         key = (target, index)
         ctx.runs_on_gpu[key] += 1
-        seen = attributed_mb(tobs, index, attempt.pid)
+        seen = attributed_mb(tobs, index, pgid)
         shown = max(0.0, min(seen, _used_by_ours(tobs, index) - ctx.shown_mb[key]))
         ctx.shown_mb[key] += shown
-        ctx.reserved_mb[key] += max(estimate, seen) - shown
+        ctx.reserved_mb[key] += max(estimate_mb, seen) - shown
 
 
 def _used_by_ours(tobs: TargetObservation | None, index: int) -> float:

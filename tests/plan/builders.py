@@ -21,6 +21,7 @@ from reconciler.model.decisions import Decision, DecisionAction
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict, env_hash
 from reconciler.model.ids import launch_token
+from reconciler.model.leases import Lease
 from reconciler.model.observed import GpuObservation, LaunchRecord, ObservedState, RunObservation, TargetObservation
 from reconciler.model.spec import DesiredRunState, Direction, EarlyStop, ExperimentSpec, Group, RemediationRule
 from reconciler.model.status import StateFile
@@ -128,6 +129,7 @@ def observed(case: dict[str, Any], project: str) -> ObservedState:
             root=t.get("root", f"/r/{name}"),
             free_disk_gb=t.get("free_disk_gb"),
             gpu_groups={int(pid): int(pgid) for pid, pgid in (t.get("gpu_groups") or {}).items()},
+            leases=tuple(Lease(**{**x, "gpus": tuple(x["gpus"])}) for x in t.get("leases", ())),
         )
     return ObservedState(out)
 

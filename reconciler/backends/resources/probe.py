@@ -16,6 +16,7 @@ nothing at all (it never writes). Keep the output small: every run dir gets a co
 ``python -S``): ``subprocess`` and ``shutil`` are imported only where a GPU tool or ``ps`` is run.
 """
 
+import contextlib
 import json
 import os
 import stat
@@ -600,6 +601,141 @@ def scan_seed(
     return {"runs": records, "details": details, "alive_pids": alive_pids}
 
 
+LEASE_MAX = 65536
+LEASE_REFUSED_EXIT = 96
+
+
+def read_lease_file(path: str, limit: int) -> Optional[str]:
+    """A lease directory's small file as text, never through a link (any owner: the projects of
+    several users share the directory)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return read_fd(fd, limit).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def lease_entries(directory: str, now: float, grace: float) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """(live leases, stems of dead ones) in ``directory``. A lease is live while the pid its run's
+    wrapper wrote (``<stem>.pid``: pid and start time) runs with that start time, or, with no pid
+    file yet, for ``grace`` seconds after it was written."""
+    live = []  # type: List[Dict[str, Any]]
+    dead = []  # type: List[str]
+    try:
+        names = sorted(e.name for e in os.scandir(directory) if e.name.endswith(".json") and e.name[:1] != ".")
+    except OSError:
+        return live, dead
+    for name in names:
+        stem = name[: -len(".json")]
+        path = os.path.join(directory, name)
+        text = read_lease_file(path, LEASE_MAX)
+        try:
+            doc = json.loads(text) if text is not None else None
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            continue
+        words = (read_lease_file(os.path.join(directory, stem + ".pid"), 256) or "").split()
+        pid = int(words[0]) if words and words[0].isdigit() else None
+        start = words[1] if len(words) > 1 else None
+        if pid is not None:
+            alive = is_alive(pid, start)
+        else:
+            age = mtime_age(path, now)
+            alive = age is not None and age < grace
+        if not alive:
+            dead.append(stem)
+            continue
+        doc["name"] = stem
+        doc["pid"] = pid
+        doc["start_time"] = start
+        live.append(doc)
+    return live, dead
+
+
+def take_lease(request: Dict[str, Any]) -> int:
+    """Take a GPU lease under the directory's lock (``reconciler.model.leases``): refused (exit
+    ``LEASE_REFUSED_EXIT``, why on stderr) when a GPU would hold more than its memory or more than
+    ``max_runs`` leased runs; else the lease file is written and ``leased`` printed."""
+    import fcntl
+
+    directory = resolve_root(str(request["dir"]))
+    name = str(request["name"])
+    try:
+        os.makedirs(directory, exist_ok=True)
+        if os.stat(directory).st_uid == os.getuid():
+            os.chmod(directory, 0o1777)
+        lock_path = os.path.join(directory, ".lock")
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except OSError:
+            fd = os.open(lock_path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        sys.stderr.write(f"lease directory {directory}: {exc}\n")
+        return 1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        live, dead = lease_entries(directory, time.time(), float(request.get("grace", 300.0)))
+        for stem in dead:
+            for suffix in (".json", ".pid"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(directory, stem + suffix))
+        mine = float(request["reserved_mb"])
+        capacity = request.get("capacity_mb") or {}
+        for gpu in request["gpus"]:
+            others = [d for d in live if d["name"] != name and gpu in (d.get("gpus") or [])]
+            held = sum(float(d.get("reserved_mb") or 0.0) for d in others)
+            if len(others) + 1 > int(request["max_runs"]):
+                sys.stderr.write(
+                    f"GPU {gpu} holds {len(others)} leased runs (max_runs_per_gpu {request['max_runs']})\n"
+                )
+                return LEASE_REFUSED_EXIT
+            total = capacity.get(str(gpu))
+            if total is not None and held + mine > float(total):
+                sys.stderr.write(
+                    f"GPU {gpu}: {held:.0f} MiB leased by {len(others)} runs + {mine:.0f} MiB"
+                    f" would exceed its {float(total):.0f} MiB\n"
+                )
+                return LEASE_REFUSED_EXIT
+        doc = {
+            "project": request["project"],
+            "exp_id": request["exp_id"],
+            "attempt": request["attempt"],
+            "gpus": request["gpus"],
+            "reserved_mb": mine,
+            "host": os.uname()[1],
+            "created": time.time(),
+        }
+        tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+        with open(tmp, "w") as f:
+            f.write(json.dumps(doc))
+        os.chmod(tmp, 0o644)
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, name + ".pid"))
+        os.rename(tmp, os.path.join(directory, name + ".json"))
+    finally:
+        os.close(fd)
+    sys.stdout.write("leased\n")
+    return 0
+
+
+def lease_section(request: Any, now: float) -> Tuple[List[Dict[str, Any]], List[int]]:
+    """The live leases of the request's lease directory, and their pids (their runs' process
+    groups, for the GPU attribution)."""
+    if not isinstance(request, dict) or not request.get("dir"):
+        return [], []
+    live, _ = lease_entries(resolve_root(str(request["dir"])), now, float(request.get("grace", 300.0)))
+    pids = [d["pid"] for d in live if isinstance(d.get("pid"), int)]
+    return live[:1000], pids
+
+
 def run_tool(argv: List[str]) -> Dict[str, Any]:
     import subprocess
 
@@ -659,6 +795,8 @@ def free_gb(path: str) -> Optional[float]:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--take-lease"]:
+        return take_lease(json.loads(sys.argv[2]))
     request = json.loads(sys.stdin.buffer.read().decode("utf-8") or "{}")
     root = resolve_root(str(request.get("root") or "."))
     want = {(str(e), int(n)) for e, n in request.get("want") or []}
@@ -682,6 +820,10 @@ def main() -> int:
         scan["runs"].extend(seen["runs"])
         scan["details"].extend(seen["details"])
     doc.update(scan)
+    leases, lease_pids = lease_section(request.get("leases"), now)
+    if leases:
+        doc["leases"] = leases
+    alive_pids.update(lease_pids)
     doc["gpus"] = gpu_section(request.get("smi") or [], alive_pids)
     sys.stdout.write(json.dumps(doc, separators=(",", ":")) + "\n")
     return 0
