@@ -100,6 +100,7 @@ _COMMANDS = {
     "guard": ("guard", "guard"),
     "resolve": ("resolve", "resolve"),
     "env-check": ("env_check", "env_check"),
+    "probe-vram": ("probe_vram", "probe_vram_command"),
     "export": ("export", "export_command"),
     "dashboard": ("dashboard", "dashboard_command"),
 }

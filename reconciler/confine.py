@@ -177,3 +177,19 @@ def _no_link_below(project_dir: Path, directory: Path) -> None:
                 raise refusal(project_dir, where, writing=False)
             if entry.is_dir(follow_symlinks=False):
                 stack.append(Path(entry.path))
+
+
+def read_file(project_dir: Path, rel: str, limit: int) -> bytes:
+    """The bytes of the project's regular file ``rel``, read without following a link in any of
+    its components (``check_path``, then ``O_NOFOLLOW``): ``FileNotFoundError`` when it is absent,
+    ``UnsafePathError`` when a component is a link, ``ValueError`` when it is not a regular file
+    or holds more than ``limit`` bytes."""
+    check_path(project_dir, rel)
+    fd = os.open(project_dir / rel, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ValueError(f"{rel}: not a regular file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{rel}: over {limit} bytes")
+    return data

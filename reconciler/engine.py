@@ -57,6 +57,7 @@ from reconciler.statestore import (
     read_inflight,
     read_results,
     read_volatile,
+    read_vram,
     write_env_verdict,
     write_inflight,
     write_observations,
@@ -264,7 +265,8 @@ async def _observe_apply_with(
             write_observations(project_dir, observed, iso(now))
     verdicts = read_env_verdicts(project_dir, desired.config.target_names)
     done_metrics = read_results(project_dir, _early_stop_peers(desired, recorded))  # early stop's input
-    plan = make_plan(desired, recorded, observed, now, inflight, env=verdicts, results=done_metrics)
+    vram = read_vram(project_dir)
+    plan = make_plan(desired, recorded, observed, now, inflight, env=verdicts, results=done_metrics, vram=vram)
     unreachable = {n: t.error or "no answer" for n, t in sorted(observed.targets.items()) if not t.reachable}
     if dry_run:
         return PassResult(

@@ -19,16 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.atomic import append_line, atomic_write_text
+from reconciler.confine import read_file
+from reconciler.errors import UnsafePathError
 from reconciler.model.env import EnvVerdict
 from reconciler.model.escalation import escalation_path
 from reconciler.model.jsontext import loads_strict
 from reconciler.model.observed import ObservedState
 from reconciler.model.status import StateFile, Status, StatusEntry
 from reconciler.model.volatile import Newest, merge
+from reconciler.model.vram import VRAM_FILE, VramBook
 
 STATE = "dispatch/state.json"
 LAB_LOG = "progress/lab.log"
-OWNED = (STATE, "progress", "experiments/results", "experiments/logs")
+OWNED = (STATE, "progress", "experiments/results", "experiments/logs", VRAM_FILE)
+VRAM_BYTES = 16 * 1024 * 1024
 """What the reconciler writes: commits touching only these are not a change of desired state."""
 WRITTEN_DIRS = ("dispatch", "progress", "experiments", "experiments/results/**", "experiments/logs/**", ".reconciler")
 """Where the reconciler's writes land (``atomic.sweep_temp_files`` looks there for the temporary
@@ -187,6 +191,20 @@ def read_env_verdicts(project_dir: Path, targets: Iterable[str]) -> dict[str, En
         except (OSError, ValueError, TypeError, AttributeError):
             continue
     return out
+
+
+def read_vram(project_dir: Path) -> VramBook:
+    """The project's VRAM measurements (``experiments/vram.json``); none when it is absent or
+    unreadable (placement then uses the specs' estimates)."""
+    try:
+        return VramBook.loads(read_file(project_dir, VRAM_FILE, VRAM_BYTES))
+    except (OSError, ValueError, UnsafePathError):
+        return VramBook()
+
+
+def write_vram(project_dir: Path, book: VramBook) -> str:
+    atomic_write_text(project_dir / VRAM_FILE, book.dumps())
+    return VRAM_FILE
 
 
 def write_env_verdict(project_dir: Path, verdict: EnvVerdict) -> str:

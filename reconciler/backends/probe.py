@@ -251,9 +251,10 @@ def _text(value: object) -> str:
 
 
 def _attempt(value: object) -> int:
-    """An attempt number (0 < n < 2**31), else -1: a record no run of ours matches."""
+    """An attempt number (0 <= n < 2**31; 0: a ``probe-vram`` run), else -1: a record no run of
+    ours matches."""
     number = int(value) if isinstance(value, (int, float, str)) and not isinstance(value, bool) else -1
-    return number if 0 < number < 2**31 else -1
+    return number if 0 <= number < 2**31 else -1
 
 
 def _list(value: object) -> list[Any]:

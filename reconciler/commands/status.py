@@ -5,6 +5,7 @@ committed only with a transition: ``reconciler.model.volatile``)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,8 +18,12 @@ from reconciler.commands.common import EXIT_OK, EXIT_STALLED, exit_codes, projec
 from reconciler.commands.display import terminal_safe
 from reconciler.errors import ReconcilerError
 from reconciler.gitstore.repo import ProjectRepo
+from reconciler.gitstore.tree import GitTree
+from reconciler.load import load_desired
 from reconciler.model.status import StateFile, Status, StatusEntry
-from reconciler.statestore import STATE, current_state
+from reconciler.model.vram import VRAM_FILE, VramBook, VramEstimate
+from reconciler.plan.vram import with_estimates
+from reconciler.statestore import OWNED, STATE, current_state
 
 _STYLE = {
     Status.DONE: "green",
@@ -42,7 +47,9 @@ _STYLE = {
 def status(project_dir: Path, as_json: bool, rev: str) -> int:
     """Show every experiment: status, target, GPU, attempt, age, and why it waits or failed."""
     with ProjectRepo(project_dir) as repo:
-        text = repo.tree(rev).read_text(STATE)
+        tree = repo.tree(rev)
+        text = tree.read_text(STATE)
+        vram = _vram(tree, lambda: repo.last_change(rev, exclude=OWNED))
     try:
         state = StateFile.loads(text) if text else StateFile(project="")
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -50,25 +57,47 @@ def status(project_dir: Path, as_json: bool, rev: str) -> int:
     if rev == "HEAD":
         state = current_state(project_dir, state)
     if as_json:
-        click.echo(json.dumps([e.to_dict() for e in state.entries], indent=2, sort_keys=True))
+        docs = [e.to_dict() for e in state.entries]
+        for doc in docs:
+            if doc["id"] in vram:
+                doc["vram_estimate"] = {"gb": vram[doc["id"]].gb, "source": vram[doc["id"]].source}
+        click.echo(json.dumps(docs, indent=2, sort_keys=True))
     else:
-        _table(state)
+        _table(state, vram)
     needs_attention = any(e.status in (Status.FAILED, Status.ON_HOLD, Status.UNREACHABLE) for e in state.entries)
     return EXIT_STALLED if needs_attention else EXIT_OK
 
 
-def _table(state: StateFile) -> None:
+def _vram(tree: GitTree, revision: Callable[[], str | None]) -> dict[str, VramEstimate]:
+    """Each experiment's VRAM estimate and its source, when the project has measurements
+    (``experiments/vram.json``); else nothing (the specs' own numbers, not shown)."""
+    data = tree.read_text(VRAM_FILE)
+    book = VramBook.loads(data) if data else VramBook()
+    if not book.measurements:
+        return {}
+    try:
+        desired = load_desired(tree, revision=revision())
+    except ReconcilerError:
+        return {}
+    return with_estimates(desired, book)[1]
+
+
+def _table(state: StateFile, vram: dict[str, VramEstimate] | None = None) -> None:
     console = Console()
     if not state.entries:
         console.print("no experiments recorded yet (run `reconcile --once`)")
         return
+    vram = vram or {}
     table = Table(title=_text(f"{state.project} — {_summary(state)}"), title_justify="left")
-    for col in ("experiment", "status", "target", "gpu", "attempt", "retries", "age", "why"):
+    columns = ["experiment", "status", "target", "gpu", "attempt", "retries", "age", "why"]
+    if vram:
+        columns.insert(4, "vram")
+    for col in columns:
         table.add_column(col, no_wrap=col in ("experiment", "status"))
     now = datetime.now(timezone.utc)
     for e in state.entries:
         style = _STYLE.get(e.status, "")
-        table.add_row(
+        cells = [
             _text(e.id),
             Text(e.status.value, style=style),
             _text(e.target or ""),
@@ -77,7 +106,10 @@ def _table(state: StateFile) -> None:
             _text(retries(e)),
             _text(_age(e, now)),
             _text(_why(e)),
-        )
+        ]
+        if vram:
+            cells.insert(4, _text(vram[e.id].describe() if e.id in vram else ""))
+        table.add_row(*cells)
     console.print(table)
 
 

@@ -137,6 +137,8 @@ class Launch:
     """GPUs to request from a batch scheduler (which picks the devices; ``gpus`` is then empty)."""
     lease: LeaseRequest | None = None
     """The GPU lease to take before the run dir is claimed (the target names a lease directory)."""
+    vram_source: str | None = None
+    """Where ``vram_gb`` came from when a measurement was in play (``model.vram``)."""
 
     kind = "launch"
 
@@ -144,7 +146,10 @@ class Launch:
         gpu = f" gpu {','.join(map(str, self.gpus))}" if self.gpus else ""
         if self.gpu_count and not self.gpus:
             gpu = f" {self.gpu_count} gpu(s)"
-        return f"launch {self.exp_id} attempt {self.attempt} on {self.target}{gpu}"
+        vram = ""
+        if self.vram_source and self.vram_source != "spec" and self.vram_gb is not None:
+            vram = f" (VRAM {self.vram_gb:g} GB, {self.vram_source})"
+        return f"launch {self.exp_id} attempt {self.attempt} on {self.target}{gpu}{vram}"
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,9 @@ class ExperimentSpec:
     """Smaller runs first (the seed used 1 = highest)."""
     expected_duration_hours: float | None = None
     vram_gb: float | None = None
+    """GPU memory estimate in GB (placement may replace it by a measurement: ``model.vram``)."""
+    vram_probe: bool = False
+    """``vram_gb: probe``: placed only with a measurement (``reconcile probe-vram``)."""
     gpus: int | None = None
     """GPUs needed; ``None`` means 1 on a GPU target and 0 on a CPU target."""
     targets: tuple[str, ...] = ()

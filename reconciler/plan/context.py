@@ -15,6 +15,7 @@ from reconciler.model.env import EnvVerdict
 from reconciler.model.observed import ObservedState
 from reconciler.model.spec import ExperimentSpec
 from reconciler.model.status import StateFile
+from reconciler.model.vram import VramEstimate
 
 
 @dataclass
@@ -34,6 +35,9 @@ class Context:
     shown_mb: defaultdict[tuple[str, int], float] = field(default_factory=lambda: defaultdict(float))
     """Per GPU: memory of live runs of ours already taken as showing in ``nvidia-smi``'s used figure
     (``place.count_active``), never more than that figure less the other listed processes."""
+    vram: Mapping[str, VramEstimate] = field(default_factory=dict)
+    """The VRAM estimate of each spec and where it came from, when a measurement or a
+    ``vram_gb: probe`` spec is in play (``plan.vram``); empty otherwise (the specs' own)."""
     env_checks: dict[str, CheckEnv] = field(default_factory=dict)
     """Targets that need an environment check before this pass's launches there (target -> CheckEnv)."""
     now_iso: str = ""

@@ -21,6 +21,7 @@ from reconciler.model.ids import code_dir, launch_token, run_dir
 from reconciler.model.observed import ObservedState
 from reconciler.model.spec import DesiredRunState, ExperimentSpec
 from reconciler.model.status import Attempt, StateFile, Status, StatusEntry
+from reconciler.model.vram import PROBE_NEEDED, VramBook
 from reconciler.plan import outcomes
 from reconciler.plan.active import checkpoint_path, decide_active
 from reconciler.plan.adopt import adopt, complete
@@ -36,6 +37,7 @@ from reconciler.plan.leases import count_leases, lease_request
 from reconciler.plan.leftover import stop_leftovers
 from reconciler.plan.place import Placement, count_active, count_unrecorded, env_state, place
 from reconciler.plan.tidy import tidy_actions
+from reconciler.plan.vram import with_estimates
 
 
 @dataclass(frozen=True)
@@ -62,9 +64,12 @@ def make_plan(
     inflight: Iterable[tuple[str, int, str]] = (),
     env: Mapping[str, EnvVerdict] | None = None,
     results: Results | None = None,
+    vram: VramBook | None = None,
 ) -> Plan:
-    """``results`` (exp_id -> metric -> mean value of each done run) turns on early stop."""
-    ctx = Context(desired, recorded, observed, now, frozenset(inflight), dict(env or {}))
+    """``results`` (exp_id -> metric -> mean value of each done run) turns on early stop;
+    ``vram`` (``experiments/vram.json``) gives measured VRAM estimates (``model.vram``)."""
+    desired, estimates = with_estimates(desired, vram)
+    ctx = Context(desired, recorded, observed, now, frozenset(inflight), dict(env or {}), vram=estimates)
     entries = dict(recorded.by_id())
     for spec in desired.experiments:
         entry = entries.get(spec.id) or new_entry(spec, ctx.policies)
@@ -188,6 +193,8 @@ def _pending(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, ExperimentS
         return outcomes.cancelled(entry, ctx.now, "cancelled by the spec"), None
     if spec.state is DesiredRunState.HOLD:
         return dataclasses.replace(entry, waiting_reason="held by the spec (state: hold)"), None
+    if spec.vram_probe and spec.vram_gb is None:
+        return _waiting(entry, PROBE_NEEDED.format(exp_id=spec.id)), None
     due = parse_iso(entry.next_retry_at)
     if due is not None and due > ctx.now:
         return dataclasses.replace(entry, waiting_reason=f"retry backoff until {entry.next_retry_at}"), None
@@ -308,6 +315,7 @@ def _launch(
         expected_duration_hours=duration[0] if duration else None,
         duration_basis=duration[1] if duration else None,
         vram_gb=spec.vram_gb,
+        vram_source=ctx.vram[spec.id].source if spec.id in ctx.vram else None,
         gpu_count=placed.gpu_count,
         lease=lease_request(placed.target, placed.gpus, spec.vram_gb, entry.id, n, ctx),
     )

@@ -70,10 +70,27 @@ def current(exp_id: str | None = None) -> Run:
     )
 
 
+MAX_STEPS_ENV = "RECONCILER_MAX_STEPS"
+"""Set by ``reconcile probe-vram`` for its short run: the script stops after that many steps."""
+
+
 def add_standard_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the experiment-code contract's flags: ``--seed --checkpoint-dir --resume --dry-run``."""
+    """Add the experiment-code contract's flags: ``--seed --checkpoint-dir --resume --dry-run
+    --max-steps`` (``--max-steps`` defaults to ``$RECONCILER_MAX_STEPS``: ``reconcile probe-vram``
+    runs the experiment for a few steps to measure its GPU memory)."""
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--checkpoint-dir", default=None, help="write checkpoints here (needed for --resume)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint and the wandb run")
     parser.add_argument("--dry-run", action="store_true", help="check imports, arguments and data; write nothing")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=_env_int(MAX_STEPS_ENV),
+        help="stop after this many steps (default $RECONCILER_MAX_STEPS, else no limit)",
+    )
     return parser
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import secrets
+import sys
 import threading
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -93,4 +94,22 @@ def set_progress(step: int, total: int | None = None, run: Run | None = None, **
         fields["progress"] = round(min(1.0, step / total), 4)
     for key, value in extra.items():
         fields[key] = None if isinstance(value, float) and not math.isfinite(value) else value
+    peak = gpu_peak_mb()
+    if peak is not None:
+        fields["gpu_peak_mb"] = peak
     return update_sidecar(fields, run)
+
+
+def gpu_peak_mb() -> float | None:
+    """PyTorch's peak allocated GPU memory so far, in MiB, over the visible devices; ``None``
+    when the job has not imported torch or has no CUDA device (``reconcile probe-vram`` and the
+    live attribution read it from the sidecar as ``gpu_peak_mb``)."""
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    try:
+        if cuda is None or not cuda.is_available() or not cuda.is_initialized():
+            return None
+        peak = max(cuda.max_memory_allocated(i) for i in range(cuda.device_count()))
+    except Exception:  # a job's helper never fails the job over a statistic
+        return None
+    return round(float(peak) / 2**20, 1)

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reconciler.confine import check_path, open_file
+from reconciler.confine import read_file
 from reconciler.errors import UnsafePathError
 from reconciler.model.escalation import Escalation
 from reconciler.model.seedrun import SEED
@@ -221,16 +219,9 @@ def with_results(state: StateFile, project_dir: Path) -> tuple[StateFile, list[s
 
 def _result_text(project_dir: Path, rel: str) -> tuple[str | None, str | None]:
     try:
-        check_path(project_dir, rel)
-        fd = open_file(project_dir / rel, os.O_RDONLY, root=project_dir)
+        data = read_file(project_dir, rel, RESULT_BYTES)
     except FileNotFoundError:
         return None, "no such file"
-    except (OSError, UnsafePathError) as exc:
+    except (OSError, ValueError, UnsafePathError) as exc:  # a link, not a regular file, too large
         return None, str(exc)
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            return None, "not a regular file"
-        data = f.read(RESULT_BYTES + 1)
-    if len(data) > RESULT_BYTES:
-        return None, f"over {RESULT_BYTES} bytes"
     return data.decode("utf-8", "replace"), None

@@ -193,7 +193,8 @@ def train(
     args: argparse.Namespace, model: models.Model, train_split: datasets.Split, start: int, tracker: runtime.Tracker
 ) -> None:
     xs, ys = train_split
-    for epoch in range(start + 1, args.epochs + 1):
+    last = args.epochs if args.max_steps is None else min(args.epochs, start + args.max_steps)
+    for epoch in range(start + 1, last + 1):  # a step is an epoch here (--max-steps: probe-vram)
         if args.fail_nan and args.grad_clip is None:
             fail_nan(epoch)
         order = list(range(len(xs)))
