@@ -28,12 +28,12 @@ from reconciler.model.actions import Fatal, Kill, Launch
 from reconciler.model.config import Target
 from reconciler.model.desired import DesiredState
 from reconciler.model.ids import code_dir, launch_token, run_dir
-from reconciler.model.leases import LeaseRequest, lease_name
 from reconciler.model.observed import GpuObservation, TargetObservation
 from reconciler.model.spec import ExperimentSpec
 from reconciler.model.vram import Measurement, command_hash, peak_gb
 from reconciler.plan.launchenv import launch_env
-from reconciler.plan.place import attributed_mb
+from reconciler.plan.leases import lease_request
+from reconciler.plan.place import attributed_mb, usable_gpu
 from reconciler.runtime.bundle import append_to_tar as append_runtime_bundle
 from reconciler.runtime.env import MAX_STEPS_ENV
 from reconciler.session import open_project
@@ -41,6 +41,16 @@ from reconciler.statestore import read_vram, write_vram
 from reconciler.targets import open_runners
 
 PROBE_ATTEMPT = 0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How long the measured run goes: ``steps`` (``RECONCILER_MAX_STEPS``), ``timeout`` seconds
+    at most (then it is stopped), sampled every ``interval`` seconds."""
+
+    steps: int = 20
+    timeout: float = 300.0
+    interval: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -113,9 +123,8 @@ def probe_vram(
             archive = Path(scratch) / f"{commit}.tar"
             repo.archive(commit, archive)
             append_runtime_bundle(archive)  # the job imports reconciler.runtime, as in a pass
-            probed = asyncio.run(
-                _measure(project_dir, desired, spec, targets, commit, archive, steps, timeout, interval, say)
-            )
+            limits = Limits(steps, timeout, interval)
+            probed = asyncio.run(_measure(project_dir, desired, spec, targets, commit, archive, limits, say))
     if probed.measurement is None:
         return probed
     with open_project(project_dir) as session:
@@ -140,9 +149,7 @@ async def _measure(
     targets: list[Target],
     commit: str,
     archive: Path,
-    steps: int,
-    timeout: float,
-    interval: float,
+    limits: Limits,
     say: Callable[[str], None],
 ) -> Probed:
     runners = open_runners(desired.config, project_dir)
@@ -164,7 +171,7 @@ async def _measure(
             earlier = seen.run(spec.id, PROBE_ATTEMPT)
             if earlier is not None and earlier.alive:
                 raise ConfigError(f"a probe-vram of {spec.id} is still running on {target.name} (pid {earlier.pid})")
-            return await _run(runner, desired, spec, target, seen, gpu, commit, archive, steps, timeout, interval, say)
+            return await _run(runner, desired, spec, target, seen, gpu, commit, archive, limits, say)
         what = "; ".join(reasons) or "no process target (ssh, local) to run it on"
         return Probed(spec.id, targets[0].name if len(targets) == 1 else "-", why=what)
     finally:
@@ -172,12 +179,7 @@ async def _measure(
 
 
 def _free_gpu(gpus: tuple[GpuObservation, ...], target: Target) -> GpuObservation | None:
-    usable = [
-        g
-        for g in gpus
-        if g.index not in target.gpus.blacklist
-        and not any(m.lower() in g.name.lower() for m in target.gpus.blacklist_models)
-    ]
+    usable = [g for g in gpus if usable_gpu(g, target)]
     return max(usable, key=lambda g: (g.memory_free_mb or 0.0, -g.index), default=None)
 
 
@@ -190,11 +192,10 @@ async def _run(
     gpu: GpuObservation,
     commit: str,
     archive: Path,
-    steps: int,
-    timeout: float,
-    interval: float,
+    limits: Limits,
     say: Callable[[str], None],
 ) -> Probed:
+    steps, timeout, interval = limits.steps, limits.timeout, limits.interval
     root = seen.root or target.root
     rdir = run_dir(root, spec.id, PROBE_ATTEMPT)
     await runner.remove_tree(rdir)  # an earlier probe's, ended
@@ -202,19 +203,8 @@ async def _run(
     scratch = f"{root.rstrip('/')}/.reconciler/vram/{spec.id}"
     env = [(k, v) for k, v in launch_env(spec, (gpu.index,), True, desired.config) if k != "WANDB_MODE"]
     env += [(MAX_STEPS_ENV, str(steps)), ("WANDB_MODE", "disabled")]
-    lease = None
-    if target.gpus.leases and gpu.memory_total_mb is not None:
-        lease = LeaseRequest(
-            directory=target.gpus.leases,
-            name=lease_name(desired.config.project, spec.id, PROBE_ATTEMPT),
-            project=desired.config.project,
-            exp_id=spec.id,
-            attempt=PROBE_ATTEMPT,
-            gpus=(gpu.index,),
-            reserved_mb=round((spec.vram_gb or 0.0) * 1024.0 * target.gpus.vram_factor, 1),
-            capacity_mb=((gpu.index, gpu.memory_total_mb),),
-            max_runs=target.gpus.max_runs_per_gpu,
-        )
+    project = desired.config.project
+    lease = lease_request(target, seen, project, (gpu.index,), spec.vram_gb, spec.id, PROBE_ATTEMPT)
     action = Launch(
         exp_id=spec.id,
         target=target.name,

@@ -246,7 +246,15 @@ def _relaunch(entry: StatusEntry, ctx: Context, root: str) -> Launch:
         expected_duration_hours=entry.expected_duration_hours,
         gpu_count=gpus_needed(spec) if spec is not None and target.kind.batch else 0,
         vram_gb=spec.vram_gb if spec is not None else None,
-        lease=lease_request(target, attempt.gpus, spec.vram_gb if spec else None, entry.id, attempt.n, ctx),
+        lease=lease_request(
+            target,
+            ctx.observed.target(target.name),
+            ctx.project,
+            attempt.gpus,
+            spec.vram_gb if spec else None,
+            entry.id,
+            attempt.n,
+        ),
     )
 
 

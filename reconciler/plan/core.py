@@ -317,7 +317,9 @@ def _launch(
         vram_gb=spec.vram_gb,
         vram_source=ctx.vram[spec.id].source if spec.id in ctx.vram else None,
         gpu_count=placed.gpu_count,
-        lease=lease_request(placed.target, placed.gpus, spec.vram_gb, entry.id, n, ctx),
+        lease=lease_request(
+            placed.target, ctx.observed.target(placed.target.name), ctx.project, placed.gpus, spec.vram_gb, entry.id, n
+        ),
     )
 
 

@@ -5,24 +5,31 @@ from __future__ import annotations
 
 from reconciler.model.config import Target
 from reconciler.model.leases import LeaseRequest, lease_name
+from reconciler.model.observed import TargetObservation
 from reconciler.plan.context import Context
 from reconciler.plan.place import hold
 
 
 def lease_request(
-    target: Target, gpus: tuple[int, ...], vram_gb: float | None, exp_id: str, attempt: int, ctx: Context
+    target: Target,
+    tobs: TargetObservation | None,
+    project: str,
+    gpus: tuple[int, ...],
+    vram_gb: float | None,
+    exp_id: str,
+    attempt: int,
 ) -> LeaseRequest | None:
-    """The lease a launch on ``gpus`` of ``target`` takes, when the target names a lease directory."""
+    """The lease a launch on ``gpus`` of ``target`` (as ``tobs`` saw it) takes, when the target
+    names a lease directory."""
     directory = target.gpus.leases
-    tobs = ctx.observed.target(target.name)
     if not directory or not gpus or tobs is None or tobs.gpus is None:
         return None
     totals = {g.index: g.memory_total_mb for g in tobs.gpus}
     capacity = tuple((g, float(mb)) for g in gpus if (mb := totals.get(g)) is not None)
     return LeaseRequest(
         directory=directory,
-        name=lease_name(ctx.project, exp_id, attempt),
-        project=ctx.project,
+        name=lease_name(project, exp_id, attempt),
+        project=project,
         exp_id=exp_id,
         attempt=attempt,
         gpus=gpus,

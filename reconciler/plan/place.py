@@ -108,7 +108,7 @@ def _pick_gpus(spec: ExperimentSpec, target: Target, tobs: TargetObservation, ct
         return ()
     factor = target.gpus.vram_factor
     need_mb = (spec.vram_gb or 0.0) * 1024.0 * factor
-    usable = [g for g in tobs.gpus if _usable(g, target)]
+    usable = [g for g in tobs.gpus if usable_gpu(g, target)]
     fits = [
         g
         for g in usable
@@ -140,7 +140,7 @@ def _excluded(gpus: tuple[GpuObservation, ...], target: Target, need_mb: float, 
             continue
         label = f"GPU {gpu.index} {gpu.name}"
         runs = ctx.runs_on_gpu[(target.name, gpu.index)]
-        if not _usable(gpu, target):
+        if not usable_gpu(gpu, target):
             out.append(f"{label} blacklisted")
         elif runs >= target.gpus.max_runs_per_gpu:
             out.append(f"{label} at max_runs_per_gpu ({runs} of {target.gpus.max_runs_per_gpu})")
@@ -150,7 +150,8 @@ def _excluded(gpus: tuple[GpuObservation, ...], target: Target, need_mb: float, 
     return out
 
 
-def _usable(gpu: GpuObservation, target: Target) -> bool:
+def usable_gpu(gpu: GpuObservation, target: Target) -> bool:
+    """Neither its index nor its model is blacklisted on ``target``."""
     if gpu.index in target.gpus.blacklist:
         return False
     return not any(model.lower() in gpu.name.lower() for model in target.gpus.blacklist_models)

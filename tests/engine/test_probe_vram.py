@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.engine.batch_project import reconcile
 from tests.example.tools import copy_example, git_env
 from tests.fixtures.fake_gpu import FakeGpu, FakeGpus
 from tests.projectkit import commit_project, git
@@ -40,15 +41,7 @@ print("trained %d steps" % steps)
 
 
 def cli(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reconciler", *args, "-C", str(project)],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return reconcile(project, env, *args, timeout=300)
 
 
 def test_on_a_cpu_project_it_says_there_is_no_gpu_and_records_nothing(tmp_path: Path) -> None:

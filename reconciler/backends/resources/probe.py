@@ -373,15 +373,7 @@ def launch_record(run_dir: str, names: Set[str]) -> Optional[Dict[str, Any]]:
 def result_size(run_dir: str) -> Optional[int]:
     """The size of the run's result file, when it is a regular file of ours."""
     path = read_owned(os.path.join(run_dir, "result_path"))
-    fd = open_owned(path) if path else None
-    if fd is None:
-        return None
-    try:
-        return os.fstat(fd).st_size
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    return owned_size(path) if path else None
 
 
 def scan_runs(
