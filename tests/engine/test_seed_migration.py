@@ -169,7 +169,8 @@ class Seed:
         self.hold(self.gadi_checkout, exp_id)
         script = self.gadi_checkout / f"{exp_id}.pbs"
         script.write_text(f"#!/bin/bash\n#PBS -N {exp_id}\ncd {self.gadi_checkout}\n{command(exp_id, seed)}\n")
-        out = subprocess.run(["qsub", str(script)], env=self.env, capture_output=True, text=True, check=True)
+        argv = ["qsub", str(script)]
+        out = subprocess.run(argv, cwd=self.gadi_checkout, env=self.env, capture_output=True, text=True, check=True)
         return out.stdout.strip()
 
     def exec_c500(self, exp_id: str, seed: int) -> str:
