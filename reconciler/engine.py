@@ -38,6 +38,7 @@ from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
 from reconciler.model.status import StateFile, Status, StatusEntry
 from reconciler.model.volatile import merge, progress_commit_due, split
+from reconciler.model.vram import Measurement
 from reconciler.notify import OUTBOX, announce
 from reconciler.observe.observer import observe
 from reconciler.observe.request import probe_request
@@ -63,6 +64,7 @@ from reconciler.statestore import (
     write_observations,
     write_state,
     write_volatile,
+    write_vram,
 )
 from reconciler.targets import Runners, open_runners
 
@@ -316,6 +318,7 @@ def _finish(
     try:
         minutes = desired.config.policies.progress_commit_minutes
         state, verdicts, env_lines, progress = _write_status(project_dir, committed, result, now, minutes)
+        vram_lines = _learn_vram(project_dir, result.plan.learned, now)
         notes = pass_notes(project_dir, desired, recorded, state)
     except OSError as exc:  # a full or read-only disk: nothing is committed, the next pass retries
         raise StatusWriteError(f"cannot write the status files in {project_dir}: {exc}") from exc
@@ -328,11 +331,13 @@ def _finish(
     paths = [STATE, LAB_LOG, *owned_files(project_dir, state, desired.config.target_names), *notes]
     if (project_dir / OUTBOX).exists():
         paths.append(OUTBOX)
-    body = "\n".join([*(e.line for e in result.events), *(f"env {line}" for line in env_lines)])
+    body = "\n".join([*(e.line for e in result.events), *(f"env {line}" for line in env_lines), *vram_lines])
     trailers = {"Desired-State": desired.revision or "working-tree"}
     title = subject(result.events) if result.events else "reconcile: record status"
     if progress and not result.events:
         title = "reconcile: record progress"
+    if vram_lines and not result.events:
+        title = "reconcile: record GPU memory over a reservation"
     if verdicts:
         env_part = "env " + ", ".join(f"{v.target} {'ready' if v.ready else 'failed'}" for v in verdicts)
         title = f"{title}; {env_part}" if result.events else f"reconcile: {env_part}"
@@ -385,6 +390,21 @@ def _write_status(
     if env_lines:
         append_log(project_dir, [f"{iso(now)} env {line}" for line in env_lines])
     return state, verdicts, env_lines, progress
+
+
+def _learn_vram(project_dir: Path, learned: tuple[Measurement, ...], now: datetime) -> list[str]:
+    """Record the peaks of runs over their reservations in ``experiments/vram.json`` (the next
+    placements reserve them); their lines for the lab log and the commit body."""
+    if not learned:
+        return []
+    book = read_vram(project_dir)
+    lines = []
+    for m in learned:
+        book = book.add(m)
+        lines.append(f"vram {m.exp_id}: {m.source} used {m.peak_gb:g} GB on {m.target}, over its reservation: recorded")
+    write_vram(project_dir, book)
+    append_log(project_dir, [f"{iso(now)} {line}" for line in lines])
+    return lines
 
 
 def _write_escalations(project_dir: Path, before: StateFile, after: StateFile, now: datetime) -> None:

@@ -249,12 +249,13 @@ def _metric_means(text: str) -> dict[str, float]:
 
 def owned_files(project_dir: Path, state: StateFile, targets: Iterable[str]) -> list[str]:
     """Every reconciler-owned file that exists now: results of done runs, escalations, env
-    verdicts. A pass commits them all, so what an interrupted pass wrote is committed by the next
+    verdicts, VRAM measurements. A pass commits them all, so what an interrupted pass wrote is committed by the next
     (only a real difference makes a commit)."""
     paths = [e.result_file for e in state.entries if e.status.value == "done" and e.result_file]
     paths += [escalation_path(e.id) for e in state.entries if e.escalation is not None]
     paths += [env_path(t) for t in targets]
     paths += [f"experiments/logs/{e.id}.md" for e in state.entries if e.attempt > 0]
+    paths.append(VRAM_FILE)  # measurements of probe-vram and of runs over their reservations
     return sorted({p for p in paths if (project_dir / p).is_file()})
 
 

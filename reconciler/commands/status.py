@@ -1,6 +1,6 @@
 """``reconcile status [--json]``: the experiments as last committed (no network, no lock), with
-the newest probe counters and job progress the last pass kept in ``.reconciler/`` (those are
-committed only with a transition: ``reconciler.model.volatile``)."""
+the newest probe counters, job progress and GPU memory the last pass kept in ``.reconciler/``
+(those are committed only with a transition: ``reconciler.model.volatile``)."""
 
 from __future__ import annotations
 
@@ -90,7 +90,8 @@ def _table(state: StateFile, vram: dict[str, VramEstimate] | None = None) -> Non
     vram = vram or {}
     table = Table(title=_text(f"{state.project} — {_summary(state)}"), title_justify="left")
     columns = ["experiment", "status", "target", "gpu", "attempt", "retries", "age", "why"]
-    if vram:
+    show_vram = bool(vram) or any(e.gpu_memory is not None for e in state.entries)
+    if show_vram:
         columns.insert(4, "vram")
     for col in columns:
         table.add_column(col, no_wrap=col in ("experiment", "status"))
@@ -107,10 +108,20 @@ def _table(state: StateFile, vram: dict[str, VramEstimate] | None = None) -> Non
             _text(_age(e, now)),
             _text(_why(e)),
         ]
-        if vram:
-            cells.insert(4, _text(vram[e.id].describe() if e.id in vram else ""))
+        if show_vram:
+            cells.insert(4, _vram_cell(e, vram.get(e.id)))
         table.add_row(*cells)
     console.print(table)
+
+
+def _vram_cell(e: StatusEntry, est: VramEstimate | None) -> Text:
+    """What placement reserves for the experiment and where that came from; for a run seen on a
+    GPU, what it uses beside it (red when over its reservation)."""
+    parts = [est.describe()] if est is not None else []
+    memory = e.gpu_memory
+    if memory is not None and (e.status.active or e.status is Status.ON_HOLD or memory.over):
+        parts.append(("used: " if e.status.active else "last seen: ") + memory.describe())
+    return Text(terminal_safe("; ".join(parts)), style="red" if memory is not None and memory.over else "")
 
 
 def retries(e: StatusEntry) -> str:

@@ -29,6 +29,8 @@ from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
 from reconciler.model.jsontext import loads_strict
 from reconciler.model.status import StateFile
+from reconciler.model.vram import VRAM_FILE, VramBook, VramEstimate
+from reconciler.plan.vram import with_estimates
 from reconciler.statestore import OBSERVED_DIR, OWNED, VOLATILE, current_state, env_path
 
 PROBES_DIR = OBSERVED_DIR
@@ -56,6 +58,9 @@ class Snapshot:
     """The design tables with derived cells (``reconciler.export.tables``, shared with export)."""
     probes: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The last probe of each target, when the engine recorded one (see ``PROBES_DIR``)."""
+    vram: dict[str, VramEstimate] = field(default_factory=dict)
+    """Each experiment's VRAM estimate and its source, when the project has measurements
+    (``experiments/vram.json``) or a ``vram_gb: probe`` spec (``plan.vram.with_estimates``)."""
 
     @property
     def project(self) -> str:
@@ -82,6 +87,7 @@ def read_snapshot(project_dir: Path) -> Snapshot:
                 state, problems = StateFile(project=project), (*problems, str(exc))
             targets = desired.config.target_names if desired else _env_targets(tree)
             verdicts = _verdicts(tree, targets)
+            vram = _estimates(tree, desired)
     state = current_state(project_dir, state)  # the newest counters and progress (never committed)
     files = read_result_rows(project_dir, state)
     return Snapshot(
@@ -96,7 +102,18 @@ def read_snapshot(project_dir: Path) -> Snapshot:
         result_problems=files.problems,
         tables=tuple(derive_tables(desired, state, files.rows)) if desired else (),
         probes=_probes(project_dir, verdicts.keys() if desired is None else desired.config.target_names),
+        vram=vram,
     )
+
+
+def _estimates(tree: GitTree, desired: DesiredState | None) -> dict[str, VramEstimate]:
+    if desired is None:
+        return {}
+    try:
+        data = tree.read_text(VRAM_FILE)
+    except ReconcilerError:
+        data = None
+    return with_estimates(desired, VramBook.loads(data) if data else None)[1]
 
 
 def _desired(tree: GitTree, revision: str) -> tuple[DesiredState | None, tuple[str, ...]]:

@@ -18,6 +18,7 @@ from reconciler.dashboard.source import Snapshot
 from reconciler.export.tables import seed_value
 from reconciler.model.config import Config
 from reconciler.model.status import Status, StatusEntry
+from reconciler.model.vram import VramEstimate
 
 STATUS_ORDER = tuple(s.value for s in Status)
 DECISION_WORDS = ("retry", "continue", "fail", "cancel")
@@ -61,7 +62,7 @@ def summary(s: Snapshot) -> dict[str, Any]:
 def experiment_rows(s: Snapshot) -> list[dict[str, Any]]:
     """One row per experiment x seed: the recorded ones, then desired ones not recorded yet."""
     config = s.desired.config if s.desired else None
-    rows = [_row(e, config) for e in s.state.entries]
+    rows = [_row(e, config, s.vram.get(e.id)) for e in s.state.entries]
     recorded = {e.id for e in s.state.entries}
     if s.desired:
         for spec in s.desired.experiments:
@@ -89,7 +90,7 @@ def experiment_rows(s: Snapshot) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["id"])
 
 
-def _row(e: StatusEntry, config: Config | None) -> dict[str, Any]:
+def _row(e: StatusEntry, config: Config | None, est: VramEstimate | None) -> dict[str, Any]:
     sidecar = dict(e.sidecar)
     progress = sidecar.get("progress")
     return {
@@ -117,8 +118,23 @@ def _row(e: StatusEntry, config: Config | None) -> dict[str, Any]:
         "notes": e.notes,
         "escalated": bool(e.escalation and e.escalation.open),
         "progress": progress if isinstance(progress, (int, float)) else None,
+        "gpu_memory": _gpu_memory(e, est),
         "wandb_url": wandb_url(e, config),
         "hf_url": hub_url(e),
+    }
+
+
+def _gpu_memory(e: StatusEntry, est: VramEstimate | None) -> dict[str, Any] | None:
+    """What placement reserves and where that came from; for a run seen on a GPU, what it used."""
+    memory = e.gpu_memory
+    if memory is None and est is None:
+        return None
+    return {
+        "estimate_gb": est.gb if est is not None else None,
+        "estimate_source": est.source if est is not None else None,
+        "used": memory.to_dict() if memory is not None else None,
+        "text": memory.describe() if memory is not None else None,
+        "over": memory.over if memory is not None else False,
     }
 
 

@@ -24,6 +24,7 @@ from reconciler.model.fastdc import plain as _plain
 from reconciler.model.ids import default_result_file
 from reconciler.model.jsontext import JsonTextError, loads_strict, within_limits
 from reconciler.model.statecheck import check_state
+from reconciler.model.vram import LiveMemory
 
 STATE_VERSION = 1
 
@@ -131,13 +132,14 @@ class Unreachable:
         return _build(cls, _known(cls, d))
 
 
-VOLATILE_FIELDS = ("unreachable", "sidecar", "waiting_reason", "pid")
+VOLATILE_FIELDS = ("unreachable", "sidecar", "waiting_reason", "pid", "gpu_memory")
 """The fields of an entry that change without a transition (design invariant 11): the probe
 counters of a silent target (``unreachable``), what the job reports through its sidecar
 (``sidecar``: progress, metrics so far, the runtime's ``updated`` heartbeat), why a pending
 run waits (``waiting_reason``: free memory, disk space and backoff times move pass after pass)
 and the process of a run that was already running (``pid``, with the current attempt's ``pid`` and
-``start_time``: a batch job's process is seen a pass or more after the scheduler started it). A pass keeps their
+``start_time``: a batch job's process is seen a pass or more after the scheduler started it), and
+the GPU memory a live run holds (``gpu_memory``). A pass keeps their
 newest values in ``.reconciler/volatile.json`` (never committed) and commits them only folded into
 the commit of a transition of the same entry (or a decision, an escalation, a result), or in a
 progress commit at most once per ``policies.progress_commit_minutes``. ``dispatch/state.json``
@@ -204,6 +206,9 @@ class StatusEntry:
     """The newest escalation (open or closed); rendered as ``progress/escalate_<id>.md``."""
     sidecar: tuple[tuple[str, object], ...] = ()
     """The job's own fields (final metrics, progress) from its ``status.json``."""
+    gpu_memory: LiveMemory | None = None
+    """The GPU memory ``nvidia-smi`` lists for the current attempt's process group, its peak and
+    its reservation (``None``: not seen on a GPU)."""
     extra: tuple[tuple[str, Any], ...] = ()
     """Fields we do not model (seed fields such as ``wandb_artifact``), kept as they were."""
 
@@ -238,6 +243,7 @@ class StatusEntry:
             "waiting_reason": self.waiting_reason,
             "pid": self.pid,
             "process": [current.pid, current.start_time] if current is not None else None,
+            "gpu_memory": self.gpu_memory.to_dict() if self.gpu_memory is not None else None,
         }
 
     def with_volatile(self, values: Mapping[str, Any]) -> StatusEntry:
@@ -250,6 +256,9 @@ class StatusEntry:
         reason = values.get("waiting_reason", self.waiting_reason)
         if reason is None or isinstance(reason, str):
             changes["waiting_reason"] = reason
+        memory = LiveMemory.from_value(values["gpu_memory"]) if "gpu_memory" in values else self.gpu_memory
+        if memory != self.gpu_memory:
+            changes["gpu_memory"] = memory
         pid = values.get("pid", self.pid)
         if pid is None or _is_pid(pid):
             changes["pid"] = pid
@@ -278,6 +287,9 @@ class StatusEntry:
         d["unreachable"] = self.unreachable.to_dict()
         d["sidecar"] = dict(self.sidecar)
         d["escalation"] = self.escalation.to_dict() if self.escalation else None
+        del d["gpu_memory"]  # written only for a run seen on a GPU
+        if self.gpu_memory is not None:
+            d["gpu_memory"] = self.gpu_memory.to_dict()
         if not self.description:
             del d["description"]
             if "description" in self.extra_names:
@@ -302,6 +314,7 @@ class StatusEntry:
         kw["unreachable"] = Unreachable.from_dict(d.get("unreachable") or {})
         kw["sidecar"] = tuple(sorted((d.get("sidecar") or {}).items()))
         kw["escalation"] = Escalation.from_value(d.get("escalation"))
+        kw["gpu_memory"] = LiveMemory.from_value(d.get("gpu_memory"))
         results = _results(d.get("results"))
         kw["results"] = results if results is not None else ()
         names = _name_set(cls)

@@ -9,7 +9,8 @@ the reconciler only and committed; a commit that touches only it is no change of
 Placement reserves, for an experiment (``estimate``), in this order:
 
 1. a measurement of the same command template at the same commit (``measured``);
-2. the spec's ``vram_gb`` (``spec``);
+2. the spec's ``vram_gb`` (``spec``), raised to the peak of a live run of the same command (any
+   commit) that used more than it (``measured by <exp_id>'s live run <n>``: ``plan.vram.learned``);
 3. a measurement of the same method and dataset (``measured for <method>/<dataset>``), the newest;
 4. nothing: a run without an estimate holds only its slot on a GPU.
 
@@ -57,6 +58,9 @@ class Measurement:
     seconds: float = 0.0
     steps: int | None = None
     """The step limit the run was given (``RECONCILER_MAX_STEPS``)."""
+    source: str = "probe-vram"
+    """``probe-vram``, or ``live run <n>``: a run's attempt ``n`` used more than its reservation
+    (``LiveMemory.over``) and its peak was recorded so that the next placements reserve it."""
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -123,6 +127,85 @@ class VramEstimate:
         return f"{self.gb:g} GB ({self.source})" if self.gb is not None else self.source
 
 
+OVER = "OverReservation"
+"""The condition of an entry whose live run used more GPU memory than placement reserved for it."""
+OVER_MARGIN_MB = 64.0
+"""A run is over its reservation when its peak on one GPU passes the reserved MiB by more than
+this (allocators round; a few MiB over is noise)."""
+LEARN_STEP = 1.05
+"""A live run's recorded peak is raised again only when the run passes it by 5 %: a run whose
+memory creeps up commits a measurement a handful of times, not on every pass."""
+
+
+@dataclass(frozen=True)
+class LiveMemory:
+    """What ``nvidia-smi`` lists for a live run of ours: the processes of its process group (its
+    wrapper's pid), on each of its GPUs. Kept with the entry's volatile fields (changed values are
+    committed only with a transition): ``reconcile status`` and the dashboard show it beside the
+    reservation."""
+
+    gpus: tuple[tuple[int, float], ...] = ()
+    """(GPU index, MiB now) for each GPU where the run has processes."""
+    peak_mb: float = 0.0
+    """The most MiB the run held on any one GPU, over every probe of this attempt (with the
+    job's own peak, ``gpu_peak_mb`` in its sidecar, when it reports one)."""
+    reserved_mb: float | None = None
+    """What placement reserved per GPU for the run (its estimate, before ``vram_factor``);
+    ``None``: no estimate (it holds only its slot)."""
+    at: str = ""
+    """When the peak was seen (ISO 8601)."""
+
+    @property
+    def now_mb(self) -> float:
+        return sum(mb for _, mb in self.gpus)
+
+    @property
+    def over(self) -> bool:
+        """More than the reservation on one GPU (``OVER_MARGIN_MB`` of noise allowed)."""
+        return self.reserved_mb is not None and self.peak_mb > self.reserved_mb + OVER_MARGIN_MB
+
+    def describe(self) -> str:
+        """``5.1 GB now, peak 6.2 of 4 GB reserved (over)``."""
+        text = f"{self.now_mb / MIB_PER_GB:.1f} GB now, peak {self.peak_mb / MIB_PER_GB:.1f}"
+        if self.reserved_mb is None:
+            return text + " GB (no reservation)"
+        return text + f" of {self.reserved_mb / MIB_PER_GB:g} GB reserved" + (" (over)" if self.over else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "gpus": [[index, mb] for index, mb in self.gpus],
+            "peak_mb": self.peak_mb,
+            "reserved_mb": self.reserved_mb,
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_value(cls, value: object) -> LiveMemory | None:
+        """``None`` for anything not of the shape ``to_dict`` writes (a hand edit is not trusted)."""
+        if not isinstance(value, Mapping):
+            return None
+        peak, reserved, at = value.get("peak_mb"), value.get("reserved_mb"), value.get("at", "")
+        pairs = value.get("gpus")
+        if not isinstance(peak, (int, float)) or not _number(peak) or not isinstance(at, str):
+            return None
+        if reserved is not None and not (isinstance(reserved, (int, float)) and _number(reserved)):
+            return None
+        if not isinstance(pairs, list):
+            return None
+        gpus = []
+        for pair in pairs:
+            if not (isinstance(pair, list) and len(pair) == 2 and _number(pair[1])):
+                return None
+            if not isinstance(pair[0], int) or isinstance(pair[0], bool) or pair[0] < 0:
+                return None
+            gpus.append((pair[0], float(pair[1])))
+        return cls(tuple(gpus), float(peak), None if reserved is None else float(reserved), at)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
 def command_hash(command: str) -> str:
     """The hash of a command template (placeholders unfilled: every seed of a spec shares it)."""
     return hashlib.sha256(command.encode()).hexdigest()[:16]
@@ -137,6 +220,10 @@ def estimate(spec: ExperimentSpec, book: VramBook, commit: str | None, probe: bo
     if exact:
         return _measured(exact[-1], f"at {exact[-1].commit[:10]}")
     if spec.vram_gb is not None and not probe:
+        over = [m for m in same if m.source.startswith("live") and m.peak_gb > spec.vram_gb]
+        if over:  # a run of this command used more than the spec says: reserve what it used
+            m = max(over, key=lambda x: x.peak_gb)
+            return _measured(m, f"at {m.commit[:10]}, over the spec's {spec.vram_gb:g} GB")
         return VramEstimate(spec.vram_gb, "spec")
     if probe and same:
         return _measured(same[-1], f"at {same[-1].commit[:10]}, an earlier commit")
@@ -148,7 +235,8 @@ def estimate(spec: ExperimentSpec, book: VramBook, commit: str | None, probe: bo
 
 
 def _measured(m: Measurement, when: str) -> VramEstimate:
-    return VramEstimate(round(m.peak_gb, 2), f"measured on {m.target} ({m.gpu_model}) {when}")
+    by = f" by {m.exp_id}'s {m.source}" if m.source.startswith("live") else ""
+    return VramEstimate(round(m.peak_gb, 2), f"measured on {m.target} ({m.gpu_model}){by} {when}")
 
 
 def peak_gb(smi_mb: Iterable[float], torch_mb: float | None) -> float:

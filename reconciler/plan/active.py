@@ -20,6 +20,7 @@ from reconciler.plan.context import Context, parse_iso
 from reconciler.plan.failure import DISK_FULL, LOST, MIN_FREE_GB, UNKNOWN, Failure, classify, fatal_signature
 from reconciler.plan.leases import lease_request
 from reconciler.plan.place import gpus_needed
+from reconciler.plan.vram import observe_memory
 
 SIDECAR_FIELDS = ("wandb_run_id", "hf_artifact_url")
 
@@ -87,6 +88,7 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
             failure = Failure(DISK_FULL, (*failure.evidence[-3:], disk), f"disk full ({disk})")
         return outcomes.failed_attempt(entry, failure, spec, ctx.policies, ctx.now, run.exit_code), []
     if run.alive:
+        entry = observe_memory(entry, run, ctx)
         if wants_cancel:
             why = "removed from the spec (prune)" if spec is None else "cancelled by the spec"
             return entry, [outcomes.kill_action(entry, run=run, reason=Cancel(why))]

@@ -21,7 +21,7 @@ from reconciler.model.ids import code_dir, launch_token, run_dir
 from reconciler.model.observed import ObservedState
 from reconciler.model.spec import DesiredRunState, ExperimentSpec
 from reconciler.model.status import Attempt, StateFile, Status, StatusEntry
-from reconciler.model.vram import PROBE_NEEDED, VramBook
+from reconciler.model.vram import PROBE_NEEDED, Measurement, VramBook
 from reconciler.plan import outcomes
 from reconciler.plan.active import checkpoint_path, decide_active
 from reconciler.plan.adopt import adopt, complete
@@ -37,7 +37,7 @@ from reconciler.plan.leases import count_leases, lease_request
 from reconciler.plan.leftover import stop_leftovers
 from reconciler.plan.place import Placement, count_active, count_unrecorded, env_state, place
 from reconciler.plan.tidy import tidy_actions
-from reconciler.plan.vram import with_estimates
+from reconciler.plan.vram import learned, with_estimates
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class Plan:
     state: StateFile
     """The recorded state with every ``Record`` of this plan applied (I/O results come on top)."""
     recorded: StateFile
+    learned: tuple[Measurement, ...] = ()
+    """Peaks of live runs over their reservations, for ``experiments/vram.json`` (``plan.vram``)."""
 
     @property
     def io_actions(self) -> tuple[Action, ...]:
@@ -160,7 +162,7 @@ def make_plan(
         before = old.get(entry.id)
         if before is not entry and before != entry:
             actions.append(Record(entry.id, entry, describe(before, entry), entry.target or ""))
-    return Plan(tuple(sorted(actions, key=sort_key)), state, recorded)
+    return Plan(tuple(sorted(actions, key=sort_key)), state, recorded, learned(vram, state.entries, ctx))
 
 
 PAUSED = "paused (policies.pause in config/reconciler.yaml): nothing new starts until it is false"

@@ -14,6 +14,7 @@ from reconciler.model.observed import RunObservation
 from reconciler.model.seedrun import SEED
 from reconciler.model.spec import ExperimentSpec
 from reconciler.model.status import Attempt, Status, StatusEntry, Unreachable
+from reconciler.model.vram import OVER
 from reconciler.plan.context import iso, parse_iso
 from reconciler.plan.entries import resync_after_attempt
 from reconciler.plan.failure import Failure, remediate
@@ -56,7 +57,8 @@ def started(entry: StatusEntry, attempt: Attempt, now: datetime, status: Status 
         waiting_reason=None,
         failure_class=None,
         unreachable=Unreachable(),
-        conditions=tuple(c for c in entry.conditions if c.type != "Continued"),
+        conditions=tuple(c for c in entry.conditions if c.type not in ("Continued", OVER)),
+        gpu_memory=None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from reconciler.model.leases import Lease
 from reconciler.model.observed import GpuObservation, LaunchRecord, ObservedState, RunObservation, TargetObservation
 from reconciler.model.spec import DesiredRunState, Direction, EarlyStop, ExperimentSpec, Group, RemediationRule
 from reconciler.model.status import StateFile
+from reconciler.model.vram import VramBook
 
 
 def config(d: dict[str, Any]) -> Config:
@@ -160,3 +162,11 @@ def results(case: dict[str, Any]) -> dict[str, dict[str, float]] | None:
     if raw is None:
         return None
     return {str(k): {str(m): float(v) for m, v in (vals or {}).items()} for k, vals in raw.items()}
+
+
+def vram(case: dict[str, Any]) -> VramBook | None:
+    """``vram: [measurement, ...]`` (``experiments/vram.json``'s records); absent means none."""
+    raw = case.get("vram")
+    if raw is None:
+        return None
+    return VramBook.loads(json.dumps({"version": 1, "measurements": raw}))

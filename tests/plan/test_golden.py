@@ -32,6 +32,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         inflight=[tuple(x) for x in case.get("inflight", [])],
         env=builders.env(case, desired),
         results=builders.results(case),
+        vram=builders.vram(case),
     )
     out: dict[str, Any] = {
         "actions": [a.describe() for a in plan.io_actions],
@@ -50,6 +51,8 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     envs = {a.exp_id: dict(a.env) for a in launches if a.env}
     if envs:
         out["env"] = envs
+    if plan.learned:
+        out["learned"] = [{k: v for k, v in m.to_dict().items() if k != "measured_at"} for m in plan.learned]
     extra = case.get("show", [])
     for field in extra:
         out.setdefault("fields", {})[field] = {e.id: _plain(getattr(e, field)) for e in plan.state.entries}

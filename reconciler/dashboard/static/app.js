@@ -246,7 +246,8 @@ function viewExperiments() {
       ["status", "group", "stage", "target"].every((k) => !f[k] || String(r[k]) === f[k]) &&
       (!q || [r.id, r.method, r.dataset, r.notes, r.failure_class].some((v) => (v || "").toLowerCase().includes(q))));
     tbody.replaceChildren(...shown.map((r) => h("tr", { "data-exp": r.id, "data-status": r.status },
-      h("td", {}, link(`#/exp/${encodeURIComponent(r.id)}`, r.id), r.escalated ? h("span", { class: "flag", title: "open escalation" }, " ⚑") : ""),
+      h("td", {}, link(`#/exp/${encodeURIComponent(r.id)}`, r.id), r.escalated ? h("span", { class: "flag", title: "open escalation" }, " ⚑") : "",
+        r.gpu_memory && r.gpu_memory.over ? h("span", { class: "flag over", title: `GPU memory over its reservation: ${r.gpu_memory.text}` }, " ▲mem") : ""),
       h("td", {}, pill(r.status), r.progress !== null && r.status === "running" ? h("span", { class: "muted" }, ` ${Math.round(r.progress * 100)}%`) : ""),
       h("td", {}, r.method), h("td", {}, r.dataset), h("td", {}, r.group), h("td", { class: "num" }, r.stage),
       h("td", {}, r.target || ""), h("td", { class: "num", title: "attempt (automatic retries used of max_retries)" }, r.attempt ? `${r.attempt} (${r.retry_count}/${r.max_retries || 0}${r.manual_retries ? ` +${r.manual_retries} manual` : ""})` : ""),
@@ -257,6 +258,13 @@ function viewExperiments() {
   }
   renderRows();
   return wrap;
+}
+
+function gpuMemory(m) {
+  if (!m) return "";
+  const est = m.estimate_gb !== null && m.estimate_gb !== undefined ? `reserves ${m.estimate_gb} GB (${m.estimate_source})` : (m.estimate_source || "");
+  const used = m.text ? h("span", { class: m.over ? "error" : "" }, `used ${m.text}`) : "";
+  return h("span", { "data-gpu-memory": m.over ? "over" : "ok" }, est, est && used ? "; " : "", used);
 }
 
 function factList(facts) {
@@ -273,7 +281,7 @@ function viewExperiment(id) {
   const r = d.row;
   const facts = [["experiment", r.experiment], ["method", r.method], ["dataset", r.dataset], ["group", r.group], ["stage", r.stage],
     ["seed", r.seed], ["target", r.target], ["host", r.host], ["gpu", r.gpu], ["retries", `${r.retry_count} of ${r.max_retries} automatic` + (r.manual_retries ? `, ${r.manual_retries} manual` : "")],
-    ["started", when(r.started)], ["finished", when(r.finished)], ["code", d.git_commit ? h("span", { class: "mono" }, d.git_commit.slice(0, 10)) : ""]];
+    ["GPU memory", gpuMemory(r.gpu_memory)], ["started", when(r.started)], ["finished", when(r.finished)], ["code", d.git_commit ? h("span", { class: "mono" }, d.git_commit.slice(0, 10)) : ""]];
   const links = [r.wandb_url ? link(r.wandb_url, "wandb run ↗") : null, r.hf_url ? link(r.hf_url, "Hub checkpoint ↗") : null].filter(Boolean);
   const result = d.result ? h("div", { class: "result" }, Object.entries(d.result).map(([m, v]) => h("span", { class: "kv" }, h("b", {}, m), ` ${fmt(v)}`))) : "";
   return h("div", { class: "exp", "data-exp": id },
