@@ -21,6 +21,11 @@ from reconciler.model.status import Attempt
 from reconciler.plan.context import Context
 from reconciler.plan.failure import MIN_FREE_GB
 
+MB_SLACK = 1e-3
+"""MiB of rounding a fit may be short by: free memory computed as total less used and a
+reservation of ``vram_factor x vram_gb`` are floats (9830.399999999994 free for a need of
+9830.4 is a fit)."""
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -113,7 +118,7 @@ def _pick_gpus(spec: ExperimentSpec, target: Target, tobs: TargetObservation, ct
         g
         for g in usable
         if ctx.runs_on_gpu[(target.name, g.index)] < target.gpus.max_runs_per_gpu
-        and _free_mb(g, target.name, ctx) >= need_mb
+        and _free_mb(g, target.name, ctx) >= need_mb - MB_SLACK
     ]
     fits.sort(key=lambda g: (-_free_mb(g, target.name, ctx), g.index))
     if len(fits) >= need:
@@ -136,7 +141,7 @@ def _excluded(gpus: tuple[GpuObservation, ...], target: Target, need_mb: float, 
     out = []
     for gpu in sorted(gpus, key=lambda g: g.index):
         raw = _free_mb(gpu, target.name, None)
-        if raw < need_mb:
+        if raw < need_mb - MB_SLACK:
             continue
         label = f"GPU {gpu.index} {gpu.name}"
         runs = ctx.runs_on_gpu[(target.name, gpu.index)]
