@@ -386,7 +386,10 @@ def _write_status(
     verdicts = [r.outcome.verdict for r in result.results if isinstance(r.outcome, EnvChecked)]
     for verdict in verdicts:
         write_env_verdict(project_dir, verdict)
-    env_lines = [f"{v.target}: {v.status}" + (f" ({v.evidence[-1]})" if v.evidence else "") for v in verdicts]
+    env_lines = [
+        f"{v.target}: {v.status}" + (f" ({v.evidence[-1]})" if v.evidence else "") + v.repair_summary()
+        for v in verdicts
+    ]
     if env_lines:
         append_log(project_dir, [f"{iso(now)} env {line}" for line in env_lines])
     return state, verdicts, env_lines, progress

@@ -15,6 +15,7 @@ and parse live in ``probe``. The remote layout under the target's root ``R``::
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 import secrets
@@ -23,7 +24,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
-from reconciler.backends import envcheck, scripts, wrapper
+from reconciler.backends import envcheck, envrepair, scripts, wrapper
 from reconciler.backends import probe as probe_mod
 from reconciler.backends.base import Completed, Transport
 from reconciler.crashpoints import crash_point
@@ -175,6 +176,20 @@ class ShellRunner:
         """One remote command (``envcheck``): code present, environment activates, Python and GPUs,
         then the dry run under ``timeout`` seconds. A failing check is an ``ENV_FAILED`` verdict;
         only a transport failure raises (the command is bounded by ``timeout`` + the command timeout)."""
+        verdict = await self._env_check(action, timeout)
+        if verdict.ready or not action.repair or not envrepair.repairable(verdict):
+            return dataclasses.replace(verdict, repair=action.repaired) if action.repaired else verdict
+        # the repair ladder (``env.repair``): once for this commit and env settings, then check again
+        nonce = secrets.token_hex(6)
+        reason = verdict.evidence[-1] if verdict.evidence else verdict.notes
+        steps = len(envrepair.ladder(action, self.target))
+        budget = steps * (action.repair.timeout_seconds + 15) + self.command_timeout
+        done = await self._run(envrepair.repair_script(action, self.target, nonce), timeout=budget)
+        record = envrepair.parse_repair(done.stdout, nonce, action, self.target, reason, verdict.checked_at)
+        again = await self._env_check(action, timeout)
+        return dataclasses.replace(again, repair=dataclasses.replace(record, ready=again.ready))
+
+    async def _env_check(self, action: CheckEnv, timeout: float) -> EnvVerdict:
         nonce = secrets.token_hex(6)
         script = envcheck.env_check_script(action, self.target, self.project, timeout, nonce)
         done = await self._run(script, timeout=timeout + self.command_timeout)

@@ -31,7 +31,7 @@ from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
 from reconciler.plan.envcheck import check_env_action
 from reconciler.session import open_project
-from reconciler.statestore import write_env_verdict
+from reconciler.statestore import read_env_verdicts, write_env_verdict
 from reconciler.targets import open_runners
 
 
@@ -53,23 +53,27 @@ class Outcome:
         v = self.verdict
         if v.ready:
             gpus = ", ".join(str(g) for g in v.available_gpus) or "none"
-            return f"{self.target}: {v.status} (python {v.python or '?'}, gpus: {gpus})"
+            return f"{self.target}: {v.status} (python {v.python or '?'}, gpus: {gpus})" + v.repair_summary()
         why = v.evidence[-1] if v.evidence else v.notes
-        return f"{self.target}: {v.status}: {why}"
+        return f"{self.target}: {v.status}: {why}" + v.repair_summary()
 
 
-def check_action(desired: DesiredState, target: Target, root: str, commit: str) -> CheckEnv:
+def check_action(
+    desired: DesiredState, target: Target, root: str, commit: str, previous: EnvVerdict | None = None
+) -> CheckEnv:
     """The ``CheckEnv`` for ``target`` whose root resolved to ``root`` (the planner's)."""
-    return check_env_action(target, desired.config.policies, root, commit)
+    return check_env_action(target, desired.config.policies, root, commit, previous)
 
 
-async def _one(desired: DesiredState, runner: Runner, target: Target, commit: str, archive: Path) -> Outcome:
+async def _one(
+    desired: DesiredState, runner: Runner, target: Target, commit: str, archive: Path, previous: EnvVerdict | None
+) -> Outcome:
     try:
         observed = await runner.probe()
         if not observed.reachable:
             return Outcome(target.name, error=observed.error or "unreachable")
         await runner.ship_code(commit, archive)
-        action = check_action(desired, target, observed.root or target.root, commit)
+        action = check_action(desired, target, observed.root or target.root, commit, previous)
         verdict = await runner.env_check(action, desired.config.policies.env_check_timeout)
     except ReconcilerError as exc:
         return Outcome(target.name, error=str(exc))
@@ -85,7 +89,10 @@ async def check_targets(
     repo.archive(commit, archive)
     runners = open_runners(desired.config, project_dir)
     try:
-        jobs = [_one(desired, runners.by_name[n], desired.config.target(n), commit, archive) for n in names]
+        previous = read_env_verdicts(project_dir, names)
+        jobs = [
+            _one(desired, runners.by_name[n], desired.config.target(n), commit, archive, previous.get(n)) for n in names
+        ]
         return list(await asyncio.gather(*jobs))
     finally:
         await runners.close()

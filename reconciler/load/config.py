@@ -20,6 +20,7 @@ from reconciler.model.config import (
     Config,
     EnvActivation,
     EnvCheck,
+    EnvRepair,
     GitSettings,
     GpuPolicy,
     HubSettings,
@@ -63,6 +64,15 @@ def _tuples(d: Mapping[str, Any], *keys: str) -> dict[str, Any]:
     return {k: tuple(d[k]) for k in keys if k in d}
 
 
+def _repair(value: object) -> EnvRepair | None:
+    """``env.repair``: ``true`` (the default ladder), ``{commands, timeout_seconds}``, or off."""
+    if value is True:
+        return EnvRepair()
+    if isinstance(value, Mapping):
+        return EnvRepair(commands=tuple(value.get("commands") or ()), **_floats(value, "timeout_seconds"))
+    return None
+
+
 def build_target(name: str, d: Mapping[str, Any]) -> Target:
     kind = TargetKind(d["kind"])
     ssh = None
@@ -74,6 +84,7 @@ def build_target(name: str, d: Mapping[str, Any]) -> Target:
         venv=env_d.get("venv"),
         setup=tuple(env_d.get("setup") or ()),
         variables=text_pairs(env_d.get("variables")),
+        repair=_repair(env_d.get("repair")),
     )
     gpus_d = d.get("gpus") or {}
     gpus = GpuPolicy(

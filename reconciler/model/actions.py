@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from reconciler.model.config import EnvRepair
 from reconciler.model.decisions import DecisionAction
-from reconciler.model.env import EnvVerdict
+from reconciler.model.env import EnvVerdict, RepairRecord
 from reconciler.model.leases import LeaseRequest
 from reconciler.model.status import StatusEntry
 
@@ -104,12 +105,19 @@ class CheckEnv:
     command: str
     env_hash: str
     exp_id: str = ""
+    repair: EnvRepair | None = None
+    """The repair ladder to run if the check fails for a missing environment or module, then
+    check again (``env.repair``); ``None``: none (not configured, or it ran for this commit)."""
+    repaired: RepairRecord | None = None
+    """The ladder that already ran for this commit and environment settings: the new verdict
+    carries it (so it never runs twice)."""
 
     kind = "env"
 
     def describe(self) -> str:
         what = f"running {self.command!r}" if self.command else "code, env, python, GPUs"
-        return f"check the environment on {self.target} ({what})"
+        ladder = ", repaired if it fails for a missing env or module" if self.repair else ""
+        return f"check the environment on {self.target} ({what}{ladder})"
 
 
 @dataclass(frozen=True)

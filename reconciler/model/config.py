@@ -44,6 +44,19 @@ class SshOptions:
 
 
 @dataclass(frozen=True)
+class EnvRepair:
+    """The environment repair ladder (``env.repair``, opt-in per target): shell commands run in
+    order in the commit's code dir, without the environment activated (it may not exist yet), each
+    under ``timeout_seconds``, when the environment check fails for a missing environment or
+    module; at most once per commit and environment settings. ``repair: true`` takes the seed's
+    ladder for the target's env (``backends.envrepair.default_ladder``)."""
+
+    commands: tuple[str, ...] = ()
+    """Empty: the default ladder."""
+    timeout_seconds: float = 900.0
+
+
+@dataclass(frozen=True)
 class EnvActivation:
     """How a run's shell gets its Python environment (applied before the command)."""
 
@@ -53,6 +66,8 @@ class EnvActivation:
     setup: tuple[str, ...] = ()
     """Extra shell lines run first (``module load cuda/12.1``, ``export X=1``)."""
     variables: tuple[tuple[str, str], ...] = ()
+    repair: EnvRepair | None = None
+    """``None``: a failing environment check is never repaired, only reported."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,59 @@ ENV_FAILED = "ENV_FAILED"
 
 
 @dataclass(frozen=True)
+class RepairStep:
+    """One command of the repair ladder as it ran on the target."""
+
+    command: str
+    exit_code: int
+    """124: it ran over the ladder's ``timeout_seconds``."""
+    seconds: float
+    output: tuple[str, ...] = ()
+    """Its last lines (stdout and stderr merged)."""
+
+
+@dataclass(frozen=True)
+class RepairRecord:
+    """The repair ladder run for one commit and environment settings (``env.repair``): why it
+    ran, each command's outcome, and whether the check passed after it. It runs once per commit
+    and ``env_hash``: a later check of the same commit carries this record and repairs nothing."""
+
+    commit: str
+    env_hash: str
+    at: str
+    reason: str
+    """The failing check's reason that started the ladder."""
+    steps: tuple[RepairStep, ...] = ()
+    ready: bool = False
+    """The check passed after the ladder."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["steps"] = [{**dataclasses.asdict(step), "output": list(step.output)} for step in self.steps]
+        return d
+
+    @classmethod
+    def from_value(cls, value: object) -> RepairRecord | None:
+        """``None`` for anything not of the shape ``to_dict`` writes."""
+        if not isinstance(value, Mapping):
+            return None
+        texts = [value.get(k) for k in ("commit", "env_hash", "at", "reason")]
+        steps = value.get("steps")
+        if not all(isinstance(t, str) for t in texts) or not isinstance(steps, list):
+            return None
+        built = []
+        for step in steps:
+            if not isinstance(step, Mapping):
+                return None
+            command, code, secs = step.get("command"), step.get("exit_code"), step.get("seconds")
+            if not isinstance(command, str) or not isinstance(code, int) or not isinstance(secs, (int, float)):
+                return None
+            built.append(RepairStep(command, code, float(secs), tuple(str(x) for x in step.get("output") or ())))
+        commit, hash_, at, reason = (str(t) for t in texts)
+        return cls(commit, hash_, at, reason, tuple(built), value.get("ready") is True)
+
+
+@dataclass(frozen=True)
 class EnvVerdict:
     target: str
     status: str
@@ -36,6 +89,8 @@ class EnvVerdict:
     notes: str = ""
     remote_project_dir: str | None = None
     free_disk_gb: float | None = None
+    repair: RepairRecord | None = None
+    """The repair ladder run for this commit and environment settings, if one ran."""
 
     @property
     def ready(self) -> bool:
@@ -55,6 +110,7 @@ class EnvVerdict:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["available_gpus"] = list(self.available_gpus)
         d["evidence"] = list(self.evidence)
+        d["repair"] = self.repair.to_dict() if self.repair is not None else None
         return d
 
     def dumps(self) -> str:
@@ -70,7 +126,24 @@ class EnvVerdict:
         kw.setdefault("checked_commit", "")
         kw.setdefault("checked_at", "")
         kw.setdefault("env_hash", "")
+        kw["repair"] = RepairRecord.from_value(d.get("repair"))
         return cls(**kw)
+
+    def repair_summary(self) -> str:
+        """``; repair ladder at <commit> (<why>): 2 command(s) ran; fixed it``, when one ran."""
+        r = self.repair
+        if r is None:
+            return ""
+        ok = sum(1 for step in r.steps if step.exit_code == 0)
+        failed = next((step for step in r.steps if step.exit_code != 0), None)
+        what = f"{ok} command(s) ran" + (f", `{failed.command[:80]}` exited {failed.exit_code}" if failed else "")
+        outcome = "fixed it" if r.ready else f"still failing: fix it by hand (progress/env_{self.target}.json)"
+        return f"; repair ladder at {r.commit[:10]} ({r.reason[:120]}): {what}; {outcome}"
+
+    def repaired(self, commit: str, env_hash: str) -> RepairRecord | None:
+        """The repair that ran for this commit and environment settings (none runs again)."""
+        r = self.repair
+        return r if r is not None and r.commit == commit and r.env_hash == env_hash else None
 
 
 def env_hash(target: Target, check_command: str | None = None) -> str:

@@ -38,6 +38,9 @@ class Context:
     vram: Mapping[str, VramEstimate] = field(default_factory=dict)
     """The VRAM estimate of each spec and where it came from, when a measurement or a
     ``vram_gb: probe`` spec is in play (``plan.vram``); empty otherwise (the specs' own)."""
+    env_broken: dict[str, EnvVerdict] | None = None
+    """Targets whose environment still fails at this commit after the repair ladder (computed
+    once per plan by ``plan.envcheck.env_escalation``)."""
     env_checks: dict[str, CheckEnv] = field(default_factory=dict)
     """Targets that need an environment check before this pass's launches there (target -> CheckEnv)."""
     now_iso: str = ""

@@ -30,7 +30,7 @@ from reconciler.plan.decisions import apply_decisions
 from reconciler.plan.duration import estimate
 from reconciler.plan.earlystop import Results, apply_early_stop
 from reconciler.plan.entries import mark_orphan, new_entry, sync
-from reconciler.plan.envcheck import check_env_action
+from reconciler.plan.envcheck import check_env_action, env_escalation
 from reconciler.plan.events import describe
 from reconciler.plan.launchenv import launch_env, render_command
 from reconciler.plan.leases import count_leases, lease_request
@@ -138,14 +138,24 @@ def make_plan(
         previous = entry.current.target if entry.current is not None else None
         placed = place(spec, ctx, pinned=previous if ctx.policies.retry_target == "same" else None)
         if isinstance(placed, str):
-            entries[spec.id] = _waiting(entry, placed)
+            entry = _waiting(entry, placed)
+            broken = env_escalation(spec, ctx)
+            if broken is not None:
+                entry = dataclasses.replace(entry, escalation=outcomes.escalate(entry, broken))
+            entries[spec.id] = entry
             continue
+        esc = entry.escalation
+        if esc is not None and esc.open and esc.kind == "env":
+            entry = dataclasses.replace(entry, escalation=esc.close(f"placed on {placed.target.name}", ctx.now_iso))
         entries[spec.id] = dataclasses.replace(entry, waiting_reason=None)
         launch = _launch(entries[spec.id], spec, placed, ctx, entries.values())
         actions.append(launch)
         if env_state(placed.target, ctx) is None and placed.target.name not in ctx.env_checks:
             commit = desired.revision or ""
-            ctx.env_checks[placed.target.name] = check_env_action(placed.target, ctx.policies, placed.root, commit)
+            last = ctx.env.get(placed.target.name)
+            ctx.env_checks[placed.target.name] = check_env_action(
+                placed.target, ctx.policies, placed.root, commit, last
+            )
 
     actions.extend(tidy_actions(entries.values(), ctx))
     actions.extend(_ship(actions, desired.revision))

@@ -8,7 +8,7 @@ import pytest
 
 from reconciler.errors import SchemaError
 from reconciler.load import WorkTree, inspect, load_desired, validate
-from reconciler.model.config import Config, Policies, TargetKind
+from reconciler.model.config import Config, EnvRepair, Policies, TargetKind
 from reconciler.model.decisions import DecisionAction
 from reconciler.model.spec import DesiredRunState, Direction, Group, MetricScale, StopRule
 from tests.load.project import EXPERIMENTS, write_project
@@ -69,13 +69,15 @@ targets:
     max_runs: 4
     platform_factor: 1.5
     checkpoint_dir: null
-    env: {conda: myenv, setup: ["module load cuda/12.1"], variables: {OMP_NUM_THREADS: 1}}
+    env: {conda: myenv, setup: ["module load cuda/12.1"], variables: {OMP_NUM_THREADS: 1},
+          repair: {commands: ["conda env update -n myenv -f environment.yml"], timeout_seconds: 1200}}
     gpus: {blacklist: [0], blacklist_models: [], max_runs_per_gpu: 2, vram_factor: 1.1}
     batch: {queue: gpuvolta, account: ab12, storage: "scratch/ab12", cpus_per_gpu: 12, mem_gb: 32,
             modules: ["cuda/12.1"], walltime_factor: 2, default_walltime_hours: 10, extra_directives: []}
   other:
     kind: command
     root: runs
+    env: {venv: .venv, repair: true}
     templates: {submit: "sub {script}", status: "st {job}", cancel: "del {job}"}
 policies:
   backoff: {base_seconds: 10, factor: 3, max_seconds: 100}
@@ -121,8 +123,10 @@ experiments:
     assert gadi.batch is not None and gadi.batch.mem_gb == 32.0 and gadi.batch.modules == ("cuda/12.1",)
     assert gadi.env.variables == (("OMP_NUM_THREADS", "1"),)
     assert gadi.gpus.blacklist == (0,) and gadi.gpus.blacklist_models == ()
+    assert gadi.env.repair == EnvRepair(("conda env update -n myenv -f environment.yml",), 1200.0)
     other = desired.config.target("other")
     assert other.templates is not None and other.templates.submit == "sub {script}"
+    assert other.env.repair == EnvRepair()  # true: the default ladder
     assert desired.config.policies.backoff.delay(2) == 30.0
     assert desired.config.policies.timeouts.kill_on_hold is True
     assert desired.config.policies.pause is True
