@@ -67,6 +67,11 @@ class UnsafePathError(ConfigError):
     or a parent that is not a directory. Exit 2; nothing is written."""
 
 
+class NotAProject(ConfigError):
+    """The directory is no project: missing, not in a git work tree, or a repository with no
+    commit yet (``reconcile`` reads only committed files). Exit 2, with what to do."""
+
+
 class LockHeld(ReconcilerError):
     """Another ``reconcile`` process holds the project lock."""
 

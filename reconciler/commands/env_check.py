@@ -12,6 +12,7 @@ goes to ``progress/env_<TARGET>.json`` and is committed. Exit 0 every checked ta
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from pathlib import Path
 import click
 
 from reconciler.backends.base import Runner
-from reconciler.commands.common import EXIT_OK, EXIT_STALLED, exit_codes, project_option
+from reconciler.commands.common import EXIT_OK, EXIT_STALLED, exit_codes, json_option, project_option
+from reconciler.commands.complete import target_names
 from reconciler.commands.display import say
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.gitstore.repo import ProjectRepo
@@ -125,17 +127,33 @@ def run_env_check(project_dir: Path, target: str | None = None) -> tuple[list[Ou
 
 
 @click.command("env-check")
-@click.argument("target", required=False)
+@click.argument("target", required=False, shell_complete=target_names)
 @project_option
+@json_option
 @exit_codes
-def env_check(target: str | None, project_dir: Path) -> int:
+def env_check(target: str | None, project_dir: Path, as_json: bool) -> int:
     """Check a target's environment (all targets without TARGET): code there, environment
     activates, Python runs, GPUs visible, and the config's env_check.command (if any) passes. Writes and commits
     progress/env_<TARGET>.json. Exit 0 all ready, 1 any failed, 2 invalid input."""
     outcomes, sha = run_env_check(project_dir, target)
+    checked = [o for o in outcomes if not o.skipped]
+    code = EXIT_OK if all(o.verdict is not None and o.verdict.ready for o in checked) else EXIT_STALLED
+    if as_json:
+        docs = [
+            {
+                "target": o.target,
+                "ready": o.verdict.ready if o.verdict is not None else False,
+                "verdict": o.verdict.to_dict() if o.verdict is not None else None,
+                "error": o.error,
+                "skipped": o.skipped,
+                "line": o.line,
+            }
+            for o in outcomes
+        ]
+        click.echo(json.dumps({"targets": docs, "commit": sha}, indent=2, sort_keys=True))
+        return code
     for outcome in outcomes:
         say(outcome.line)
     if sha:
         click.echo(f"committed {sha[:10]}")
-    checked = [o for o in outcomes if not o.skipped]
-    return EXIT_OK if all(o.verdict is not None and o.verdict.ready for o in checked) else EXIT_STALLED
+    return code

@@ -19,11 +19,11 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Iterable
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import click
 
-from reconciler.commands.common import EXIT_OK
+from reconciler.commands.common import EXIT_INVALID, EXIT_OK, project_option
 
 OWNED_PATTERNS = (
     "dispatch/state.json",
@@ -92,12 +92,17 @@ def _from_top(files: Iterable[str]) -> set[str]:
 
 @click.command("guard")
 @click.argument("files", nargs=-1, type=click.Path())
-def guard(files: tuple[str, ...]) -> None:
+@project_option
+def guard(files: tuple[str, ...], project_dir: Path) -> None:
     """Refuse staged hand edits of reconciler-owned status files (a pre-commit hook).
 
     Without FILES every staged path is checked; with FILES only those among them. Exits 1 and
     lists the files when one is staged, unless RECONCILER_ALLOW_STATUS_EDIT=1.
     """
+    if not project_dir.is_dir():
+        click.echo(f"error: {project_dir} is not a directory: give the project's directory with -C DIR", err=True)
+        sys.exit(EXIT_INVALID)
+    os.chdir(project_dir)  # FILES and git's staged paths are read from there
     staged = _staged()
     if staged is None:  # not a git work tree: judge the named files as they are
         bad = refused(files, check_history=False)

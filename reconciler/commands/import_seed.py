@@ -8,21 +8,23 @@ as ``dispatch/state.seed.json`` (written once, never replaced).
 
 from __future__ import annotations
 
+import json
 import re
-import sys
 from pathlib import Path
 
 import click
 
 from reconciler import scaffold
-from reconciler.commands.common import EXIT_INVALID
+from reconciler.commands.common import EXIT_OK, chosen_dir, dir_option, exit_codes, json_option, require_dir
+from reconciler.errors import ConfigError
 from reconciler.model.spec import ID_PATTERN
 from reconciler.schemas import SchemaMissing
 from reconciler.seedimport import SeedImportError, plan_import
 
 
 @click.command("import-seed")
-@click.argument("directory", default=".", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@dir_option
 @click.option("--project", default=None, help="Project name (default: project_name from config/config.md).")
 @click.option(
     "--target",
@@ -32,25 +34,39 @@ from reconciler.seedimport import SeedImportError, plan_import
     help="Name of the local target made when no seed entry names a host.",
 )
 @click.option("--force", is_flag=True, help="Replace config/reconciler.yaml and dispatch/imported.yaml.")
-def import_seed(directory: Path, project: str | None, local_target: str, force: bool) -> None:
+@json_option
+@exit_codes
+def import_seed(
+    directory: Path | None, dir_option: Path | None, project: str | None, local_target: str, force: bool, as_json: bool
+) -> int:
     """Convert the seed project in DIRECTORY (config/config.md, dispatch/state.json) to reconciler files."""
+    where = chosen_dir(click.get_current_context(), directory, dir_option)
+    require_dir(where)
     for label, value in (("project", project), ("target", local_target)):
         if value is not None and not re.fullmatch(ID_PATTERN, value):
-            click.echo(f"reconcile import-seed: invalid {label} name {value!r} (letters, digits, _ . -)", err=True)
-            sys.exit(EXIT_INVALID)
+            raise ConfigError(f"invalid {label} name {value!r}: use letters, digits, _ . -")
     try:
-        plan = plan_import(directory, project, local_target)
+        plan = plan_import(where, project, local_target)
     except (SeedImportError, SchemaMissing, OSError) as exc:
-        click.echo(f"reconcile import-seed: {exc}", err=True)
-        sys.exit(EXIT_INVALID)
-    existing = scaffold.conflicts(directory, plan.files)
+        raise ConfigError(str(exc)) from exc
+    existing = scaffold.conflicts(where, plan.files)
     if existing and not force:
-        for path in existing:
-            click.echo(f"reconcile import-seed: {directory / path} exists; not overwriting it", err=True)
-        click.echo("nothing was written; use --force to replace these files", err=True)
-        sys.exit(EXIT_INVALID)
-    for path in scaffold.write(directory, plan.files):
-        click.echo(f"wrote {directory / path}")
+        listed = "; ".join(f"{where / path} exists" for path in existing)
+        raise ConfigError(f"{listed}: nothing was written (--force replaces them)")
+    written = scaffold.write(where, plan.files)
+    if as_json:
+        doc = {
+            "project": plan.project,
+            "directory": str(where),
+            "written": [str(p) for p in written],
+            "notes": list(plan.notes),
+            "entries": plan.entries,
+            "specs": plan.specs,
+        }
+        click.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return EXIT_OK
+    for path in written:
+        click.echo(f"wrote {where / path}")
     for note in plan.notes:
         click.echo(f"note: {note}")
     click.echo(
@@ -59,3 +75,4 @@ def import_seed(directory: Path, project: str | None, local_target: str, force: 
         "Commit the converted dispatch/state.json once by hand (the status guard refuses hand edits):\n"
         "  RECONCILER_ALLOW_STATUS_EDIT=1 git commit -m 'import seed project'"
     )
+    return EXIT_OK

@@ -4,6 +4,7 @@ carries it out exactly once (the status records which decisions were applied).""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,9 @@ import click
 import yaml
 
 from reconciler.atomic import atomic_write_text
-from reconciler.commands.common import EXIT_INVALID, EXIT_OK, exit_codes, project_option
-from reconciler.commands.display import say
-from reconciler.errors import ReconcilerError
+from reconciler.commands.common import EXIT_OK, exit_codes, json_option, project_option
+from reconciler.commands.complete import experiment_ids
+from reconciler.errors import ConfigError, ReconcilerError, SchemaError
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status
 from reconciler.load import validate
@@ -27,15 +28,18 @@ HEADER = "# yaml-language-server: $schema=../config/schemas/decisions.schema.jso
 
 @click.command("resolve")
 @project_option
-@click.argument("exp_id", required=False)
+@click.argument("exp_id", required=False, shell_complete=experiment_ids)
 @click.option("--retry", "action", flag_value="retry", help="Run it again (one more attempt).")
 @click.option("--continue", "action", flag_value="continue", help="Let a held run go on (or pend again).")
 @click.option("--fail", "action", flag_value="fail", help="Mark it failed (a live run is killed).")
 @click.option("--cancel", "action", flag_value="cancel", help="Cancel it (a live run is killed).")
 @click.option("--approve-stage", type=int, help="Let stage N start although an earlier stage failed.")
 @click.option("--note", default="", help="Why; kept with the decision and in the status notes.")
+@json_option
 @exit_codes
-def resolve(project_dir: Path, exp_id: str | None, action: str | None, approve_stage: int | None, note: str) -> int:
+def resolve(
+    project_dir: Path, exp_id: str | None, action: str | None, approve_stage: int | None, note: str, as_json: bool
+) -> int:
     """Record a decision on EXP_ID (or approve a stage) and commit it."""
     if approve_stage is not None:
         if action or exp_id:
@@ -46,8 +50,7 @@ def resolve(project_dir: Path, exp_id: str | None, action: str | None, approve_s
     with open_project(project_dir, Locking.WAIT) as session:
         project_dir, repo = session.project_dir, session.repo
         if DECISIONS in repo.dirty_paths([DECISIONS]):
-            click.echo(f"{DECISIONS} has uncommitted edits; commit or revert them first", err=True)
-            return EXIT_INVALID
+            raise ConfigError(f"{DECISIONS} has uncommitted edits; commit or revert them first")
         path = project_dir / DECISIONS
         original = path.read_text(encoding="utf-8") if path.exists() else None
         person = _identity(repo)
@@ -56,9 +59,7 @@ def resolve(project_dir: Path, exp_id: str | None, action: str | None, approve_s
         problems = [p for p in validate(project_dir) if p.file == DECISIONS]
         if problems:
             _restore(path, original)
-            for problem in problems:
-                say(str(problem), err=True)
-            return EXIT_INVALID
+            raise SchemaError(problems)
         what = f"{action} {exp_id}" if exp_id else f"approve stage {approve_stage}"
         settings = GitSettings(author_name=person[0], author_email=person[1])
         try:
@@ -68,6 +69,9 @@ def resolve(project_dir: Path, exp_id: str | None, action: str | None, approve_s
         except ReconcilerError:
             _restore(path, original)
             raise
+    if as_json:
+        click.echo(json.dumps({"decision": decision, "commit": sha}, indent=2, sort_keys=True, default=str))
+        return EXIT_OK
     click.echo(f"decision {decision['id']}: {what} (commit {sha[:10] if sha else 'none'}); the next pass applies it")
     return EXIT_OK
 

@@ -1,4 +1,4 @@
-"""``reconcile validate [PATH] [--rev REV] [--json]``: check a project's files; never writes anything.
+"""``reconcile validate [PATH | -C DIR] [--rev REV] [--json]``: check a project's files; never writes anything.
 
 Reports every problem as ``file:line:col: field: message`` (file relative to the project) and exits
 0 when the project is valid, 2 when it is not. PATH is the project directory, or any file or folder
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import click
 
-from reconciler.commands.common import EXIT_INVALID, EXIT_OK
+from reconciler.commands.common import EXIT_INVALID, EXIT_OK, project_option, run_guarded
 from reconciler.commands.display import say
-from reconciler.errors import GitStoreError, Problem
+from reconciler.errors import ConfigError, GitStoreError, Problem
 from reconciler.load import Report, inspect
 from reconciler.load.sources import CONFIG
 
@@ -39,6 +39,10 @@ def find_project(path: Path) -> Path:
 def _display(folder: Path) -> str:
     rel = os.path.relpath(folder, Path.cwd())
     return str(folder) if rel.startswith("..") else rel
+
+
+def _missing(path: Path) -> int:
+    raise ConfigError(f"{path} does not exist: give the project (or a file in it) as PATH or -C DIR")
 
 
 def _inspect_rev(project: Path, rev: str) -> tuple[Report, str]:
@@ -68,11 +72,16 @@ def _print(report: Report, name: str, as_json: bool) -> None:
 
 
 @click.command("validate")
-@click.argument("path", required=False, default=".", type=click.Path(exists=True, path_type=Path))
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@project_option
 @click.option("--rev", default=None, metavar="REV", help="Check the files committed at REV, not the working tree.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"valid": bool, "problems": [...]} as JSON.')
-def validate(path: Path, rev: str | None, as_json: bool) -> None:
-    """Check the project's files (schemas and cross-file checks). Exit 0: valid; 2: invalid."""
+def validate(path: Path | None, project_dir: Path, rev: str | None, as_json: bool) -> None:
+    """Check the project's files (schemas and cross-file checks). Exit 0: valid; 2: invalid.
+    PATH (or -C DIR): the project, or a file or folder in it."""
+    path = path or project_dir
+    if not path.exists():
+        sys.exit(run_guarded(lambda: _missing(path), as_json=as_json))
     project = find_project(path)
     name = _display(project)
     if rev is None:

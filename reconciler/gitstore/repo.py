@@ -20,7 +20,7 @@ from types import TracebackType
 
 import git
 
-from reconciler.errors import GitStoreError
+from reconciler.errors import GitStoreError, NotAProject
 from reconciler.gitstore import boundary
 from reconciler.gitstore.tree import GitTree, repo_relative
 
@@ -30,8 +30,16 @@ class ProjectRepo:
 
     def __init__(self, project_dir: str | os.PathLike[str]) -> None:
         self.project_dir = Path(project_dir).resolve()
-        with boundary.git_errors(f"{self.project_dir} is not inside a git work tree"):
-            self.handle = git.Repo(self.project_dir, search_parent_directories=True)
+        if not self.project_dir.is_dir():
+            raise NotAProject(f"{project_dir} is not a directory: give the project's directory with -C DIR")
+        try:
+            with boundary.git_errors(f"{self.project_dir} is not inside a git work tree"):
+                self.handle = git.Repo(self.project_dir, search_parent_directories=True)
+        except GitStoreError as exc:
+            raise NotAProject(
+                f"{project_dir} is not inside a git repository: `reconcile init {project_dir}` makes a project"
+                " (then `git init` and commit it)"
+            ) from exc
         """The GitPython repository; for ``gitstore`` modules only."""
         if self.handle.bare or self.handle.working_tree_dir is None:
             self.handle.close()
@@ -100,11 +108,17 @@ class ProjectRepo:
     # -- queries -----------------------------------------------------------------------------
 
     def head_sha(self) -> str:
-        """The commit HEAD points at; ``GitStoreError`` before the first commit."""
+        """The commit HEAD points at; ``NotAProject`` before the first commit."""
         sha = self.resolve_or_none("HEAD")
         if sha is None:
-            raise GitStoreError(f"{self.root}: the repository has no commit yet")
+            raise self.no_commit()
         return sha
+
+    def no_commit(self) -> NotAProject:
+        return NotAProject(
+            f"{self.project_dir} has no commit yet: reconcile reads only committed files; commit the project"
+            " first (git add -A && git commit -m 'desired state')"
+        )
 
     def resolve(self, rev: str) -> str:
         """The full sha of the commit ``rev`` names; ``GitStoreError`` if it names none."""
@@ -130,8 +144,16 @@ class ProjectRepo:
         raise done.error("is-ancestor")
 
     def tree(self, rev: str = "HEAD") -> GitTree:
-        """The project's files as committed at ``rev`` (what ``load`` reads)."""
-        return GitTree(self.handle, rev, prefix=self.prefix)
+        """The project's files as committed at ``rev`` (what ``load`` reads); ``NotAProject``
+        when ``rev`` is HEAD and there is no commit yet, ``GitStoreError`` for another unknown rev."""
+        try:
+            return GitTree(self.handle, rev, prefix=self.prefix)
+        except GitStoreError:
+            if self.resolve_or_none(rev) is None:
+                if rev == "HEAD" and self.resolve_or_none("HEAD") is None:
+                    raise self.no_commit() from None
+                raise GitStoreError(f"unknown revision {rev!r}: `git log --oneline` lists the commits") from None
+            raise
 
     def last_change(self, rev: str = "HEAD", exclude: Sequence[str] = ()) -> str:
         """The newest commit at or before ``rev`` that changed the project outside ``exclude``

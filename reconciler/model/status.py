@@ -132,6 +132,11 @@ class Unreachable:
         return _build(cls, _known(cls, d))
 
 
+_QUIET = Unreachable()
+_QUIET_DICT = _QUIET.to_dict()
+"""The counters of a target that always answered (most entries): one shared value."""
+
+
 VOLATILE_FIELDS = ("unreachable", "sidecar", "waiting_reason", "pid", "gpu_memory")
 """The fields of an entry that change without a transition (design invariant 11): the probe
 counters of a silent target (``unreachable``), what the job reports through its sidecar
@@ -311,7 +316,8 @@ class StatusEntry:
         kw["status"] = _status(d.get("status"))
         kw["attempts"] = tuple(Attempt.from_dict(a) for a in d.get("attempts") or ())
         kw["conditions"] = tuple(Condition.from_dict(c) for c in d.get("conditions") or ())
-        kw["unreachable"] = Unreachable.from_dict(d.get("unreachable") or {})
+        silent = d.get("unreachable")
+        kw["unreachable"] = _QUIET if not silent or silent == _QUIET_DICT else Unreachable.from_dict(silent)
         kw["sidecar"] = tuple(sorted((d.get("sidecar") or {}).items()))
         kw["escalation"] = Escalation.from_value(d.get("escalation"))
         kw["gpu_memory"] = LiveMemory.from_value(d.get("gpu_memory"))
@@ -322,7 +328,8 @@ class StatusEntry:
         if not isinstance(d.get("description", ""), str):  # a seed's object: kept as it was, unread
             unread.add("description")
             kw.pop("description", None)
-        kw["extra"] = tuple(sorted((k, v) for k, v in d.items() if k not in names or k in unread))
+        if unread or not names.issuperset(d.keys()):
+            kw["extra"] = tuple(sorted((k, v) for k, v in d.items() if k not in names or k in unread))
         return _build(cls, kw)
 
 

@@ -14,10 +14,15 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from reconciler import schemas
+from reconciler import __version__, schemas
 from reconciler.model.spec import ID_PATTERN
 
 PROJECT_TOKEN = "__PROJECT__"
+REQUIREMENT_TOKEN = "__REQUIREMENT__"
+"""Replaced by ``requirement()``: what the scaffolded workflow and hook comments install."""
+DISTRIBUTION = "gitops-reconciler"
+"""reconciler's name on PyPI (the import package and the command keep theirs; the PyPI name
+``reconciler`` belongs to an unrelated project)."""
 SCHEMA_DIR = "config/schemas"
 """Where a project keeps its copy of the schemas (relative to the project root)."""
 
@@ -51,6 +56,17 @@ class PlannedFile:
     """Relative to the project root, ``/``-separated."""
     text: str
     mode: str = CREATE
+
+
+def requirement(version: str = __version__) -> str:
+    """The pip requirement of this release (``gitops-reconciler==0.1.0``); a development or local
+    build, which PyPI cannot have, asks for the newest release instead."""
+    return f"{DISTRIBUTION}=={version}" if re.fullmatch(r"\d+(\.\d+)*", version) else DISTRIBUTION
+
+
+def render(text: str, project: str) -> str:
+    """A template's text for ``project``."""
+    return text.replace(PROJECT_TOKEN, project).replace(REQUIREMENT_TOKEN, requirement())
 
 
 def template(name: str) -> str:
@@ -97,7 +113,7 @@ def gitignore() -> PlannedFile:
 
 def plan_init(project: str) -> list[PlannedFile]:
     """Every file of a new project, rendered for ``project``."""
-    files = [PlannedFile(path, template(name).replace(PROJECT_TOKEN, project)) for path, name in TEMPLATES.items()]
+    files = [PlannedFile(path, render(template(name), project)) for path, name in TEMPLATES.items()]
     files += schema_files()
     files.append(gitignore())
     return files

@@ -114,5 +114,5 @@ def test_a_measurement_is_recorded_committed_and_placed_with(tmp_path: Path, fak
     estimates = {e["id"]: e.get("vram_estimate") for e in status}
     assert estimates["big_s1"]["gb"] == 12.0 and estimates["big_s1"]["source"].startswith("measured on lab")
     assert estimates["asks"] == {"gb": None, "source": "probe needed"}
-    table = cli(project, {**env, "COLUMNS": "400"}, "status").stdout
+    table = cli(project, {**env, "COLUMNS": "400"}, "status", "--wide").stdout
     assert "12 GB (measured" in table

@@ -105,8 +105,10 @@ def test_a_run_over_its_reservation_is_shown_flagged_and_learned(tmp_path: Path,
     assert docs["sweep_s0"]["gpu_memory"]["peak_mb"] == 14336.0
     assert docs["sweep_s1"]["vram_estimate"]["gb"] == 14.0
     assert "by sweep_s0's live run 1" in docs["sweep_s1"]["vram_estimate"]["source"]
-    table = reconcile(project, {**env, "COLUMNS": "400"}, "status").stdout
+    table = reconcile(project, {**env, "COLUMNS": "400"}, "status", "--wide").stdout
     assert "used: 14.0 GB now, peak 14.0 of 10 GB reserved (over)" in table
+    compact = reconcile(project, env, "status").stdout
+    assert "14.0/10 GB peak over" in compact and "14 GB measured" in compact
 
     # ... and so does the dashboard (its rows API and the experiment page read these rows)
     rows = {r["id"]: r for r in experiment_rows(read_snapshot(project))}

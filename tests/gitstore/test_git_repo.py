@@ -7,15 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.errors import GitStoreError
+from reconciler.errors import GitStoreError, NotAProject
 from reconciler.gitstore import ProjectRepo
 from tests.gitstore.gitcmd import commit_files, git, init_repo, write
 
 
 def test_not_a_repository(tmp_path: Path) -> None:
     (tmp_path / "plain").mkdir()
-    with pytest.raises(GitStoreError, match="not inside a git work tree"):
+    with pytest.raises(NotAProject, match=r"is not inside a git repository: `reconcile init .*` makes a project"):
         ProjectRepo(tmp_path / "plain")
+    with pytest.raises(NotAProject, match="is not a directory"):
+        ProjectRepo(tmp_path / "missing")
 
 
 def test_head_branch_resolve_ancestry(tmp_path: Path) -> None:
@@ -38,8 +40,11 @@ def test_head_branch_resolve_ancestry(tmp_path: Path) -> None:
 
 
 def test_head_of_an_empty_repository(tmp_path: Path) -> None:
-    with ProjectRepo(init_repo(tmp_path / "repo")) as repo, pytest.raises(GitStoreError, match="no commit"):
-        repo.head_sha()
+    with ProjectRepo(init_repo(tmp_path / "repo")) as repo:
+        with pytest.raises(NotAProject, match="has no commit yet: reconcile reads only committed files"):
+            repo.head_sha()
+        with pytest.raises(NotAProject, match="has no commit yet"):
+            repo.tree("HEAD")
 
 
 def test_dirty_paths_modified_staged_untracked(tmp_path: Path) -> None:

@@ -65,10 +65,14 @@ def test_the_validate_action_installs_its_own_checkout() -> None:
     assert validate["run"] == 'reconcile validate "$PROJECT_PATH"'
 
 
-def test_project_workflows_use_the_published_action() -> None:
+def test_project_workflows_install_reconciler_and_validate() -> None:
     for path in (REPO / "examples" / "project" / ".github" / "workflows" / "reconcile.yml", TEMPLATE):
-        steps = yaml.safe_load(path.read_text())["jobs"]["validate"]["steps"]
-        assert steps[-1]["uses"] == "your-org/reconciler/.github/actions/validate@v0"
+        text = path.read_text()
+        assert "your-org" not in text
+        steps = yaml.safe_load(text)["jobs"]["validate"]["steps"]
+        install = next(s for s in steps if s.get("name") == "install reconciler")
+        assert "vars.RECONCILER_PIP_SPEC" in install["env"]["RECONCILER_PIP_SPEC"]
+        assert steps[-1]["run"] == "reconcile validate ."
 
 
 def test_ci_runs_lint_tests_and_workflow_checks() -> None:

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import yaml
 from click.testing import CliRunner
 
-from reconciler import scaffold
+from reconciler import __version__, scaffold
 from reconciler.commands.init import init as init_command
 from tests.example.tools import REPO, RESULT_COLUMNS, expand_runs, run, tool
 
@@ -120,3 +120,30 @@ def test_templates_ship_inside_the_package() -> None:
     for name in [*scaffold.TEMPLATES.values(), "gitignore.tmpl"]:
         assert (folder / name).is_file()
         assert scaffold.template(name)
+
+
+def test_the_workflow_works_when_pushed_as_is(tmp_path: Path) -> None:
+    """No placeholder to fill in: no ``your-org`` action, no token left, reconciler installed from PyPI
+    under its distribution name (``reconciler`` there is another project), pinned to this release."""
+    assert init(str(tmp_path)).returncode == 0
+    for rel, text in snapshot(tmp_path).items():
+        assert "your-org" not in text, rel
+        assert "__REQUIREMENT__" not in text and "__PROJECT__" not in text, rel
+        assert "pip install reconciler" not in text, rel
+    workflow = yaml.safe_load((tmp_path / ".github" / "workflows" / "reconcile.yml").read_text())
+    steps = workflow["jobs"]["validate"]["steps"]
+    assert [s["uses"] for s in steps if "uses" in s] == ["actions/checkout@v4", "actions/setup-python@v5"]
+    install = next(s for s in steps if s.get("name") == "install reconciler")
+    spec = install["env"]["RECONCILER_PIP_SPEC"]
+    assert spec == f"${{{{ vars.RECONCILER_PIP_SPEC || '{scaffold.requirement()}' }}}}"
+    assert scaffold.requirement() == f"gitops-reconciler=={__version__}"
+    assert '"$RECONCILER_PIP_SPEC"' in install["run"] and "pip install" in install["run"]
+    assert steps[-1]["run"] == "reconcile validate ."
+    hooks = (tmp_path / ".pre-commit-config.yaml").read_text()
+    assert f"additional_dependencies: [gitops-reconciler=={__version__}]" in hooks
+
+
+def test_a_development_build_asks_for_the_newest_release() -> None:
+    assert scaffold.requirement("1.2.3") == "gitops-reconciler==1.2.3"
+    for version in ("0.2.0.dev1", "0.1.0+local", "1.0rc1"):
+        assert scaffold.requirement(version) == "gitops-reconciler"

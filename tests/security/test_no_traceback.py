@@ -1,6 +1,7 @@
 """No input ends in a traceback: an exception no boundary converted is named in one line, with
-the frame of ours that raised it, and the command exits 70 (EX_SOFTWARE) having done nothing more;
-``RECONCILER_DEBUG=1`` shows the traceback. The daemon reports it and goes on with the next pass."""
+the frame of ours that raised it, and the command exits 3 having done nothing more, the traceback
+written to ``.reconciler/crash.log`` (never on the screen); ``RECONCILER_DEBUG=1`` raises it. The
+daemon reports it and goes on with the next pass."""
 
 from __future__ import annotations
 
@@ -18,13 +19,27 @@ def _buggy() -> int:
     return {"a": 1}["missing"]
 
 
-def test_an_unconverted_exception_is_one_line_and_exit_70(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_guarded(_buggy) == EXIT_BUG
+def test_an_unconverted_exception_is_one_line_exit_3_and_the_traceback_goes_to_crash_log(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    project = make_project(tmp_path / "p")
+    assert EXIT_BUG == 3
+    assert run_guarded(_buggy, project_dir=project) == EXIT_BUG
     err = capsys.readouterr().err
-    assert "Traceback" not in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "internal error (a bug in reconciler, please report it): KeyError: 'missing'" in err
     assert "(at test_no_traceback.py:18, from common.py:" in err  # where it was raised, and our caller
-    assert "RECONCILER_DEBUG=1" in err
+    crash = project / ".reconciler" / "crash.log"
+    assert f"the traceback is in {crash}" in err
+    text = crash.read_text()
+    assert "Traceback (most recent call last)" in text and "KeyError: 'missing'" in text
+    assert not [line for line in (project / ".gitignore").read_text().splitlines() if line == "crash.log"]
+
+
+def test_outside_a_project_the_traceback_goes_to_a_temp_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_guarded(_buggy) == EXIT_BUG
+    err = capsys.readouterr().err
+    assert "the traceback is in " in err and "reconciler-crash-" in err
 
 
 def test_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
