@@ -136,6 +136,7 @@ _COMMANDS = {
     "plan": ("plan", "plan"),
     "status": ("status", "status"),
     "log": ("log", "log"),
+    "logs": ("logs", "logs"),
     "init": ("init", "init"),
     "import-seed": ("import_seed", "import_seed"),
     "guard": ("guard", "guard"),
@@ -144,5 +145,6 @@ _COMMANDS = {
     "probe-vram": ("probe_vram", "probe_vram_command"),
     "export": ("export", "export_command"),
     "dashboard": ("dashboard", "dashboard_command"),
+    "wait": ("wait", "wait"),
 }
 """Subcommand -> (module in ``reconciler.commands``, attribute)."""

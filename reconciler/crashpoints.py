@@ -31,7 +31,9 @@ CRASH_EXIT_CODE = 86
 def crash_point(name: str) -> None:
     """Exit the process immediately if ``RECONCILER_CRASH_AT`` names this point.
 
-    ``RECONCILER_CRASH_AT=after_launch:2`` crashes at the second time the point is reached.
+    ``RECONCILER_CRASH_AT=after_launch:2`` crashes at the second time the point is reached;
+    ``RECONCILER_CRASH_AT=after_load:raise`` raises ``InjectedBug`` there instead (an exception no
+    boundary converts: how the CLI reports a bug of ours, exit 3, is tested with it).
     """
     spec = os.environ.get("RECONCILER_CRASH_AT")
     if not spec:
@@ -39,10 +41,16 @@ def crash_point(name: str) -> None:
     point, _, nth = spec.partition(":")
     if point != name:
         return
+    if nth == "raise":
+        raise InjectedBug(f"injected at {name} (RECONCILER_CRASH_AT)")
     count = _hits.get(name, 0) + 1
     _hits[name] = count
     if count >= int(nth or "1"):
         os._exit(CRASH_EXIT_CODE)
+
+
+class InjectedBug(RuntimeError):
+    """Raised by ``crash_point`` for ``<point>:raise``: stands for a bug of ours."""
 
 
 _hits: dict[str, int] = {}

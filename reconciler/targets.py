@@ -17,6 +17,7 @@ from reconciler.backends.base import Completed, Runner, Transport
 from reconciler.backends.batch import BatchRunner
 from reconciler.backends.cmdtemplate import CommandTemplate
 from reconciler.backends.local import LocalTransport
+from reconciler.backends.logread import LogChunk
 from reconciler.backends.pbs import Pbs
 from reconciler.backends.scheduler import Scheduler
 from reconciler.backends.shell import ShellRunner
@@ -130,6 +131,9 @@ class Unsupported:
         raise InvalidTarget(self._why, reason="UnsupportedKind")
 
     async def run_in_code(self, code_dir: str, script: str, timeout: float | None = None) -> Completed:
+        raise InvalidTarget(self._why, reason="UnsupportedKind")
+
+    async def read_log(self, run_dir: str, offset: int, limit: int = 0) -> LogChunk:
         raise InvalidTarget(self._why, reason="UnsupportedKind")
 
     async def kill(self, action: Kill) -> bool:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -23,9 +23,9 @@ from watchdog.observers import Observer
 from reconciler.engine import reconcile_once
 from reconciler.errors import LockHeld, ReconcilerError, SchemaError, describe_bug
 from reconciler.gitstore.repo import ProjectRepo
+from reconciler.liveline import LiveLine, counts_line
 from reconciler.load import load_desired
 from reconciler.model.status import Status
-from reconciler.termtext import terminal_safe
 
 DESIRED_PREFIXES = ("config/", "dispatch/", "experiments/")
 
@@ -43,7 +43,7 @@ class _Wake(FileSystemEventHandler):
 def watch(
     projects: Sequence[Path],
     *,
-    log: Callable[[str], None] = lambda m: print(terminal_safe(m, keep_newlines=True), file=sys.stderr, flush=True),
+    log: Callable[[str], None] | None = None,
     max_passes: int | None = None,
     until_settled: bool = False,
 ) -> int:
@@ -51,7 +51,22 @@ def watch(
 
     ``until_settled``: stop once every project has nothing left in flight (every experiment
     done, failed, cancelled or on hold); exit 0 when all are done or cancelled, else 1.
+    Without ``log``, messages go to stderr, and on a terminal one live line below them shows each
+    project's counts by status and when its next pass is due (``liveline``).
     """
+    if log is None:
+        with LiveLine() as line:
+            return _watch(projects, line.log, max_passes, until_settled, line)
+    return _watch(projects, log, max_passes, until_settled, None)
+
+
+def _watch(
+    projects: Sequence[Path],
+    log: Callable[[str], None],
+    max_passes: int | None,
+    until_settled: bool,
+    line: LiveLine | None,
+) -> int:
     stop = threading.Event()
     wake = threading.Event()
 
@@ -74,6 +89,7 @@ def watch(
     seen = {p: _head(r) for p, r in repos.items()}
     due = dict.fromkeys(projects, 0.0)
     settled: dict[Path, bool | None] = dict.fromkeys(projects)
+    counts: dict[Path, Counter[str]] = {p: Counter() for p in projects}
     rounds = 0
     try:
         while not stop.is_set():
@@ -83,7 +99,7 @@ def watch(
                 changed = head != seen[project] and _touches_desired(repo, seen[project], head)
                 seen[project] = head
                 if now >= due[project] or changed:
-                    interval, settled[project] = _one(project, log)
+                    interval, settled[project], counts[project] = _one(project, log)
                     # ``seen`` stays at the head from before the pass: the next round diffs
                     # across the pass's own status commit (ignored: reconciler-owned paths) and
                     # any desired-state commit that landed while the pass ran (not ignored).
@@ -96,6 +112,8 @@ def watch(
             if until_settled and all(v is not None for v in settled.values()):
                 return 0 if all(settled.values()) else 1
             wait = max(0.05, min(due.values()) - time.monotonic())
+            if line is not None:
+                line.update(_progress(counts, due))
             wake.wait(timeout=min(wait, 1.0))
             wake.clear()
     finally:
@@ -108,11 +126,21 @@ def watch(
     return 0
 
 
-def _one(project: Path, log: Callable[[str], None]) -> tuple[float, bool | None]:
-    """One pass; returns the project's poll interval (60 s when the config cannot be read) and
-    whether it has settled (``None``: still in flight; True: all done; False: needs a person)."""
+def _progress(counts: dict[Path, Counter[str]], due: dict[Path, float]) -> str:
+    now = time.monotonic()
+    parts = [
+        f"{counts_line(p.resolve().name, counts[p])}, next pass in {max(0, round(due[p] - now))} s" for p in counts
+    ]
+    return "  |  ".join(parts) + "  (Ctrl-C stops after the current pass)"
+
+
+def _one(project: Path, log: Callable[[str], None]) -> tuple[float, bool | None, Counter[str]]:
+    """One pass; returns the project's poll interval (60 s when the config cannot be read),
+    whether it has settled (``None``: still in flight; True: all done; False: needs a person),
+    and its experiments' counts by status."""
     interval = 60.0
     settled: bool | None = None
+    counts: Counter[str] = Counter()
     try:
         with ProjectRepo(project) as repo:
             interval = load_desired(repo.tree("HEAD")).config.policies.poll_interval
@@ -121,6 +149,7 @@ def _one(project: Path, log: Callable[[str], None]) -> tuple[float, bool | None]
             log(f"{project.name}: {line.line}")
         if result.commit:
             log(f"{project.name}: committed {result.commit[:10]}")
+        counts = Counter(e.status.value for e in result.state.entries)
         statuses = {e.status for e in result.state.entries}
         if statuses <= {Status.DONE, Status.CANCELLED, Status.FAILED, Status.ON_HOLD}:
             settled = statuses <= {Status.DONE, Status.CANCELLED}
@@ -137,7 +166,7 @@ def _one(project: Path, log: Callable[[str], None]) -> tuple[float, bool | None]
         if os.environ.get("RECONCILER_DEBUG"):
             raise
         log(f"{project}: pass failed with an internal error (a bug, please report it): {describe_bug(exc)}")
-    return interval, settled
+    return interval, settled, counts
 
 
 def _head(repo: ProjectRepo) -> str | None:

@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from reconciler.model.actions import CheckEnv, Collect, Kill, Launch, Started
 from reconciler.model.env import EnvVerdict
 from reconciler.model.observed import TargetObservation
 from reconciler.model.seedrun import SeedRun
+
+if TYPE_CHECKING:
+    from reconciler.backends.logread import LogChunk
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,11 @@ class Runner(Protocol):
 
     async def run_in_code(self, code_dir: str, script: str, timeout: float | None = None) -> Completed:
         """Run ``script`` in ``code_dir`` with the target's environment activated (wandb sync)."""
+        ...
+
+    async def read_log(self, run_dir: str, offset: int, limit: int = ...) -> LogChunk:
+        """The run's ``stdout.log`` from ``offset`` (negative: from the end), never through a
+        symlink, and its exit code once it ended (``backends.logread``)."""
         ...
 
     async def kill(self, action: Kill) -> bool:

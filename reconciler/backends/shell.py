@@ -24,7 +24,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
-from reconciler.backends import envcheck, envrepair, scripts, wrapper
+from reconciler.backends import envcheck, envrepair, logread, scripts, wrapper
 from reconciler.backends import probe as probe_mod
 from reconciler.backends.base import Completed, Transport
 from reconciler.crashpoints import crash_point
@@ -82,6 +82,8 @@ class ShellRunner:
         """Touch nothing on the target (``reconcile plan``): the probe is sent inline, never installed."""
         self.limits = Limits()
         """Caps on what the target sends (``policies.limits``; ``open_runners`` sets the project's)."""
+        self.probe_received: int | None = None
+        """Bytes of stdout and stderr the last probe's command(s) returned (the pass's metrics)."""
 
     async def _run(self, script: str, *, stdin: bytes | None = None, timeout: float | None = None) -> Completed:
         return await self.transport.run(
@@ -134,6 +136,7 @@ class ShellRunner:
             return f"( {prefix}\n) </dev/null 2>&1\nprintf '\\n%s\\n' {PROBE_MARK}\n{probe}"
 
         done = await self._run(command(), stdin=request)
+        self.probe_received = _size(done)
         if done.returncode == scripts.PROBE_MISSING_EXIT:
             printed = done.stdout.strip().splitlines()
             if not printed:
@@ -143,6 +146,7 @@ class ShellRunner:
             with probe_mod.probe_file() as local:
                 await self.transport.put(local, posixpath.join(reconciler_dir, tmp))
             done = await self._run(command(install_from=tmp), stdin=request)
+            self.probe_received += _size(done)
         if done.returncode == 127 and (prefix is None or PROBE_MARK in done.stdout):
             raise InvalidTarget(f"{self.name}: {python!r} not found on the target: {done.stderr.strip()}")
         if done.returncode != 0:
@@ -266,6 +270,14 @@ class ShellRunner:
             raise self._fail(f"deleting {path}", done)
         return done.stdout.strip().endswith("gone")
 
+    async def read_log(self, run_dir: str, offset: int, limit: int = logread.MAX_CHUNK) -> logread.LogChunk:
+        """One command: the run's ``stdout.log`` from ``offset`` (negative: from the end), safely
+        (``backends.logread``), and its exit code once it ended."""
+        done = await self._run(logread.read_command(run_dir, offset, limit, self.target.python))
+        if done.returncode != 0:
+            raise self._fail("reading the run's log", done)
+        return logread.parse_chunk(done.stdout)
+
     async def run_in_code(self, code_dir: str, script: str, timeout: float | None = None) -> Completed:
         q = shlex.quote
         lines = [f"cd {q(code_dir)} || exit 1", *wrapper.activation_lines(self.target.env), script]
@@ -288,3 +300,8 @@ class ShellRunner:
             raise self._fail("kill", done)
         word = (done.stdout.split() or ["?"])[-1]
         return word in ("gone", "reused")
+
+
+def _size(done: Completed) -> int:
+    """The bytes of a command's stdout and stderr (UTF-8, as decoded: exact for the probe's ASCII)."""
+    return len(done.stdout.encode()) + len(done.stderr.encode())

@@ -27,6 +27,7 @@ from reconciler.commands.display import say
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status
+from reconciler.liveline import busy
 from reconciler.model.actions import CheckEnv
 from reconciler.model.config import Target
 from reconciler.model.desired import DesiredState
@@ -135,7 +136,8 @@ def env_check(target: str | None, project_dir: Path, as_json: bool) -> int:
     """Check a target's environment (all targets without TARGET): code there, environment
     activates, Python runs, GPUs visible, and the config's env_check.command (if any) passes. Writes and commits
     progress/env_<TARGET>.json. Exit 0 all ready, 1 any failed, 2 invalid input."""
-    outcomes, sha = run_env_check(project_dir, target)
+    with busy(f"checking the environment of {target or 'every target'} (code, env, Python, GPUs)"):
+        outcomes, sha = run_env_check(project_dir, target)
     checked = [o for o in outcomes if not o.skipped]
     code = EXIT_OK if all(o.verdict is not None and o.verdict.ready for o in checked) else EXIT_STALLED
     if as_json:

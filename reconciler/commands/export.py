@@ -18,6 +18,7 @@ from reconciler.commands.common import EXIT_OK, EXIT_STALLED, exit_codes, projec
 from reconciler.commands.display import say
 from reconciler.export.synthesis import Criteria
 from reconciler.export.writer import export_project
+from reconciler.liveline import busy
 
 
 @click.command("export")
@@ -48,7 +49,8 @@ def export_command(
 ) -> int:
     """Export all_results.csv, the design tables and the pilot synthesis; commit them."""
     criteria = Criteria(min_improvement=min_improvement, noise_floor=noise_floor)
-    result = export_project(project_dir, allow_partial=allow_partial, commit=commit, criteria=criteria)
+    with busy("exporting results, design tables and the pilot synthesis"):
+        result = export_project(project_dir, allow_partial=allow_partial, commit=commit, criteria=criteria)
     guard = result.completeness
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))

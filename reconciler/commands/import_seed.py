@@ -17,6 +17,7 @@ import click
 from reconciler import scaffold
 from reconciler.commands.common import EXIT_OK, chosen_dir, dir_option, exit_codes, json_option, require_dir
 from reconciler.errors import ConfigError
+from reconciler.liveline import busy
 from reconciler.model.spec import ID_PATTERN
 from reconciler.schemas import SchemaMissing
 from reconciler.seedimport import SeedImportError, plan_import
@@ -46,7 +47,8 @@ def import_seed(
         if value is not None and not re.fullmatch(ID_PATTERN, value):
             raise ConfigError(f"invalid {label} name {value!r}: use letters, digits, _ . -")
     try:
-        plan = plan_import(where, project, local_target)
+        with busy(f"reading the seed project in {where}"):
+            plan = plan_import(where, project, local_target)
     except (SeedImportError, SchemaMissing, OSError) as exc:
         raise ConfigError(str(exc)) from exc
     existing = scaffold.conflicts(where, plan.files)

@@ -25,12 +25,13 @@ import click
 from reconciler.commands.common import EXIT_OK, EXIT_STALLED, exit_codes, json_option, project_option
 from reconciler.commands.complete import experiment_ids, target_names
 from reconciler.commands.display import terminal_safe
+from reconciler.commands.stateview import read_state
 from reconciler.errors import ReconcilerError
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.tree import GitTree
-from reconciler.model.status import StateFile, Status, StatusEntry
+from reconciler.model.status import Status, StatusEntry
 from reconciler.model.vram import VRAM_FILE, VramBook, VramEstimate
-from reconciler.statestore import OWNED, STATE, current_state
+from reconciler.statestore import OWNED
 
 _COLOR = {
     Status.DONE: "green",
@@ -90,16 +91,12 @@ def status(
         from reconciler.commands.health import show_health
 
         return show_health(project_dir, as_json)
-    with ProjectRepo(project_dir) as repo:
-        tree = repo.tree(rev)
-        text = tree.read_text(STATE)
-        vram = _vram(tree, lambda: repo.last_change(rev, exclude=OWNED))
-    try:
-        state = StateFile.loads(text) if text else StateFile(project="")
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise ReconcilerError(f"{STATE} at {rev} is corrupt ({exc}); the next pass restores it") from exc
-    if rev == "HEAD":
-        state = current_state(project_dir, state)
+    vram: dict[str, VramEstimate] = {}
+
+    def estimates(repo: ProjectRepo, tree: GitTree) -> None:
+        vram.update(_vram(tree, lambda: repo.last_change(rev, exclude=OWNED)))
+
+    state = read_state(project_dir, rev, also=estimates)
     entries = select(state.entries, ids, statuses, phases, targets, groups)
     if as_json:
         docs = [e.to_dict() for e in entries]

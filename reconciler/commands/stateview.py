@@ -1,0 +1,38 @@
+"""The recorded state as the reading commands show it (``status``, ``logs``, ``wait``): the committed
+``dispatch/state.json`` of a revision with, at HEAD, the newest volatile values the last pass kept
+in ``.reconciler/`` (``reconciler.model.volatile``). No lock, no network, no write."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from reconciler.errors import ConfigError, ReconcilerError
+from reconciler.gitstore.repo import ProjectRepo
+from reconciler.gitstore.tree import GitTree
+from reconciler.model.status import StateFile, StatusEntry
+from reconciler.statestore import STATE, current_state
+
+
+def read_state(
+    project_dir: Path, rev: str = "HEAD", also: Callable[[ProjectRepo, GitTree], None] | None = None
+) -> StateFile:
+    """The state as of ``rev``; ``also`` reads more from the same repository and tree."""
+    with ProjectRepo(project_dir) as repo:
+        tree = repo.tree(rev)
+        text = tree.read_text(STATE)
+        if also is not None:
+            also(repo, tree)
+    try:
+        state = StateFile.loads(text) if text else StateFile(project="")
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ReconcilerError(f"{STATE} at {rev} is corrupt ({exc}); the next pass restores it") from exc
+    return current_state(project_dir, state) if rev == "HEAD" else state
+
+
+def entry_of(state: StateFile, exp_id: str) -> StatusEntry:
+    """The entry of ``exp_id``; an unknown id is invalid input (exit 2)."""
+    entry = state.get(exp_id)
+    if entry is None:
+        raise ConfigError(f"no experiment {exp_id!r} recorded: `reconcile status` lists them")
+    return entry
