@@ -27,11 +27,11 @@ _READER = r"""
 import json, os, stat, sys
 run_dir, offset, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 def owned(name):
+    path = os.path.join(run_dir, name)
     try:
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        fd = os.open(os.path.join(run_dir, name), flags)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError:
-        return None, False
+        return None, os.path.islink(path)
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
         os.close(fd)
