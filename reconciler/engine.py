@@ -42,6 +42,7 @@ from reconciler.model.vram import Measurement
 from reconciler.notify import OUTBOX, announce
 from reconciler.observe.observer import observe
 from reconciler.observe.request import probe_request
+from reconciler.passmetrics import Stopwatch, record_pass
 from reconciler.plan import Event, Plan, events, fold, make_plan, subject
 from reconciler.plan.context import iso
 from reconciler.runtime.bundle import append_to_tar as append_runtime_bundle
@@ -145,6 +146,7 @@ def _pass(
     clock: Clock,
     log: Callable[[str], None],
 ) -> PassResult:
+    watch = Stopwatch()  # the pass's own metrics (``reconciler.passmetrics``)
     warnings: list[str] = []
     repo, project_dir = session.repo, session.project_dir
     tree, desired = session.desired()
@@ -179,15 +181,18 @@ def _pass(
     inflight = read_inflight(project_dir)
     for w in warnings:
         log(f"warning: {w}")
-
+    watch.lap("load")
     with tempfile.TemporaryDirectory(prefix="reconciler-") as scratch:
         result = asyncio.run(
-            _observe_apply(project_dir, repo, desired, recorded, inflight, Path(scratch), dry_run, clock, warnings)
+            _observe_apply(
+                project_dir, repo, desired, recorded, inflight, Path(scratch), dry_run, clock, warnings, watch
+            )
         )
+    watch.lap("apply")  # its connections closed
     result = dataclasses.replace(result, restored=loaded.restored is not None)
     if dry_run:
         return result
-    return _finish(
+    result = _finish(
         project_dir,
         repo,
         desired,
@@ -198,6 +203,8 @@ def _pass(
         clock,
         log,
     )
+    record_pass(project_dir, desired.config, result, watch, clock(), log)  # never fails the pass
+    return result
 
 
 def _no_replay(repo: ProjectRepo, desired: DesiredState, state: StateFile, warnings: list[str]) -> StateFile:
@@ -227,12 +234,13 @@ async def _observe_apply(
     dry_run: bool,
     clock: Clock,
     warnings: list[str],
+    watch: Stopwatch,
 ) -> PassResult:
     """Observe and apply inside one event loop, so each SSH connection serves the whole pass."""
     runners = open_runners(desired.config, project_dir, read_only=dry_run)  # plan writes nothing on targets
     try:
         return await _observe_apply_with(
-            project_dir, repo, desired, recorded, inflight, runners, scratch, dry_run, clock, warnings
+            project_dir, repo, desired, recorded, inflight, runners, scratch, dry_run, clock, warnings, watch
         )
     finally:
         await runners.close()
@@ -249,6 +257,7 @@ async def _observe_apply_with(
     dry_run: bool,
     clock: Clock,
     warnings: list[str],
+    watch: Stopwatch,
 ) -> PassResult:
     policies = desired.config.policies
     request = probe_request(recorded, desired)
@@ -259,7 +268,9 @@ async def _observe_apply_with(
         seed=request.seed,
         timeout=policies.command_timeout,
         concurrency=policies.probe_concurrency,
+        stats=watch.probes,
     )
+    watch.lap("observe")
     crash_point("after_observe")
     now = clock()
     if not dry_run:
@@ -269,6 +280,7 @@ async def _observe_apply_with(
     done_metrics = read_results(project_dir, _early_stop_peers(desired, recorded))  # early stop's input
     vram = read_vram(project_dir)
     plan = make_plan(desired, recorded, observed, now, inflight, env=verdicts, results=done_metrics, vram=vram)
+    watch.lap("plan")
     unreachable = {n: t.error or "no answer" for n, t in sorted(observed.targets.items()) if not t.reachable}
     if dry_run:
         return PassResult(

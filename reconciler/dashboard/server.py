@@ -10,6 +10,7 @@ blocks a request). Every request passes ``auth.Guard`` first. Routes (``docs/das
     GET  /api/experiments/<id>             one experiment: attempts, escalation, sidecar, curves
     GET  /api/experiments/<id>/history     its transitions, from git
     GET  /api/experiments/<id>/log         its log tail, read on its target (?attempt=&lines=)
+    GET  /api/health                       the last pass's metrics (.reconciler/metrics.json) + stale
     GET  /api/events                       Server-Sent Events: {"type": "commit"} on each new commit
     POST /api/decisions                    {"action", "exp_id" | "stage", "note"}: reconcile resolve
     GET  /api/projects | gpus | dispatch | exp-table/<p>[/<t>] | research/<p> | steps/<p>/<id> | logfile/<p>/<id>
@@ -23,6 +24,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from reconciler.dashboard.live import Broadcaster, HeadWatcher, RefReader
 from reconciler.dashboard.source import Snapshot, SnapshotCache
 from reconciler.errors import ReconcilerError
 from reconciler.model.jsontext import within_limits
+from reconciler.passmetrics import MetricsUnavailable, read_metrics
 
 STATIC = Path(__file__).resolve().parent / "static"
 SEED_ROUTES = frozenset({"projects", "gpus", "dispatch", "exp-table", "research", "steps", "logfile"})
@@ -264,6 +267,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(simple[route](snap))
         elif route == "experiments":
             self._json(_filtered(views.experiment_rows(snap), query))
+        elif route == "health":
+            self._json(self._health(snap))
         elif route.split("/", maxsplit=1)[0] in SEED_ROUTES:
             self._seed(snap, route)
         elif route.startswith("experiments/"):
@@ -301,6 +306,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(actions.notes_file(self.dash.project_dir, snap.commit, args[1]))
         else:
             self._error(404, f"no route /api/{route}")
+
+    def _health(self, snap: Snapshot) -> dict[str, Any]:
+        """Read on every request, not cached by commit: a pass that commits nothing changes it too."""
+        try:
+            metrics, problem = read_metrics(self.dash.project_dir), None
+        except MetricsUnavailable as exc:
+            metrics, problem = None, str(exc)
+        return views.health(snap, metrics, datetime.now(timezone.utc), problem)
 
     def _experiment(self, snap: Snapshot, rest: str, query: dict[str, list[str]]) -> None:
         exp_id, _, what = rest.partition("/")

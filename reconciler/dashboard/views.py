@@ -11,12 +11,14 @@ import dataclasses
 import math
 from collections import Counter
 from collections.abc import Mapping
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
 from reconciler.dashboard.source import Snapshot
 from reconciler.export.tables import seed_value
 from reconciler.model.config import Config
+from reconciler.model.metrics import DEFAULT_POLL_INTERVAL, STALE_FACTOR, age_seconds, is_stale
 from reconciler.model.status import Status, StatusEntry
 from reconciler.model.vram import VramEstimate
 
@@ -358,3 +360,21 @@ def snapshot_doc(s: Snapshot) -> dict[str, Any]:
         "targets": targets(s),
         "plots": plots(s),
     }
+
+
+def health(s: Snapshot, metrics: Mapping[str, Any] | None, now: datetime, problem: str | None = None) -> dict[str, Any]:
+    """``/api/health``: the last pass's metrics (``.reconciler/metrics.json``, ``None`` when there is
+    none: ``problem`` says why) with ``stale`` (no pass within 3 poll intervals of the committed
+    config), ``age_seconds`` and ``stale_after_seconds``."""
+    interval = s.desired.config.policies.poll_interval if s.desired else DEFAULT_POLL_INTERVAL
+    last = metrics.get("last") if metrics else None
+    at = last.get("at") if isinstance(last, Mapping) else None
+    doc: dict[str, Any] = dict(metrics) if metrics else {"last": None}
+    doc.update(
+        stale=is_stale(at, now, interval),
+        age_seconds=age_seconds(at, now),
+        stale_after_seconds=STALE_FACTOR * interval,
+    )
+    if problem:
+        doc["error"] = problem
+    return dict(jsonable(doc))

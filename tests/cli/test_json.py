@@ -72,6 +72,9 @@ def test_validate_plan_status(finished: tuple[Path, dict[str, str]]) -> None:
     status = doc_of(cli(project, env, "status", "--json"))
     check("status", status)
     assert {e["status"] for e in status} == {"done"} and len(status) == 12
+    health = doc_of(cli(project, env, "status", "--health", "--json", ok=(0, 1)))  # 1: stale (2 s polls)
+    check("health", health)
+    assert health["last"]["project"] == "example" and health["totals"]["passes"] >= 2
     filtered = doc_of(cli(project, env, "status", "--json", "--status", "done", "logreg_blobs_*"))
     check("status", filtered)
     assert sorted(e["id"] for e in filtered) == ["logreg_blobs_s0", "logreg_blobs_s1", "logreg_blobs_s2"]

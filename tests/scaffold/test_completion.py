@@ -148,7 +148,7 @@ def test_the_installed_command_completes(project: Path) -> None:
     env = {**os.environ, "_RECONCILE_COMPLETE": "bash_complete", "COMP_WORDS": "reconcile lo", "COMP_CWORD": "1"}
     proc = run([tool("reconcile")], cwd=project, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["plain,log"]
+    assert proc.stdout.splitlines() == ["plain,log", "plain,logs"]
     for words in ("reconcile log ex", f"reconcile -C {project} log ex"):
         env.update(COMP_WORDS=words, COMP_CWORD=str(len(words.split()) - 1))
         proc = run([tool("reconcile")], cwd=project.parent if "-C" in words else project, env=env)

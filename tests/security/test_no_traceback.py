@@ -28,7 +28,7 @@ def test_an_unconverted_exception_is_one_line_exit_3_and_the_traceback_goes_to_c
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert "internal error (a bug in reconciler, please report it): KeyError: 'missing'" in err
-    assert "(at test_no_traceback.py:18, from common.py:" in err  # where it was raised, and our caller
+    assert "(at test_no_traceback.py:19, from common.py:" in err  # where it was raised, and our caller
     crash = project / ".reconciler" / "crash.log"
     assert f"the traceback is in {crash}" in err
     text = crash.read_text()
@@ -74,7 +74,7 @@ def test_the_daemon_reports_a_bug_in_a_pass_and_goes_on(tmp_path: Path, monkeypa
 
     lines: list[str] = []
     monkeypatch.setattr(watch, "reconcile_once", buggy_pass)
-    _interval, settled = watch._one(project, lines.append)
+    _interval, settled, _counts = watch._one(project, lines.append)
     assert settled is None
     assert len(lines) == 1
     assert "pass failed with an internal error (a bug, please report it): RecursionError" in lines[0]

@@ -10,6 +10,7 @@ const state = {
   history: null,
   logs: {}, // "<exp>/<attempt>" -> log doc
   messages: {}, // exp id -> {ok, text} after a decision
+  health: null, // /api/health: the last pass's metrics (read again while the targets view is open)
 };
 
 // ---- DOM helpers ------------------------------------------------------------------------
@@ -91,7 +92,16 @@ async function refresh() {
   state.commit = snap.summary.commit;
   const route = parseRoute();
   if (route.view === "exp") await loadDetail(route.arg);
+  if (route.view === "gpus") await loadHealth();
   render();
+}
+
+async function loadHealth() {
+  try {
+    state.health = await api("/api/health");
+  } catch (e) {
+    state.health = { last: null, stale: true, error: String(e.message || e) };
+  }
 }
 
 async function loadDetail(id) {
@@ -141,6 +151,7 @@ window.addEventListener("hashchange", async () => {
     render();
     await loadDetail(route.arg);
   }
+  if (route.view === "gpus") await loadHealth();
   render();
   window.scrollTo(0, 0);
 });
@@ -401,7 +412,35 @@ async function decide(button, action, note) {
 function viewTargets() {
   const targets = state.snap.targets;
   if (!targets.length) return h("p", { class: "muted" }, "No targets configured.");
-  return h("div", { class: "targets" }, targets.map(targetCard));
+  return h("div", { class: "targets" }, healthPanel(state.health), targets.map(targetCard));
+}
+
+// The loop's own metrics (.reconciler/metrics.json): stage durations, each target's probe, counts.
+function healthPanel(hl) {
+  if (!hl) return "";
+  const head = (word, ok) => h("div", { class: "card-head" }, h("b", {}, "Health"), " ", h("span", { class: `pill ${ok ? "st-done" : "st-failed"}` }, word),
+    hl.last ? h("span", { class: "muted" }, " · last pass ", when(hl.last.at), ` (${ago(hl.last.at)})`, hl.last.commit ? ` · commit ${hl.last.commit.slice(0, 10)}` : " · no commit") : "");
+  if (!hl.last) return h("div", { class: "card health", "data-health": "missing" }, head("no metrics", false), h("p", { class: "muted" }, hl.error || "No pass recorded yet."));
+  const last = hl.last;
+  const counts = (m) => Object.entries(m || {}).map(([k, n]) => `${k} ${n}`).join(", ") || "none";
+  const probes = (last.probes || []).map((p) => h("tr", { "data-probe": p.target },
+    h("td", {}, p.target), h("td", {}, p.reachable ? "reachable" : h("span", { class: "error", title: p.error || "" }, "unreachable")),
+    h("td", { class: "num" }, `${fmt(p.seconds)} s`), h("td", { class: "num" }, byteSize(p.received_bytes)), h("td", { class: "num" }, byteSize(p.sent_bytes))));
+  return h("div", { class: "card health", "data-health": hl.stale ? "stale" : "ok" },
+    head(hl.stale ? "stale" : "ok", !hl.stale),
+    h("p", { class: "mono", "data-stages": "" }, stageOrder(last.stages || {}).map((k) => `${k} ${fmt(last.stages[k])} s`).join(" · ")),
+    probes.length ? h("table", { class: "grid" }, h("thead", {}, h("tr", {}, ["target", "probe", "latency", "received", "sent"].map((c) => h("th", {}, c)))), h("tbody", {}, probes)) : "",
+    h("p", { class: "muted" }, `experiments: ${counts(last.experiments)} · planned: ${counts(last.planned)} · done: ${counts(last.done)}`));
+}
+
+function stageOrder(stages) { // the pass's order (the API sorts keys), "pass" (the whole) last
+  const known = ["load", "observe", "plan", "apply", "commit", "pass"];
+  return [...known.filter((k) => k in stages), ...Object.keys(stages).filter((k) => !known.includes(k)).sort()];
+}
+
+function byteSize(n) {
+  if (n === null || n === undefined) return "?";
+  return n < 1024 ? `${n} B` : `${(n / 1024).toFixed(1)} KiB`;
 }
 
 function targetCard(t) {
@@ -549,4 +588,7 @@ function applyQueryFromHash() {
 }
 
 applyQueryFromHash();
+setInterval(() => { // metrics change with every pass, commit or not
+  if (state.snap && parseRoute().view === "gpus") loadHealth().then(render);
+}, 15000);
 refresh().then(connect).catch((e) => { showError(e); connect(); });
