@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from reconciler.errors import Problem
@@ -98,22 +99,62 @@ class _Scanner:
             i = self.ws(i + 1)
 
 
-def parse_json(text: str, file: str) -> tuple[Document | None, list[Problem]]:
-    """Parse ``text``; the document is ``None`` when it is not JSON."""
-    text = text.removeprefix("\ufeff")
-    try:
-        data: Any = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, [file_problem(file, f"invalid JSON: {exc.msg}", exc.lineno, exc.colno)]
-    except RecursionError:
-        return None, [file_problem(file, "invalid JSON: nested too deeply")]
-    except ValueError:  # an integer of more digits than Python converts (4300)
-        return None, [file_problem(file, "invalid JSON: a number with too many digits")]
+class _Positions(Mapping[JsonPath, Position]):
+    """The positions of a document, scanned on first use: a valid document (the usual case) is
+    never scanned, since only a problem needs a line and a column."""
+
+    def __init__(self, text: str, file: str) -> None:
+        self._text, self._file = text, file
+        self._found: dict[JsonPath, Position] | None = None
+
+    def _all(self) -> dict[JsonPath, Position]:
+        if self._found is None:
+            self._found = _scan(self._text, self._file)[0]
+        return self._found
+
+    def __getitem__(self, key: JsonPath) -> Position:
+        return self._all()[key]
+
+    def __iter__(self) -> Iterator[JsonPath]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+def _scan(text: str, file: str) -> tuple[dict[JsonPath, Position], list[Problem]]:
     scanner = _Scanner(text, file)
     try:
         start = scanner.ws(0)
         scanner.positions[()] = scanner.pos(start)
         scanner.value(start, ())
     except (RecursionError, ValueError, IndexError):
-        return Document(file, data, {(): (1, 1)}), []  # positions are a courtesy; the data stands
-    return Document(file, data, scanner.positions), scanner.problems
+        return {(): (1, 1)}, []  # positions are a courtesy; the data stands
+    return scanner.positions, scanner.problems
+
+
+def parse_json(text: str, file: str) -> tuple[Document | None, list[Problem]]:
+    """Parse ``text``; the document is ``None`` when it is not JSON. A repeated key is a problem;
+    positions are found only when something asks for one (``_Positions``)."""
+    text = text.removeprefix("\ufeff")
+    repeated = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal repeated
+        made = dict(items)
+        if len(made) != len(items):
+            repeated = True
+        return made
+
+    try:
+        data: Any = json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as exc:
+        return None, [file_problem(file, f"invalid JSON: {exc.msg}", exc.lineno, exc.colno)]
+    except RecursionError:
+        return None, [file_problem(file, "invalid JSON: nested too deeply")]
+    except ValueError:  # an integer of more digits than Python converts (4300)
+        return None, [file_problem(file, "invalid JSON: a number with too many digits")]
+    if repeated:  # the scan says where
+        positions, problems = _scan(text, file)
+        return Document(file, data, positions), problems
+    return Document(file, data, _Positions(text, file)), []

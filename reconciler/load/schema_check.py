@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -22,8 +22,9 @@ from jsonschema.protocols import Validator  # type: ignore[import-untyped, unuse
 
 from reconciler.errors import Problem
 from reconciler.load.document import Document, JsonPath
+from reconciler.load.fastschema import compile_schema
 from reconciler.load.messages import describe, id_pattern_message, is_id_pattern, show, type_names
-from reconciler.model.jsontext import bad_values
+from reconciler.model.jsontext import bad_values, within
 from reconciler.schemas import load_schema
 
 
@@ -99,8 +100,18 @@ class Checked:
         return not any(p[:n] == prefix or prefix[: len(p)] == p for p in self.bad)
 
 
+@cache
+def fast_check_for(kind: str) -> Callable[[Any], bool] | None:
+    """The compiled yes/no check of ``kind`` (``fastschema``), ``None`` when not compilable."""
+    return compile_schema(load_schema(kind), ecma_regex)
+
+
 def check(doc: Document, kind: str) -> Checked:
-    """Validate ``doc`` against the schema of ``kind``; every error is reported."""
+    """Validate ``doc`` against the schema of ``kind``; every error is reported. A document the
+    compiled check accepts (the usual case) is not walked again by ``jsonschema``."""
+    fast = fast_check_for(kind)
+    if fast is not None and fast(doc.data) and within(doc.data):
+        return Checked(doc, kind, (), frozenset())
     found: dict[tuple[JsonPath, str], JsonPath] = {}
     for error in validator_for(kind).iter_errors(doc.data):
         for path, message, at in _explain(error):
