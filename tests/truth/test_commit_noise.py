@@ -315,7 +315,17 @@ def test_the_split_commits_transitions_whole_and_keeps_only_counters_back() -> N
     assert to_commit.by_id()["b"] == planned.by_id()["b"]  # folded: the sidecar goes with it
     counted = {"consecutive": 2, "total": 2, "probes": 2}
     assert newest == {
-        "a": (1, {"unreachable": counted, "sidecar": {}, "waiting_reason": None, "pid": None, "process": None})
+        "a": (
+            1,
+            {
+                "unreachable": counted,
+                "sidecar": {},
+                "waiting_reason": None,
+                "pid": None,
+                "process": None,
+                "gpu_memory": None,
+            },
+        )
     }
     assert merge(to_commit, newest) == planned  # the next pass counts on from 2
     assert merge(to_commit, {"a": (2, newest["a"][1])}) == to_commit  # another attempt's values: ignored

@@ -64,7 +64,7 @@ def write_dispatch(project: Path, experiments: str) -> None:
 
 
 def status_rows(project: Path) -> dict[str, str]:
-    out = reconcile(project, "status", "-C", str(project), env={"COLUMNS": "400"})
+    out = reconcile(project, "status", "--wide", "-C", str(project), env={"COLUMNS": "400"})
     return {line.split("│")[1].strip(): line for line in out.stdout.splitlines() if line.count("│") > 3}
 
 
