@@ -165,6 +165,7 @@ def _leased_peak(directory: Path) -> float:
     return max(held.values(), default=0.0)
 
 
+@pytest.mark.timeout(1200)  # 200 rounds of two real passes over SSH: ~2 min idle, longer on a busy machine
 def test_two_controllers_never_oversubscribe_a_leased_gpu(
     tmp_path: Path, sshd_hosts: list[SshdHost], rctest_dir: Path, fake_gpus: FakeGpus
 ) -> None:
