@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
@@ -206,7 +206,7 @@ class StatusEntry:
     waiting_reason: str | None = None
     """Why a pending experiment was not placed (shown by ``reconcile status``)."""
     conditions: tuple[Condition, ...] = ()
-    unreachable: Unreachable = field(default_factory=Unreachable)
+    unreachable: Unreachable = _QUIET  # frozen: one shared value (as ``from_dict`` gives)
     escalation: Escalation | None = None
     """The newest escalation (open or closed); rendered as ``progress/escalate_<id>.md``."""
     sidecar: tuple[tuple[str, object], ...] = ()

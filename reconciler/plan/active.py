@@ -13,7 +13,7 @@ from reconciler.model.ids import code_dir
 from reconciler.model.observed import RunObservation
 from reconciler.model.seedrun import SEED
 from reconciler.model.spec import DesiredRunState
-from reconciler.model.status import Status, StatusEntry
+from reconciler.model.status import Attempt, Status, StatusEntry
 from reconciler.plan import outcomes
 from reconciler.plan.batchjob import decide_job, job_still_ending
 from reconciler.plan.context import Context, parse_iso
@@ -24,23 +24,31 @@ from reconciler.plan.vram import observe_memory
 
 SIDECAR_FIELDS = ("wandb_run_id", "hf_artifact_url")
 
+_UNREACHABLE, _ON_HOLD, _CANCELLED = Status.UNREACHABLE, Status.ON_HOLD, DesiredRunState.CANCELLED
+"""Looked up once (an enum member read through its class costs as much as a call)."""
 
-def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[Action]]:
-    """Return the entry as the facts make it, and the I/O actions the facts call for."""
-    attempt = entry.current
+
+def decide_active(entry: StatusEntry, ctx: Context, attempt: Attempt | None = None) -> tuple[StatusEntry, list[Action]]:
+    """Return the entry as the facts make it, and the I/O actions the facts call for
+    (``attempt``: the entry's current attempt, when the caller has it)."""
+    if attempt is None:
+        attempt = entry.current
     assert attempt is not None
     spec = ctx.specs.get(entry.id)
-    tobs = ctx.observed.target(attempt.target)
+    tobs = ctx.observed.targets.get(attempt.target)
     if tobs is None or not tobs.reachable:
         if entry.status is Status.ON_HOLD and entry.unreachable.consecutive == 0:
             return entry, []
         error = tobs.error if tobs and tobs.error else "no answer"
         return outcomes.silent(entry, ctx.policies, ctx.now, error), []
-    entry = outcomes.answered(entry)
-    if entry.status is Status.UNREACHABLE:
+    if entry.unreachable.consecutive != 0:
+        entry = outcomes.answered(entry)
+    status = entry.status
+    if status is _UNREACHABLE:
         entry = dataclasses.replace(entry, status=Status.RUNNING)
-    entry = outcomes.came_back(entry, ctx.now)  # a hold for silence only: the facts below decide
-    run = tobs.run(entry.id, attempt.n)
+    elif status is _ON_HOLD:
+        entry = outcomes.came_back(entry, ctx.now)  # a hold for silence only: the facts below decide
+    run = tobs.runs.get((entry.id, attempt.n))
     if run is not None and run.token != attempt.token:
         # A run dir without our token (none, empty or another) is not ours: nothing of it (exit
         # code, pid, result) is taken; a person must look. Never a failure: our job may run.
@@ -54,7 +62,8 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
             return outcomes.never_started(entry), []
         failure = Failure(LOST, (), "run dir missing on the target")
         return outcomes.failed_attempt(entry, failure, spec, ctx.policies, ctx.now), []
-    entry = _merge_sidecar(entry, run, ctx.now_iso)
+    if run.sidecar:
+        entry = _merge_sidecar(entry, run, ctx.now_iso)
     pid, start_time = run.pid, run.start_time
     if attempt.pid is None and pid is not None:
         entry = outcomes.update_current(entry, lambda a: dataclasses.replace(a, pid=pid, start_time=start_time))
@@ -62,21 +71,21 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
     elif attempt.origin == SEED and attempt.start_time is None and run.alive and start_time:
         # the seed's process, first seen: from now on only this start time is the run
         entry = outcomes.update_current(entry, lambda a: dataclasses.replace(a, start_time=start_time))
-    run = _seed_settled(run, attempt.origin)
+    if attempt.origin is not None:
+        run = _seed_settled(run, attempt.origin)
     if attempt.job_id is None and run.job_id is not None:
         entry = dataclasses.replace(
             outcomes.update_current(entry, lambda a: dataclasses.replace(a, job_id=run.job_id)), job_id=run.job_id
         )
-    wants_cancel = (spec is None and ctx.policies.prune) or (
-        spec is not None and spec.state is DesiredRunState.CANCELLED
-    )
-    cancelled_job = run.job_state == "cancelled" and run.exit_code != 0
-    if run.job_id is not None and (run.exit_code is None or cancelled_job):
-        entry, actions, final = decide_job(entry, run, spec, ctx, wants_cancel)
-        if final:
-            return entry, actions
-    if job_still_ending(run, ctx):
-        return entry, []
+    wants_cancel = (spec is None and ctx.policies.prune) or (spec is not None and spec.state is _CANCELLED)
+    if run.job_id is not None:
+        cancelled_job = run.job_state == "cancelled" and run.exit_code != 0
+        if run.exit_code is None or cancelled_job:
+            entry, actions, final = decide_job(entry, run, spec, ctx, wants_cancel)
+            if final:
+                return entry, actions
+        if job_still_ending(run, ctx):
+            return entry, []
     if run.exit_code is not None:
         if wants_cancel:
             return outcomes.cancelled(entry, ctx.now, "cancelled by the spec (the run had ended)"), []
@@ -88,7 +97,8 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
             failure = Failure(DISK_FULL, (*failure.evidence[-3:], disk), f"disk full ({disk})")
         return outcomes.failed_attempt(entry, failure, spec, ctx.policies, ctx.now, run.exit_code), []
     if run.alive:
-        entry = observe_memory(entry, run, ctx)
+        if tobs.gpus is not None:  # else nothing to observe (``observe_memory``)
+            entry = observe_memory(entry, run, ctx)
         if wants_cancel:
             why = "removed from the spec (prune)" if spec is None else "cancelled by the spec"
             return entry, [outcomes.kill_action(entry, run=run, reason=Cancel(why))]
@@ -97,7 +107,7 @@ def decide_active(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, list[A
         )
         if spec is not None and restart == "restart" and entry.spec_hash != spec.spec_hash:
             return entry, [outcomes.kill_action(entry, run=run, reason=Restart("spec changed"))]
-        fatal = fatal_signature(run.log_tail)
+        fatal = fatal_signature(run.log_tail) if run.log_tail else None
         if fatal is not None:
             entry = outcomes.update_current(entry, lambda a: dataclasses.replace(a, evidence=fatal.evidence))
             return entry, [outcomes.kill_action(entry, run=run, reason=Fatal(fatal.klass))]
@@ -131,10 +141,10 @@ def _duration_guard(
     ``hold_factor`` x: ``on_hold`` (killed only when the policy says so). A ``continue`` decision
     on this attempt turns the guard off."""
     hours = entry.expected_duration_hours
-    if not hours or entry.status is Status.ON_HOLD:  # held: its escalation waits for a person as it is
+    if not hours or entry.status is _ON_HOLD:  # held: its escalation waits for a person as it is
         return entry, []
     started = parse_iso(entry.started)
-    if started is None or entry.condition("Continued") is not None:
+    if started is None or (entry.conditions and entry.condition("Continued") is not None):
         return entry, []
     elapsed = (ctx.now - started).total_seconds() / 3600.0
     policy = ctx.policies.timeouts
@@ -168,14 +178,25 @@ def _merge_sidecar(entry: StatusEntry, run: RunObservation, now_iso: str) -> Sta
     sidecar = run.sidecar
     if not sidecar:
         return entry
+    hf_artifact_url = entry.hf_artifact_url
     if "hf_upload_error" in sidecar or "hf_artifact_url" in sidecar:
         entry = _artifact(entry, sidecar, now_iso)
-    wandb_run_id = _text(sidecar, "wandb_run_id", entry.wandb_run_id)
-    hf_artifact_url = _text(sidecar, "hf_artifact_url", entry.hf_artifact_url)
+        hf_artifact_url = _text(sidecar, "hf_artifact_url", entry.hf_artifact_url)
+    wandb_run_id = entry.wandb_run_id
+    if "wandb_run_id" in sidecar:
+        wandb_run_id = _text(sidecar, "wandb_run_id", wandb_run_id)
     if wandb_run_id != entry.wandb_run_id or hf_artifact_url != entry.hf_artifact_url:
         entry = dataclasses.replace(entry, wandb_run_id=wandb_run_id, hf_artifact_url=hf_artifact_url)
-    owned = {k: v for k, v in sidecar.items() if k not in _NOT_OWNED}
-    if owned != dict(entry.sidecar):  # every pass, every live run: no sort unless it changed
+    # Every pass, every live run: the job's own fields (those not in _NOT_OWNED) as recorded?
+    # Compared at C speed without building them: the recorded fields are all in the sidecar with
+    # the same values, none of them is one of ours, and the sidecar has no other field of its own.
+    recorded = dict(entry.sidecar)
+    if (
+        len(sidecar) - len(_NOT_OWNED.intersection(sidecar)) != len(recorded)
+        or not _NOT_OWNED.isdisjoint(recorded)
+        or not recorded.items() <= sidecar.items()
+    ):
+        owned = {k: v for k, v in sidecar.items() if k not in _NOT_OWNED}
         entry = dataclasses.replace(entry, sidecar=tuple(sorted(owned.items())))
     return entry
 

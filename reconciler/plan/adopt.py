@@ -26,9 +26,10 @@ def adopt(entry: StatusEntry, ctx: Context) -> StatusEntry:
     creating its run dir or starting it) takes that attempt instead of launching again."""
     n = entry.attempt + 1
     token = None
+    key, targets = (entry.id, n), ctx.observed.targets
     for name in ctx.observed_names:
-        tobs = ctx.observed.targets[name]
-        run = tobs.run(entry.id, n) if tobs.reachable else None
+        tobs = targets[name]
+        run = tobs.runs.get(key) if tobs.reachable else None
         if run is None:
             continue
         token = token or launch_token(ctx.project, entry.id, n)
@@ -38,7 +39,7 @@ def adopt(entry: StatusEntry, ctx: Context) -> StatusEntry:
         why = "started" if run.pid is not None else "created"
         line = f"attempt {n} {ADOPTED} on {name}: an interrupted pass had {why} it"
         return dataclasses.replace(outcomes.started(entry, attempt, ctx.now), notes=outcomes.note(entry.notes, line))
-    for exp_id, attempt_n, where in sorted(ctx.inflight):
+    for exp_id, attempt_n, where in sorted(ctx.inflight) if ctx.inflight else ():
         seen = ctx.observed.target(where)
         if exp_id == entry.id and attempt_n == n and (seen is None or not seen.reachable):
             # Blind: the target does not answer; ``complete`` fills the rest once it does.

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from reconciler.model.actions import CheckEnv
-from reconciler.model.config import Policies
+from reconciler.model.config import Policies, Target
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
 from reconciler.model.observed import ObservedState
@@ -43,6 +43,8 @@ class Context:
     once per plan by ``plan.envcheck.env_escalation``)."""
     env_checks: dict[str, CheckEnv] = field(default_factory=dict)
     """Targets that need an environment check before this pass's launches there (target -> CheckEnv)."""
+    env_states: dict[str, tuple[Target, EnvVerdict | None]] = field(default_factory=dict)
+    """``place.env_state`` of each target this pass (with the target it was computed for)."""
     now_iso: str = ""
     reservations: int = 0
     """Slots counted or reserved so far in this pass (each one changes what later placements see)."""

@@ -27,7 +27,7 @@ from reconciler.plan.active import checkpoint_path, decide_active
 from reconciler.plan.adopt import adopt, complete
 from reconciler.plan.context import Context, parse_iso
 from reconciler.plan.decisions import apply_decisions
-from reconciler.plan.duration import estimate
+from reconciler.plan.duration import Pilots, estimate
 from reconciler.plan.earlystop import Results, apply_early_stop
 from reconciler.plan.entries import mark_orphan, new_entry, sync
 from reconciler.plan.envcheck import check_env_action, env_escalation
@@ -72,51 +72,80 @@ def make_plan(
     ``vram`` (``experiments/vram.json``) gives measured VRAM estimates (``model.vram``)."""
     desired, estimates = with_estimates(desired, vram)
     ctx = Context(desired, recorded, observed, now, frozenset(inflight), dict(env or {}), vram=estimates)
-    entries = dict(recorded.by_id())
+    old = recorded.by_id()
+    entries = dict(old)
+    policies, now_iso, specs = ctx.policies, ctx.now_iso, ctx.specs
+    # Each entry's descriptive fields follow its spec (``sync``): in the loop over the entries
+    # below (one pass over them), unless a decision is still to be carried out (decisions read
+    # the entries first) or a spec id is repeated (each spec of it syncs in turn).
+    applied_before = set(recorded.decisions_applied)
+    late_sync = len(specs) == len(desired.experiments) and all(d.id in applied_before for d in desired.decisions)
     for spec in desired.experiments:
-        entry = entries.get(spec.id) or new_entry(spec, ctx.policies)
-        entries[spec.id] = sync(entry, spec, ctx.policies, ctx.now_iso)
-    phases = {spec.phase for spec in desired.experiments}
-    for exp_id, entry in entries.items():
-        if exp_id not in ctx.specs:
-            entries[exp_id] = mark_orphan(entry, phases, ctx)
+        if late_sync:
+            if spec.id not in entries:
+                entries[spec.id] = new_entry(spec, policies)
+            continue
+        entry = entries.get(spec.id) or new_entry(spec, policies)
+        entries[spec.id] = sync(entry, spec, policies, now_iso)
+    if len(entries) > len(ctx.specs):  # some entry's experiment left the spec
+        phases = {spec.phase for spec in desired.experiments}
+        for exp_id, entry in entries.items():
+            if exp_id not in ctx.specs:
+                entries[exp_id] = mark_orphan(entry, phases, ctx)
     applied, stages, actions = apply_decisions(entries, ctx)
     killing = {a.exp_id for a in actions}
 
     candidates: list[ExperimentSpec] = []
-    for exp_id in sorted(entries):
+    order = sorted(entries)  # every id (no entry is added from here on; each is keyed by its id)
+    # Every live run of ours holds its slots and memory before any placement (``_Holds``), counted
+    # in the entries' order. That is the order of this loop unless an experiment is new to the
+    # spec (or the recorded state was not sorted): then they are counted after it. What they
+    # count (status, current attempt, gpu_memory) does not change after this loop, and nothing
+    # before the placements reads the counts.
+    holds = _Holds(ctx)
+    in_order = order == list(entries)
+    for exp_id in order:
         if exp_id in killing:
+            if in_order:
+                holds.note(exp_id, entries[exp_id])
             continue
         entry = entries[exp_id]
-        if entry.status is Status.PENDING:
+        if late_sync and exp_id in old and (synced_to := specs.get(exp_id)) is not None:  # a new one is in step
+            entry = sync(entry, synced_to, policies, now_iso)
+        status = entry.status
+        if status is _PENDING:
             entry = adopt(entry, ctx)
-        if _has_live_attempt(entry):
-            entry, io = decide_active(complete(entry, ctx), ctx)
-            actions.extend(io)
+            status = entry.status
+        current, seen = entry.current, entry
+        if current is not None and (status in _ACTIVE or (status is _ON_HOLD and current.finished is None)):
+            if not current.run_dir:  # else nothing to complete
+                entry = complete(entry, ctx)
+                current = entry.current
+            entry, io = decide_active(entry, ctx, current)
+            if io:
+                actions.extend(io)
         entries[exp_id] = entry
-        if entry.status is Status.PENDING:
+        if entry.status is _PENDING:
             entry, stop = stop_leftovers(entry, ctx)
             if stop is not None:  # the retry waits for a pass that sees the old group empty
                 entries[exp_id] = entry
                 actions.append(stop)
-                continue
-            entry, candidate = _pending(entry, ctx)
-            entries[exp_id] = entry
-            if candidate is not None:
-                candidates.append(candidate)
+            else:
+                entry, candidate = _pending(entry, ctx)
+                entries[exp_id] = entry
+                if candidate is not None:
+                    candidates.append(candidate)
+        if in_order:
+            holds.note(exp_id, entry, current if entry is seen else entry.current)
 
     # early stop (earlystop.py): a trailing method's pending runs are cancelled, not placed
     candidates = apply_early_stop(candidates, entries, results, ctx.now)
 
     _phase_guard(entries, ctx)
-    # every live run of ours (adopted ones included) holds its slots and memory before any placement
-    counted: set[tuple[str, str, int]] = set()
-    for entry in entries.values():
-        current = entry.current
-        if current is not None and _is_live(entry, current):
-            live_spec = ctx.specs.get(entry.id)
-            count_active(current, live_spec.vram_gb if live_spec is not None else None, ctx)
-            counted.add((current.target, entry.id, current.n))
+    if not in_order:
+        for exp_id, entry in entries.items():
+            holds.note(exp_id, entry)
+    counted, done, on_gpu = holds.counted, holds.done, holds.on_gpu
     # ... and so does every run of ours the probes saw with live processes that no live entry holds
     count_unrecorded(counted, ctx)
     # ... and every run another project's controller leased on a shared target
@@ -127,6 +156,7 @@ def make_plan(
             entries[spec.id] = _waiting(entries[spec.id], PAUSED)
         candidates = []
     gates = _Gates(entries, ctx, stages)
+    pilots = Pilots(entries.values(), desired.config)  # for the launches whose spec gives no duration
     for spec in sorted(candidates, key=lambda s: (s.stage, s.priority, s.id)):
         entry = entries[spec.id]
         blocked = gates.blocked(spec)
@@ -147,8 +177,8 @@ def make_plan(
         esc = entry.escalation
         if esc is not None and esc.open and esc.kind == "env":
             entry = dataclasses.replace(entry, escalation=esc.close(f"placed on {placed.target.name}", ctx.now_iso))
-        entries[spec.id] = dataclasses.replace(entry, waiting_reason=None)
-        launch = _launch(entries[spec.id], spec, placed, ctx, entries.values())
+        entries[spec.id] = _waiting(entry, None)
+        launch = _launch(entries[spec.id], spec, placed, ctx, pilots)
         actions.append(launch)
         if env_state(placed.target, ctx) is None and placed.target.name not in ctx.env_checks:
             commit = desired.revision or ""
@@ -157,42 +187,37 @@ def make_plan(
                 placed.target, ctx.policies, placed.root, commit, last
             )
 
-    actions.extend(tidy_actions(entries.values(), ctx))
+    actions.extend(tidy_actions([entries[exp_id] for exp_id in done], ctx))
     actions.extend(_ship(actions, desired.revision))
     actions.extend(ctx.env_checks.values())
     state = StateFile(
         project=desired.config.project,
-        entries=tuple(sorted(entries.values(), key=lambda e: e.id)),
+        entries=tuple(map(entries.__getitem__, order)),  # sorted by id
         updated=recorded.updated,
         decisions_applied=tuple(applied),
         stages_approved=tuple(stages),
     )
-    old = recorded.by_id()
-    for entry in state.entries:
-        before = old.get(entry.id)
+    for exp_id in order:
+        entry, before = entries[exp_id], old.get(exp_id)
         if before is not entry and before != entry:
             actions.append(Record(entry.id, entry, describe(before, entry), entry.target or ""))
-    return Plan(tuple(sorted(actions, key=sort_key)), state, recorded, learned(vram, state.entries, ctx))
+    measured = learned(vram, [entries[exp_id] for exp_id in sorted(on_gpu)], ctx)  # in id order, as state.entries
+    return Plan(tuple(sorted(actions, key=sort_key)), state, recorded, measured)
 
 
 PAUSED = "paused (policies.pause in config/reconciler.yaml): nothing new starts until it is false"
 
 
-def _waiting(entry: StatusEntry, reason: str) -> StatusEntry:
+def _waiting(entry: StatusEntry, reason: str | None) -> StatusEntry:
     """The entry waiting for ``reason`` (the same object when that is already recorded)."""
     return entry if entry.waiting_reason == reason else dataclasses.replace(entry, waiting_reason=reason)
 
 
-def _has_live_attempt(entry: StatusEntry) -> bool:
-    current = entry.current
-    return current is not None and _is_live(entry, current)
-
-
-def _is_live(entry: StatusEntry, current: Attempt) -> bool:
-    """``current`` (the entry's current attempt) may still have a process or job of ours."""
-    if entry.status.active:
-        return True
-    return entry.status is Status.ON_HOLD and current.finished is None
+_PENDING, _ON_HOLD, _DONE = Status.PENDING, Status.ON_HOLD, Status.DONE
+_ACTIVE = frozenset(s for s in Status if s.active)
+"""An entry's current attempt may still have a process or job of ours (it is live) when its
+status is one of these, or ``on_hold`` with the attempt not finished (tested inline, twice an
+entry each pass)."""
 
 
 def _pending(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, ExperimentSpec | None]:
@@ -213,19 +238,63 @@ def _pending(entry: StatusEntry, ctx: Context) -> tuple[StatusEntry, ExperimentS
     return entry, spec
 
 
+class _Holds:
+    """Every live run of ours (adopted ones included) holds its slots and memory before any
+    placement (``place.count_active``); and which entries ``tidy_actions`` and ``learned`` look at
+    (placements never make an entry done, nor change its ``gpu_memory``)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.counted: set[tuple[str, str, int]] = set()
+        """(target, exp_id, attempt) of the live runs counted."""
+        self.done: list[str] = []
+        self.on_gpu: list[str] = []
+
+    def note(self, exp_id: str, entry: StatusEntry, current: Attempt | None = None) -> None:
+        """Count ``entry`` (keyed ``exp_id``; ``current``: its current attempt, when the caller
+        has it); the entries' order is the order of the calls."""
+        if entry.gpu_memory is not None:
+            self.on_gpu.append(exp_id)
+        status = entry.status
+        if status is _DONE:  # never live
+            self.done.append(exp_id)
+            return
+        if current is None:
+            current = entry.current
+        if current is not None and (status in _ACTIVE or (status is _ON_HOLD and current.finished is None)):
+            spec = self.ctx.specs.get(exp_id) if current.gpus else None  # a run on no GPU holds a slot only
+            count_active(current, spec.vram_gb if spec is not None else None, self.ctx)
+            self.counted.add((current.target, exp_id, current.n))
+
+
+_STOPPED = (Status.FAILED, Status.ON_HOLD)
+"""An earlier stage with one of these keeps a later stage waiting until it is approved."""
+_SETTLED = (Status.DONE, Status.CANCELLED)
+
+
 class _Gates:
     """Stage N launches only when every experiment of the earlier stages is done (or approved)."""
 
     def __init__(self, entries: dict[str, StatusEntry], ctx: Context, approved: list[int]) -> None:
         self.approved = set(approved)
-        self.by_stage: dict[int, list[StatusEntry]] = {}
-        for spec in ctx.desired.experiments:
-            if spec.state is DesiredRunState.CANCELLED:
-                continue
-            self.by_stage.setdefault(spec.stage, []).append(entries[spec.id])
-
+        self._entries, self._ctx = entries, ctx
+        self._by_stage: dict[int, list[StatusEntry]] | None = None
         self._blocked: dict[int, str | None] = {}
         self._holding: dict[int, list[StatusEntry]] = {}
+
+    @property
+    def by_stage(self) -> dict[int, list[StatusEntry]]:
+        """The experiments of each stage (not cancelled by the spec), built on first use: a pass
+        with nothing to place never needs them. Only their ids and statuses are read, which the
+        placements never change."""
+        if self._by_stage is None:
+            self._by_stage = {}
+            entries, cancelled = self._entries, DesiredRunState.CANCELLED
+            for spec in self._ctx.desired.experiments:
+                if spec.state is cancelled:
+                    continue
+                self._by_stage.setdefault(spec.stage, []).append(entries[spec.id])
+        return self._by_stage
 
     def blocked(self, spec: ExperimentSpec) -> str | None:
         """Why stage ``spec.stage`` may not launch (computed once per stage: the statuses it
@@ -239,12 +308,12 @@ class _Gates:
             return None
         for stage in sorted(s for s in self.by_stage if s < spec.stage):
             members = self.by_stage[stage]
-            failed = [e for e in members if e.status in (Status.FAILED, Status.ON_HOLD)]
+            failed = [e for e in members if e.status in _STOPPED]
             if failed:
                 return (
                     f"stage {stage} has {len(failed)} failed or held experiment(s); approve stage {spec.stage} to go on"
                 )
-            done = sum(1 for e in members if e.status in (Status.DONE, Status.CANCELLED))
+            done = sum(1 for e in members if e.status in _SETTLED)
             if done < len(members):
                 return f"waiting for stage {stage} ({done} of {len(members)} done)"
         return None
@@ -258,7 +327,7 @@ class _Gates:
             e
             for stage in sorted(s for s in self.by_stage if s < spec.stage)
             for e in self.by_stage[stage]
-            if e.status in (Status.FAILED, Status.ON_HOLD)
+            if e.status in _STOPPED
         ]
         return self._holding[spec.stage]
 
@@ -272,9 +341,11 @@ def _phase_guard(entries: dict[str, StatusEntry], ctx: Context) -> None:
         if entry.phase and entry.attempts:
             by_phase.setdefault(entry.phase, []).append(entry)
     for phase, members in sorted(by_phase.items()):
-        starts = [t for e in members for a in e.attempts if (t := parse_iso(a.started)) is not None]
         active = [e for e in members if e.status.active and e.condition("Continued") is None]
-        if not starts or not active:
+        if not active:  # a phase with nothing active: no start to parse
+            continue
+        starts = [t for e in members for a in e.attempts if (t := parse_iso(a.started)) is not None]
+        if not starts:
             continue
         hours = (ctx.now - min(starts)).total_seconds() / 3600.0
         if hours <= limit:
@@ -300,9 +371,7 @@ def _note_held_stage(entry: StatusEntry, stage: int) -> StatusEntry:
     return dataclasses.replace(entry, escalation=dataclasses.replace(escalation, needed=f"{escalation.needed}; {line}"))
 
 
-def _launch(
-    entry: StatusEntry, spec: ExperimentSpec, placed: Placement, ctx: Context, entries: Iterable[StatusEntry]
-) -> Launch:
+def _launch(entry: StatusEntry, spec: ExperimentSpec, placed: Placement, ctx: Context, pilots: Pilots) -> Launch:
     n = entry.attempt + 1
     root = placed.root
     commit = ctx.desired.revision or ""
@@ -310,7 +379,7 @@ def _launch(
     result = entry.result_file or spec.result_path
     checkpoint = checkpoint_path(placed.target, root, entry.id)
     command = render_command(entry, spec, placed.target, root, n)
-    duration = estimate(spec, entries, placed.target, ctx.desired.config)
+    duration = estimate(spec, pilots, placed.target, ctx.desired.config)
     return Launch(
         exp_id=entry.id,
         target=placed.target.name,

@@ -11,20 +11,44 @@ so, a finished one only by a ``retry`` decision (design invariant 9: never writt
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from reconciler.model.config import Policies
+from reconciler.model.fastdc import build
 from reconciler.model.spec import ExperimentSpec
 from reconciler.model.status import Condition, Status, StatusEntry
 from reconciler.plan.context import Context, iso
 
 
 def new_entry(spec: ExperimentSpec, policies: Policies) -> StatusEntry:
-    return sync(StatusEntry(id=spec.id, status=Status.PENDING), spec, policies, now_iso="")
+    """``sync(StatusEntry(id=spec.id), spec, policies, "")`` built at once (every experiment of a
+    first pass: one construction instead of four)."""
+    kw: dict[str, Any] = {
+        "id": spec.id,
+        "status": Status.PENDING,
+        "command": spec.command,
+        "phase": spec.phase,
+        "group": spec.group.value,
+        "method": spec.method,
+        "dataset": spec.dataset,
+        "seed": spec.seed,
+        "stage": spec.stage,
+        "priority": spec.priority,
+        "max_retries": spec.max_retries if spec.max_retries is not None else policies.max_retries,
+        "result_file": spec.result_path,
+        "experiment_id": spec.base_id,
+        "description": spec.description,
+        "spec_hash": spec.spec_hash,
+    }
+    if spec.expected_duration_hours is not None:
+        kw["expected_duration_hours"] = spec.expected_duration_hours
+        kw["duration_basis"] = "spec"
+    return build(StatusEntry, kw)
 
 
 def sync(entry: StatusEntry, spec: ExperimentSpec, policies: Policies, now_iso: str) -> StatusEntry:
     """The entry with its descriptive fields taken from ``spec``."""
-    if entry.condition("Orphaned") or entry.condition("Archived"):  # back in the spec
+    if entry.conditions and (entry.condition("Orphaned") or entry.condition("Archived")):  # back in the spec
         entry = dataclasses.replace(
             entry, conditions=tuple(c for c in entry.conditions if c.type not in ("Archived", "Orphaned"))
         )
@@ -85,9 +109,10 @@ def _in_step(entry: StatusEntry, spec: ExperimentSpec, policies: Policies) -> bo
     """``sync`` would change nothing (the same comparisons, without building the changes)."""
     if entry.spec_hash != spec.spec_hash:
         return False
-    if spec.expected_duration_hours is not None:
-        duration = (spec.expected_duration_hours, "spec")
-        if (entry.expected_duration_hours, entry.duration_basis) != duration:
+    hours = spec.expected_duration_hours
+    if hours is not None:
+        recorded = entry.expected_duration_hours  # compared as a tuple would (identity first)
+        if (recorded is not hours and recorded != hours) or entry.duration_basis != "spec":
             return False
     elif entry.duration_basis == "spec":
         return False

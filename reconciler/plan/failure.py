@@ -62,7 +62,11 @@ def _may_be_fatal(log_tail: Sequence[str]) -> bool:
     the markers) and sends a live run's tail only when it passes, so this mostly sees ``()``."""
     if not log_tail:  # a live run's tail with no marker: the probe did not send it
         return False
-    text = "\n".join(log_tail).lower()
+    return _may_be_fatal_text("\n".join(log_tail).lower())
+
+
+def _may_be_fatal_text(text: str) -> bool:
+    """``_may_be_fatal`` of the tail's lines joined by newlines and lowercased (``text``)."""
     for marker in FATAL_MARKERS:
         if marker in text:
             return True
@@ -153,12 +157,38 @@ def klass_of_state(state: str | None) -> str | None:
     return _SCHEDULER_CLASSES.get((state or "").upper())
 
 
+def _ascii_may_match(klass: str, low: str) -> bool:
+    """A necessary condition for ``klass``'s signature to match a line of an ASCII log tail,
+    tested on the tail's lines joined by newlines and lowercased (``low``) at C speed: on ASCII
+    text a case-insensitive regex matches where its lowercased form matches the lowercased text.
+    Each signature needs one of its literals (``loss`` followed by ``=`` or ``:`` and a non-finite
+    value, for the first form of ``nan_loss``, found by a case-sensitive regex with a literal
+    prefix). ``True`` for a class it knows nothing of."""
+    if klass == CUDA_OOM:
+        return "cuda out of memory" in low or "outofmemoryerror" in low or "cublas_status_alloc_failed" in low
+    if klass == NAN_LOSS:
+        return "non-finite loss" in low or "nan loss" in low or _LOSS_NOT_FINITE.search(low) is not None
+    return True
+
+
+_LOSS_NOT_FINITE = re.compile(r"loss\s*[=:]\s*(?:nan|inf|-inf)")
+"""``nan_loss``'s first form, lowercased and without its closing ``\\b`` (so it matches at least
+where the signature does)."""
+
+
 def fatal_signature(log_tail: Sequence[str]) -> Failure | None:
     """A fatal line in the log of a run that is still alive (CUDA OOM, NaN loss)."""
-    if not _may_be_fatal(log_tail):  # every live run, every pass
+    if not log_tail:  # a live run's tail with no marker: the probe did not send it
         return None
+    joined = "\n".join(log_tail)
+    low = joined.lower()
+    if not _may_be_fatal_text(low):  # every live run, every pass (``_may_be_fatal``)
+        return None
+    ascii_only = joined.isascii()
     for klass, pattern in _LOG_SIGNATURES:
         if klass not in FATAL_WHILE_RUNNING:
+            continue
+        if ascii_only and not _ascii_may_match(klass, low):  # ~1 us instead of ~20 us a line
             continue
         lines = tuple(line for line in log_tail if pattern.search(line))
         if lines:

@@ -91,11 +91,16 @@ def _place(spec: ExperimentSpec, names: tuple[str, ...], ctx: Context) -> Placem
 def env_state(target: Target, ctx: Context) -> EnvVerdict | None:
     """The target's verdict if it still holds for this commit, env settings and age; else ``None``
     (a check is due before launching there)."""
+    known = ctx.env_states.get(target.name)
+    if known is not None and known[0] is target:  # once per target and pass: its inputs do not change
+        return known[1]
     verdict = ctx.env.get(target.name)
-    commit = ctx.desired.revision or ""
-    expected = env_hash(target, ctx.policies.env_check_command(target))
-    if verdict is None or not verdict.fresh(commit, expected, ctx.now, ctx.policies.env_ttl_hours):
-        return None
+    if verdict is not None:
+        commit = ctx.desired.revision or ""
+        expected = env_hash(target, ctx.policies.env_check_command(target))
+        if not verdict.fresh(commit, expected, ctx.now, ctx.policies.env_ttl_hours):
+            verdict = None
+    ctx.env_states[target.name] = (target, verdict)
     return verdict
 
 
@@ -195,6 +200,9 @@ def count_active(attempt: Attempt, vram_gb: float | None, ctx: Context) -> None:
     invariant 8). A run without an estimate holds only its slot."""
     target = attempt.target
     ctx.runs_on_target[target] += 1
+    if not attempt.gpus:  # a slot only (``hold`` over no GPU; no memory to work out)
+        ctx.reservations += 1
+        return
     config = ctx.desired.config
     factor = config.target(target).gpus.vram_factor if target in config.target_names else 1.0
     hold(target, attempt.gpus, attempt.pid, (vram_gb or 0.0) * 1024.0 * factor, ctx)
@@ -235,9 +243,11 @@ def count_unrecorded(counted: set[tuple[str, str, int]], ctx: Context) -> None:
         tobs = ctx.observed.targets[name]
         if not tobs.reachable:
             continue
-        for (exp_id, n), run in sorted(tobs.runs.items()):
-            if (name, exp_id, n) in counted or not (run.alive or run.group):
-                continue
+        # the runs to count, in (exp_id, attempt) order (sorted once filtered: usually none is left)
+        left = [
+            (key, run) for key, run in tobs.runs.items() if (run.alive or run.group) and (name, *key) not in counted
+        ]
+        for (exp_id, n), run in sorted(left):
             token = launch_token(ctx.desired.config.project, exp_id, n)
             if run.token != token:
                 continue

@@ -26,9 +26,12 @@ TIDIED = "Tidied"
 def tidy_actions(entries: Iterable[StatusEntry], ctx: Context) -> list[Tidy]:
     config = ctx.desired.config
     out = []
+    done = Status.DONE
     for entry in entries:
+        if entry.status is not done:
+            continue
         attempt = entry.current
-        if entry.status is not Status.DONE or attempt is None or entry.condition(TIDIED) is not None:
+        if attempt is None or entry.condition(TIDIED) is not None:
             continue
         if attempt.target not in config.target_names:
             continue

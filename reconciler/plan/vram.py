@@ -6,6 +6,7 @@ teaches the next placements (``learned``: measurements for ``experiments/vram.js
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterable, Mapping
 
 from reconciler.model.desired import DesiredState
@@ -27,12 +28,14 @@ from reconciler.plan.context import Context
 from reconciler.plan.entries import set_condition
 from reconciler.plan.place import attributed_mb
 
+_VRAM_PROBE = operator.attrgetter("vram_probe")
+
 
 def with_estimates(desired: DesiredState, book: VramBook | None) -> tuple[DesiredState, dict[str, VramEstimate]]:
     """``desired`` with each spec's estimate as its ``vram_gb``, and the estimates by spec id (only
     when a measurement or a ``vram_gb: probe`` spec can change anything: else ``desired`` as it is)."""
     measured = book is not None and bool(book.measurements)
-    if not measured and not any(s.vram_probe for s in desired.experiments):
+    if not measured and not any(map(_VRAM_PROBE, desired.experiments)):
         return desired, {}
     book = book or VramBook()
     specs = []
@@ -96,8 +99,11 @@ def learned(book: VramBook | None, entries: Iterable[StatusEntry], ctx: Context)
     known = {(m.exp_id, m.commit, m.target): m for m in (book.measurements if book else ())}
     out = []
     for entry in entries:
-        memory, attempt, spec = entry.gpu_memory, entry.current, ctx.specs.get(entry.id)
-        if memory is None or not memory.over or attempt is None or spec is None:
+        memory = entry.gpu_memory
+        if memory is None:  # never seen on a GPU: nothing learned (the usual case)
+            continue
+        attempt, spec = entry.current, ctx.specs.get(entry.id)
+        if not memory.over or attempt is None or spec is None:
             continue
         commit = attempt.git_commit or ctx.desired.revision or ""
         earlier = known.get((entry.id, commit, attempt.target))
