@@ -19,7 +19,8 @@ launching, and pulls the finished ones' results back over SFTP. The desired stat
 in batches (``add``), done first, then running, then pending (so no pending one finds a free
 slot), one pass after each: a pass whose commit records more than about 3,000 transitions fails
 (the commit message is passed to ``git commit-tree -m`` as one argument, over the kernel's
-128 KiB limit), so a 10,000-experiment world is built 1,500 at a time.
+128 KiB limit), so a 10,000-experiment world is built 1,500 at a time. With a ``network``, every
+target is reached through a delaying relay (``benchmarks.relay``, ``benchmarks.network``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.relay import Network
 from benchmarks.sshfleet import SshFleet
 from reconciler.model.ids import launch_token, run_dir
 
@@ -108,12 +110,14 @@ def dispatch_yaml(placed: dict[tuple[str, str], int], pending: int, targets: lis
     return head + "".join(specs)
 
 
-def config_yaml(ssh: SshFleet, roots: dict[str, str], python: str, max_runs: dict[str, int]) -> str:
+def config_yaml(
+    ssh: SshFleet, roots: dict[str, str], python: str, max_runs: dict[str, int], poll_interval: float = 3600
+) -> str:
     targets = "".join(ssh.target_yaml(name, roots[name], max_runs[name]) for name in ssh.names)
     targets = targets.replace("    max_runs:", f"    python: {python}\n    max_runs:")
     return (
         f"version: 1\nproject: {PROJECT}\ntargets:\n{targets}"
-        "policies:\n  poll_interval: 3600\n  connect_timeout: 30\n  command_timeout: 600\n"
+        f"policies:\n  poll_interval: {poll_interval:g}\n  connect_timeout: 30\n  command_timeout: 600\n"
         "  backoff: {base_seconds: 0, factor: 1, max_seconds: 0}\n"
     )
 
@@ -133,6 +137,9 @@ class Fleet:
     split: Split
     server_procs: int = 1
     python: str = "python3"
+    network: Network | None = None
+    """A delaying relay in front of every SSH server (``benchmarks.relay``)."""
+    poll_interval: float = 3600
     project: Path = field(init=False)
     ssh: SshFleet = field(init=False)
     roots: dict[str, str] = field(default_factory=dict)
@@ -146,14 +153,14 @@ class Fleet:
     def build(self) -> Fleet:
         """Servers, project and config; no experiment yet (``add`` commits them in batches)."""
         self.names = [f"t{i}" for i in range(self.hosts)]
-        self.ssh = SshFleet(self.scratch, self.names, procs=self.server_procs).start()
+        self.ssh = SshFleet(self.scratch, self.names, procs=self.server_procs, network=self.network).start()
         for name in self.names:
             self.roots[name] = str(self.ssh.hosts[name].home / "root")
         self.project = self.scratch / "project"
         (self.project / "config").mkdir(parents=True)
         (self.project / "dispatch").mkdir()
         (self.project / "config" / "reconciler.yaml").write_text(
-            config_yaml(self.ssh, self.roots, self.python, self._live_per_target(self.names))
+            config_yaml(self.ssh, self.roots, self.python, self._live_per_target(self.names), self.poll_interval)
         )
         (self.project / "job.sh").write_text(JOB)
         (self.project / ".gitignore").write_text(".reconciler/\n")

@@ -13,7 +13,8 @@ A command runs as ``/bin/sh -c <command>`` in a new session, as this user, with 
 test-infrastructure reference). SFTP is asyncssh's own server (``sftp_factory=True``).
 
 ``SshFleet`` (the parent side) writes the keys and ``known_hosts``, starts the helpers, reads the
-ports they bound, and stops them by pid.
+ports they bound, and stops them by pid. With a ``network`` (``benchmarks.relay``), a delaying
+relay stands in front of every server and the targets are reached through it (``port_of``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.relay import Network, Relays
 from reconciler.backends.asyncssh_quiet import asyncssh
 from reconciler.model.config import SshOptions
 
@@ -148,8 +150,11 @@ class SshFleet:
     scratch: Path
     names: list[str]
     procs: int = 1
+    network: Network | None = None
+    """Put a delaying relay in front of every server (``benchmarks.relay``); targets go through it."""
     hosts: dict[str, SshHost] = field(default_factory=dict)
     helpers: list[subprocess.Popen[str]] = field(default_factory=list)
+    relays: Relays | None = None
 
     @property
     def key_path(self) -> Path:
@@ -195,17 +200,26 @@ class SshFleet:
             else:
                 self.stop()
                 raise RuntimeError("an asyncssh server helper exited before it was ready")
+        if self.network is not None:
+            upstream = {n: ("127.0.0.1", h.port) for n, h in self.hosts.items()}
+            self.relays = Relays(self.network, upstream).start()
         public = host_key.export_public_key("openssh").decode().split()[:2]
-        lines = [f"[127.0.0.1]:{h.port} {' '.join(public)}" for h in self.hosts.values()]
+        ports = [h.port for h in self.hosts.values()] + list(self.relays.ports.values() if self.relays else [])
+        lines = [f"[127.0.0.1]:{port} {' '.join(public)}" for port in ports]
         self.known_hosts.write_text("\n".join(lines) + "\n")
         return self
 
+    def port_of(self, name: str) -> int:
+        """Where target ``name`` is reached: its relay's port with a network, else its server's."""
+        if self.relays is not None:
+            return self.relays.ports[name]
+        return self.hosts[name].port
+
     def target_yaml(self, name: str, root: str, max_runs: int) -> str:
         """The ``config/reconciler.yaml`` block of target ``name``."""
-        h = self.hosts[name]
         user = os.environ.get("USER") or _user()
         return (
-            f"  {name}:\n    kind: ssh\n    host: 127.0.0.1\n    port: {h.port}\n    user: {user}\n"
+            f"  {name}:\n    kind: ssh\n    host: 127.0.0.1\n    port: {self.port_of(name)}\n    user: {user}\n"
             f"    identity_file: {self.key_path}\n    known_hosts: {self.known_hosts}\n"
             f"    config_file: {self.empty_config}\n    root: {root}\n    max_runs: {max_runs}\n"
         )
@@ -214,7 +228,7 @@ class SshFleet:
         """How the product's SSH transport reaches target ``name``."""
         return SshOptions(
             host="127.0.0.1",
-            port=self.hosts[name].port,
+            port=self.port_of(name),
             user=os.environ.get("USER") or _user(),
             identity_file=str(self.key_path),
             known_hosts=str(self.known_hosts),
@@ -233,6 +247,8 @@ class SshFleet:
         return total
 
     def stop(self) -> None:
+        if self.relays is not None:
+            self.relays.stop()
         for helper in self.helpers:
             if helper.poll() is None:
                 with contextlib.suppress(OSError):

@@ -8,7 +8,8 @@ times: a person appends one experiment to ``dispatch/experiments.yaml`` and runs
 the clock starts when ``git commit`` returns and stops when the new run's wrapper has written
 its ``pid`` file on the target (the run is started; the watcher's status commit comes after).
 Each new commit changes the desired-state revision, so every round also ships the new code and
-re-checks the environment before launching: the latency measured is the whole path.
+re-checks the environment before launching: the latency measured is the whole path. With a
+``network`` (``benchmarks.relay``) the target is reached through a delaying relay.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.fleet import GIT_ENV, JOB, PROJECT, git, kill_launched
+from benchmarks.relay import Network
 from benchmarks.sshfleet import SshFleet
 
 POLL = 0.005
@@ -41,8 +43,8 @@ def _wait(predicate: Any, what: str, deadline: float) -> float:
     return time.monotonic() - start
 
 
-def watch_latency(scratch: Path, rounds: int, python: str) -> dict[str, Any]:
-    ssh = SshFleet(scratch, ["t0"], procs=1).start()
+def watch_latency(scratch: Path, rounds: int, python: str, network: Network | None = None) -> dict[str, Any]:
+    ssh = SshFleet(scratch, ["t0"], procs=1, network=network).start()
     root = str(ssh.hosts["t0"].home / "root")
     project = scratch / "project"
     (project / "config").mkdir(parents=True)
@@ -73,6 +75,7 @@ def watch_latency(scratch: Path, rounds: int, python: str) -> dict[str, Any]:
             start_new_session=True,
         )
     latencies: list[float] = []
+    wire: dict[str, int] = {}
     try:
 
         def launched(i: int) -> bool:
@@ -88,6 +91,8 @@ def watch_latency(scratch: Path, rounds: int, python: str) -> dict[str, Any]:
     except TimeoutError as exc:
         return {"error": f"{exc}; watcher log tail: {log.read_text()[-1500:]}", "latencies_s": latencies}
     finally:
+        if ssh.relays is not None:
+            wire = ssh.relays.stats()["t0"]
         with contextlib.suppress(OSError):
             os.killpg(watcher.pid, signal.SIGTERM)
         try:
@@ -97,7 +102,12 @@ def watch_latency(scratch: Path, rounds: int, python: str) -> dict[str, Any]:
             watcher.wait()
         kill_launched([root])
         ssh.stop()
-    return {"first_launch_s": first, "latencies_s": latencies, "rounds": rounds, "target": "ssh (in-process asyncssh)"}
+    where = "ssh (in-process asyncssh)" + (f", behind a relay: {network.describe()}" if network else "")
+    out: dict[str, Any] = {"first_launch_s": first, "latencies_s": latencies, "rounds": rounds, "target": where}
+    if wire:  # the watcher's TCP connections to the target over the whole run (kept: one)
+        out["connections"] = wire["connections"]
+        out["turns"] = wire["turns"]
+    return out
 
 
 def _commit(project: Path, message: str) -> None:

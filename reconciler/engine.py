@@ -67,7 +67,7 @@ from reconciler.statestore import (
     write_volatile,
     write_vram,
 )
-from reconciler.targets import Runners, open_runners
+from reconciler.targets import KeptConnections, Runners, open_runners
 
 Clock = Callable[[], datetime]
 
@@ -116,8 +116,10 @@ def reconcile_once(
     push_changes: bool | None = None,
     clock: Clock = utcnow,
     log: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr),
+    kept: KeptConnections | None = None,
 ) -> PassResult:
-    """One pass over the project in ``project_dir``. ``dry_run`` plans and changes nothing."""
+    """One pass over the project in ``project_dir``. ``dry_run`` plans and changes nothing.
+    ``kept``: SSH connections kept open across passes (watch mode); else the pass opens its own."""
     project_dir = project_dir.resolve()
     # A project whose own dirs are symlinks is invalid input: refused before any lock, network
     # or write (exit 2); every write checks again (a symlink swapped in during the pass).
@@ -126,7 +128,7 @@ def reconcile_once(
     if dry_run:  # a dry run takes no lock, pulls and pushes nothing: it writes nothing
         pull = push_changes = False
     with open_project(project_dir, Locking.NONE if dry_run else Locking.TAKE) as session:
-        return _pass(session, dry_run=dry_run, pull=pull, push_changes=push_changes, clock=clock, log=log)
+        return _pass(session, dry_run=dry_run, pull=pull, push_changes=push_changes, clock=clock, log=log, kept=kept)
 
 
 def _ignore_scratch(project_dir: Path) -> None:
@@ -145,6 +147,7 @@ def _pass(
     push_changes: bool | None,
     clock: Clock,
     log: Callable[[str], None],
+    kept: KeptConnections | None = None,
 ) -> PassResult:
     watch = Stopwatch()  # the pass's own metrics (``reconciler.passmetrics``)
     warnings: list[str] = []
@@ -183,11 +186,10 @@ def _pass(
         log(f"warning: {w}")
     watch.lap("load")
     with tempfile.TemporaryDirectory(prefix="reconciler-") as scratch:
-        result = asyncio.run(
-            _observe_apply(
-                project_dir, repo, desired, recorded, inflight, Path(scratch), dry_run, clock, warnings, watch
-            )
+        pass_io = _observe_apply(
+            project_dir, repo, desired, recorded, inflight, Path(scratch), dry_run, clock, warnings, watch, kept
         )
+        result = kept.run(pass_io) if kept is not None else asyncio.run(pass_io)
     watch.lap("apply")  # its connections closed
     result = dataclasses.replace(result, restored=loaded.restored is not None)
     if dry_run:
@@ -235,9 +237,12 @@ async def _observe_apply(
     clock: Clock,
     warnings: list[str],
     watch: Stopwatch,
+    kept: KeptConnections | None = None,
 ) -> PassResult:
-    """Observe and apply inside one event loop, so each SSH connection serves the whole pass."""
-    runners = open_runners(desired.config, project_dir, read_only=dry_run)  # plan writes nothing on targets
+    """Observe and apply inside one event loop, so each SSH connection serves the whole pass
+    (and the next ones, on the loop of ``kept``: its pool stays open)."""
+    pool = await kept.pool(desired.config) if kept is not None else None
+    runners = open_runners(desired.config, project_dir, read_only=dry_run, pool=pool)  # plan writes nothing
     try:
         return await _observe_apply_with(
             project_dir, repo, desired, recorded, inflight, runners, scratch, dry_run, clock, warnings, watch
@@ -260,7 +265,7 @@ async def _observe_apply_with(
     watch: Stopwatch,
 ) -> PassResult:
     policies = desired.config.policies
-    request = probe_request(recorded, desired)
+    request = probe_request(recorded, desired, inflight)
     observed = await observe(
         runners.by_name,
         request.want,

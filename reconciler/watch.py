@@ -3,7 +3,10 @@ new commit that touches a project's desired state (watchdog on the repository's 
 
 SIGINT/SIGTERM stop the loop after the current pass (which releases its lock as usual). Each
 project keeps its own lock; a project whose lock is held by another process is skipped for
-that round.
+that round. Each project keeps its SSH connections open from one pass to the next
+(``targets.KeptConnections``): an idle pass costs one command per host, no connection setup; a
+connection that dropped is reopened by the next command, and a pass that failed on a bug
+starts the next one with fresh connections.
 """
 
 from __future__ import annotations
@@ -24,17 +27,24 @@ from reconciler.engine import reconcile_once
 from reconciler.errors import LockHeld, ReconcilerError, SchemaError, describe_bug
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.liveline import LiveLine, counts_line
-from reconciler.load import load_desired
 from reconciler.model.status import Status
+from reconciler.passmetrics import committed_poll_interval
+from reconciler.targets import KeptConnections
 
 DESIRED_PREFIXES = ("config/", "dispatch/", "experiments/")
 
 
 class _Wake(FileSystemEventHandler):
+    READS = ("opened", "closed_no_write")
+    """Event types of a file read, not changed: the watcher's own look at ``HEAD`` every round
+    would otherwise wake the next round at once (a spin of rounds between passes)."""
+
     def __init__(self, wake: threading.Event) -> None:
         self.wake = wake
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in self.READS:
+            return
         path = str(event.src_path)
         if "/refs/" in path or path.endswith(("HEAD", "packed-refs")):
             self.wake.set()
@@ -89,6 +99,7 @@ def _watch(
     seen = {p: _head(r) for p, r in repos.items()}
     due = dict.fromkeys(projects, 0.0)
     settled: dict[Path, bool | None] = dict.fromkeys(projects)
+    kept = {p: KeptConnections() for p in projects}
     counts: dict[Path, Counter[str]] = {p: Counter() for p in projects}
     rounds = 0
     try:
@@ -99,7 +110,7 @@ def _watch(
                 changed = head != seen[project] and _touches_desired(repo, seen[project], head)
                 seen[project] = head
                 if now >= due[project] or changed:
-                    interval, settled[project], counts[project] = _one(project, log)
+                    interval, settled[project], counts[project] = _one(project, log, kept[project])
                     # ``seen`` stays at the head from before the pass: the next round diffs
                     # across the pass's own status commit (ignored: reconciler-owned paths) and
                     # any desired-state commit that landed while the pass ran (not ignored).
@@ -119,6 +130,8 @@ def _watch(
     finally:
         observer.stop()
         observer.join(timeout=5)
+        for connections in kept.values():
+            connections.close()
         for repo in repos.values():
             repo.close()
         for sig, handler in old.items():
@@ -134,7 +147,9 @@ def _progress(counts: dict[Path, Counter[str]], due: dict[Path, float]) -> str:
     return "  |  ".join(parts) + "  (Ctrl-C stops after the current pass)"
 
 
-def _one(project: Path, log: Callable[[str], None]) -> tuple[float, bool | None, Counter[str]]:
+def _one(
+    project: Path, log: Callable[[str], None], kept: KeptConnections | None = None
+) -> tuple[float, bool | None, Counter[str]]:
     """One pass; returns the project's poll interval (60 s when the config cannot be read),
     whether it has settled (``None``: still in flight; True: all done; False: needs a person),
     and its experiments' counts by status."""
@@ -142,9 +157,9 @@ def _one(project: Path, log: Callable[[str], None]) -> tuple[float, bool | None,
     settled: bool | None = None
     counts: Counter[str] = Counter()
     try:
-        with ProjectRepo(project) as repo:
-            interval = load_desired(repo.tree("HEAD")).config.policies.poll_interval
-        result = reconcile_once(project, log=log)
+        # the config alone (the pass loads the whole desired state, and refuses an invalid one)
+        interval = committed_poll_interval(project) or interval
+        result = reconcile_once(project, log=log) if kept is None else reconcile_once(project, log=log, kept=kept)
         for line in result.events:
             log(f"{project.name}: {line.line}")
         if result.commit:
@@ -166,6 +181,8 @@ def _one(project: Path, log: Callable[[str], None]) -> tuple[float, bool | None,
         if os.environ.get("RECONCILER_DEBUG"):
             raise
         log(f"{project}: pass failed with an internal error (a bug, please report it): {describe_bug(exc)}")
+        if kept is not None:
+            kept.close()  # the next pass opens fresh connections
     return interval, settled, counts
 
 

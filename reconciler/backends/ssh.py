@@ -1,11 +1,16 @@
-"""SSH transport over asyncssh: one connection per host, reused for the whole pass.
+"""SSH transport over asyncssh: one connection per host, reused for the whole pass (and, in watch
+mode, from one pass to the next).
 
-The engine opens one ``SshPool`` per pass and closes it at the end; ``SshPool.transport`` hands
-out a ``SshTransport`` per target, and targets with equal ``SshOptions`` share one connection.
+A ``--once`` pass opens one ``SshPool`` and closes it at the end; watch mode keeps one for its
+lifetime (``targets.KeptConnections``). ``SshPool.transport`` hands out a ``SshTransport`` per
+target, and targets with equal ``SshOptions`` share one connection.
 Concurrent ``run`` calls share that connection, at most ``max_sessions`` channels at a time
 (OpenSSH's default ``MaxSessions`` is 10; SFTP takes one more channel).
 
-A command runs as ``sh -c <script>`` under the remote login shell. On timeout or cancellation
+A command runs as ``sh -c <script>`` under the remote login shell. Its stdin, when short text
+(``INLINE_STDIN_MAX``), travels inside the exec request (``printf %s '<stdin>' | sh -c <script>``)
+rather than as channel data after the server confirmed it: a command then costs two round trips
+(open the channel, exec) instead of three. On timeout or cancellation
 the command's process group is killed (a "signal" channel request), like ``LocalTransport``
 does; jobs started with ``setsid`` have their own group and are not touched. ``put``/``get`` use
 one SFTP client per connection, started lazily; ``command_timeout`` bounds them too.
@@ -28,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import shlex
 import stat
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +47,11 @@ from reconciler.errors import CommandTimeout, OutputTooLarge, RefusedFile, Remot
 from reconciler.model.config import Policies, SshOptions
 
 DEFAULT_MAX_SESSIONS = 8
+INLINE_STDIN_MAX = 32 * 1024
+"""Stdin up to this many bytes (UTF-8 text without NUL) is sent inside the exec request..."""
+_COMMAND_MAX = 64 * 1024
+"""... when the command it makes stays under this many bytes (quoted twice; the login shell gets
+it as one argument, and Linux refuses an argument over 128 KiB)."""
 _OPEN_RETRIES = 5
 _TIMEOUTS = (asyncio.TimeoutError, TimeoutError)
 
@@ -59,6 +70,22 @@ def _shell_path(remote: str) -> str:
     if remote.startswith("~/"):
         return '"$HOME"/' + shlex.quote(remote[2:])
     return shlex.quote(remote)
+
+
+def _inline(script: str, stdin: bytes | None) -> tuple[str, bytes | None]:
+    """``script`` with short text ``stdin`` folded into it (piped in by ``printf``), and the stdin
+    still to send on the channel: asyncssh sends channel data only once the server has answered
+    the exec request, one more round trip; folded in, the command starts on the request itself."""
+    if not stdin or len(stdin) > INLINE_STDIN_MAX or b"\0" in stdin:
+        return script, stdin
+    try:
+        data = stdin.decode("utf-8")
+    except UnicodeDecodeError:
+        return script, stdin
+    folded = f"printf %s {shlex.quote(data)} | sh -c {shlex.quote(script)}"
+    if len(shlex.quote(folded).encode()) > _COMMAND_MAX:  # ``execute`` runs ``sh -c <folded>``
+        return script, stdin
+    return folded, None
 
 
 @dataclass(frozen=True)
@@ -151,11 +178,13 @@ class SshTransport:
         limit = timeout if timeout is not None else self._command_timeout
         cap = DEFAULT_OUTPUT_BYTES if max_output is None else max_output
         self.commands += 1
+        command, rest = _inline(script, stdin)
+        inlined = len(stdin or b"") - len(rest or b"")
         for refused in range(_OPEN_RETRIES + 1):
             async with self._link.sessions:
                 conn = await self._link.connection()
                 try:
-                    done, moved = await execute(conn, script, stdin, limit, cap)
+                    done, moved = await execute(conn, command, rest, limit, cap)
                 except _TIMEOUTS as exc:
                     raise CommandTimeout(f"command on {self._where()} did not finish within {limit}s") from exc
                 except OutputTooLarge as exc:
@@ -169,7 +198,7 @@ class SshTransport:
                     self._link.discard(conn)
                     raise TransportError(f"command on {self._where()} failed: {exc}") from exc
                 else:
-                    self.bytes_transferred += moved
+                    self.bytes_transferred += moved + inlined
                     return done
             await asyncio.sleep(0.05 * (refused + 1))
         raise TransportError(f"command on {self._where()} failed: no session")  # not reached
@@ -274,7 +303,8 @@ class SshTransport:
 
 
 class SshPool:
-    """The SSH connections of one pass: one per distinct ``SshOptions``, closed together."""
+    """SSH connections, one per distinct ``SshOptions``, closed together: a pass's, or a watch's
+    across its passes (``retain`` closes those no longer configured)."""
 
     def __init__(
         self,
@@ -298,6 +328,17 @@ class SshPool:
     def connections(self) -> int:
         """Distinct connections handed out (open or not)."""
         return len(self._links)
+
+    @property
+    def connects(self) -> int:
+        """Connection setups so far over the pool's connections (a dropped one reopened counts again)."""
+        return sum(link.connects for link in self._links.values())
+
+    async def retain(self, wanted: Collection[SshOptions]) -> None:
+        """Close the connections whose options are not in ``wanted`` (a target removed or changed)."""
+        gone = [options for options in self._links if options not in wanted]
+        links = [self._links.pop(options) for options in gone]
+        await asyncio.gather(*(link.close() for link in links))
 
     def transport(self, options: SshOptions, *, name: str | None = None) -> SshTransport:
         """A transport for ``options``; it connects on its first call, sharing the pool's link."""

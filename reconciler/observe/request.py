@@ -5,6 +5,7 @@ these get their pid liveness, log tail, GPU attribution and process group looked
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reconciler.model.desired import DesiredState
@@ -23,8 +24,11 @@ class ProbeRequest:
     ours holds it: ``model.seedrun``)."""
 
 
-def probe_request(recorded: StateFile, desired: DesiredState) -> ProbeRequest:
-    return ProbeRequest(_wanted(recorded, desired), _jobs(recorded), _seed_runs(recorded))
+def probe_request(
+    recorded: StateFile, desired: DesiredState, inflight: Iterable[tuple[str, int, str]] = ()
+) -> ProbeRequest:
+    """``inflight``: the launches a crashed pass may have started (``.reconciler/inflight``)."""
+    return ProbeRequest(_wanted(recorded, desired, inflight), _jobs(recorded), _seed_runs(recorded))
 
 
 def _seed_runs(recorded: StateFile) -> dict[str, dict[tuple[str, int], SeedRun]]:
@@ -49,21 +53,25 @@ def _jobs(recorded: StateFile) -> dict[str, dict[tuple[str, int], str]]:
     return jobs
 
 
-def _wanted(recorded: StateFile, desired: DesiredState) -> dict[str, set[tuple[str, int]]]:
-    """Which runs each probe must detail: the live attempts, every pending entry's next one, and
-    the last attempt of a pending retry (what is left of its process group: ``plan.leftover``)."""
+def _wanted(
+    recorded: StateFile, desired: DesiredState, inflight: Iterable[tuple[str, int, str]]
+) -> dict[str, set[tuple[str, int]]]:
+    """Which runs each probe must detail: the live attempts (on their own target), the last
+    attempt of a pending retry (what is left of its process group: ``plan.leftover``), and the
+    launches a crashed pass may have made (the in-flight journal names their target: a pending
+    entry's next attempt is asked of that target only, never of every target).
+
+    Every run dir without an exit code is detailed anyway; what a want adds is the details of one
+    that ended. A launch whose journal was lost (``.reconciler/`` deleted after a crash) is still
+    adopted from its brief record (token, exit code), with less evidence for its failure class."""
     want: dict[str, set[tuple[str, int]]] = {t.name: set() for t in desired.config.targets}
-    pending_ids = {e.id: e.attempt for e in recorded.entries if e.status is Status.PENDING}
-    known = recorded.by_id()
-    for spec in desired.experiments:
-        if spec.id not in known:
-            pending_ids[spec.id] = 0
+    for exp_id, attempt, target in inflight:
+        if target in want:
+            want[target].add((exp_id, attempt))
     for entry in recorded.entries:
         a = entry.current
         if a is not None and a.target in want and (entry.status.active or entry.status is Status.ON_HOLD):
             want[a.target].add((entry.id, a.n))
         elif a is not None and a.target in want and entry.status is Status.PENDING and a.pid is not None:
             want[a.target].add((entry.id, a.n))  # a retry waits until that attempt's group is empty
-    for runs in want.values():
-        runs.update((exp_id, attempt + 1) for exp_id, attempt in pending_ids.items())
     return want
