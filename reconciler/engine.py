@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from reconciler import escalations
 from reconciler.apply.executor import execute
 from reconciler.atomic import atomic_write_text
 from reconciler.confine import check_tree
@@ -33,15 +32,14 @@ from reconciler.gitstore.history import decisions_applied_before, state_versions
 from reconciler.gitstore.remote import pull_ff, push
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status, tag
-from reconciler.model.actions import ActionResult, EnvChecked, Launch
+from reconciler.model.actions import ActionResult, Launch
 from reconciler.model.desired import DesiredState
-from reconciler.model.env import EnvVerdict
 from reconciler.model.status import StateFile, Status, StatusEntry
-from reconciler.model.volatile import merge, progress_commit_due, split
-from reconciler.model.vram import Measurement
+from reconciler.model.volatile import merge
 from reconciler.notify import OUTBOX, announce
 from reconciler.observe.observer import observe
 from reconciler.observe.request import probe_request
+from reconciler.passfiles import PassFiles, write_pass_files
 from reconciler.passmetrics import Stopwatch, record_pass
 from reconciler.plan import Event, Plan, events, fold, make_plan, subject
 from reconciler.plan.context import iso
@@ -52,7 +50,6 @@ from reconciler.statestore import (
     CONFINED_FILES,
     LAB_LOG,
     STATE,
-    append_log,
     load_recorded,
     owned_files,
     read_env_verdicts,
@@ -60,12 +57,8 @@ from reconciler.statestore import (
     read_results,
     read_volatile,
     read_vram,
-    write_env_verdict,
     write_inflight,
     write_observations,
-    write_state,
-    write_volatile,
-    write_vram,
 )
 from reconciler.targets import KeptConnections, Runners, open_runners
 
@@ -334,8 +327,14 @@ def _finish(
     now = clock()
     try:
         minutes = desired.config.policies.progress_commit_minutes
-        state, verdicts, env_lines, progress = _write_status(project_dir, committed, result, now, minutes)
-        vram_lines = _learn_vram(project_dir, result.plan.learned, now)
+        written = write_pass_files(
+            project_dir,
+            committed,
+            PassFiles(result.state, tuple(result.events), tuple(result.results), result.restored, result.plan.learned),
+            now,
+            minutes,
+        )
+        state, verdicts, env_lines, progress, vram_lines = written
         notes = pass_notes(project_dir, desired, recorded, state)
     except OSError as exc:  # a full or read-only disk: nothing is committed, the next pass retries
         raise StatusWriteError(f"cannot write the status files in {project_dir}: {exc}") from exc
@@ -376,69 +375,6 @@ def _finish(
     return dataclasses.replace(
         result, state=state, commit=sha, warnings=(*result.warnings, *warnings), push_failed=push_failed
     )
-
-
-def _write_status(
-    project_dir: Path, committed: StateFile, result: PassResult, now: datetime, progress_minutes: float
-) -> tuple[StateFile, list[EnvVerdict], list[str], bool]:
-    """Write state.json, lab.log, escalations and env verdicts of this pass (each atomically).
-
-    ``dispatch/state.json`` gets the committed part of the planned state; the newest counters,
-    progress and heartbeats that no transition folds in go to ``.reconciler/volatile.json`` (the
-    rule: ``reconciler.model.volatile``). Returns the full newest state, the env verdicts, their
-    log lines, and whether a progress commit is due."""
-    state = result.state
-    progress = progress_commit_due(committed, state, now, progress_minutes)
-    to_commit, newest = split(committed, state, fold_progress=progress)
-    updated = committed.updated
-    if not to_commit.same_content(committed) or result.restored:
-        updated = iso(now)
-        write_state(project_dir, dataclasses.replace(to_commit, updated=updated))
-        append_log(project_dir, [f"{iso(now)} {e.line}" for e in result.events])
-    crash_point("after_state_write")
-    write_volatile(project_dir, newest, iso(now))
-    write_inflight(project_dir, [])
-    state = dataclasses.replace(state, updated=updated)
-    _write_escalations(project_dir, committed, state, now)
-    verdicts = [r.outcome.verdict for r in result.results if isinstance(r.outcome, EnvChecked)]
-    for verdict in verdicts:
-        write_env_verdict(project_dir, verdict)
-    env_lines = [
-        f"{v.target}: {v.status}" + (f" ({v.evidence[-1]})" if v.evidence else "") + v.repair_summary()
-        for v in verdicts
-    ]
-    if env_lines:
-        append_log(project_dir, [f"{iso(now)} env {line}" for line in env_lines])
-    return state, verdicts, env_lines, progress
-
-
-def _learn_vram(project_dir: Path, learned: tuple[Measurement, ...], now: datetime) -> list[str]:
-    """Record the peaks of runs over their reservations in ``experiments/vram.json`` (the next
-    placements reserve them); their lines for the lab log and the commit body."""
-    if not learned:
-        return []
-    book = read_vram(project_dir)
-    lines = []
-    for m in learned:
-        book = book.add(m)
-        lines.append(f"vram {m.exp_id}: {m.source} used {m.peak_gb:g} GB on {m.target}, over its reservation: recorded")
-    write_vram(project_dir, book)
-    append_log(project_dir, [f"{iso(now)} {line}" for line in lines])
-    return lines
-
-
-def _write_escalations(project_dir: Path, before: StateFile, after: StateFile, now: datetime) -> None:
-    """Write ``progress/escalate_<id>.md`` for each escalation opened or closed by this pass."""
-    old = before.by_id()
-    lines: list[str] = []
-    for entry in after.entries:
-        if entry.escalation is None or not escalations.changed(old.get(entry.id), entry):
-            continue
-        path = escalations.path_of(entry)
-        atomic_write_text(project_dir / path, escalations.render(entry, entry.escalation))
-        verb = "escalated" if entry.escalation.open else "escalation closed"
-        lines.append(f"{iso(now)} {entry.id}: {verb}: {entry.escalation.reason}")
-    append_log(project_dir, lines)
 
 
 def _tag_phases(repo: ProjectRepo, desired: DesiredState, before: StateFile, after: StateFile, sha: str) -> None:

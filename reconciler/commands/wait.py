@@ -32,6 +32,8 @@ from reconciler.gitstore.tree import GitTree
 from reconciler.model.status import Status
 
 _ENDED_BADLY = frozenset({Status.FAILED.value, Status.CANCELLED.value})
+_SPEC_IDS: dict[str, list[str]] = {}
+"""The committed spec's experiment ids by commit (the one HEAD was at on the last look)."""
 _SETTLED = frozenset({Status.DONE.value, Status.FAILED.value, Status.CANCELLED.value, Status.ON_HOLD.value})
 
 
@@ -91,9 +93,12 @@ def _statuses(project_dir: Path, patterns: tuple[str, ...]) -> dict[str, str]:
     specs: list[str] = []
 
     def spec_ids(repo: ProjectRepo, tree: GitTree) -> None:
-        from reconciler.load import load_desired
+        if tree.sha not in _SPEC_IDS:  # the spec is read once per commit, not once per look
+            from reconciler.load import load_desired
 
-        specs.extend(s.id for s in load_desired(tree).experiments)
+            _SPEC_IDS.clear()
+            _SPEC_IDS[tree.sha] = [s.id for s in load_desired(tree).experiments]
+        specs.extend(_SPEC_IDS[tree.sha])
 
     state = read_state(project_dir, also=spec_ids)
     recorded = {e.id: e.status.value for e in state.entries}
