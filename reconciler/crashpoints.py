@@ -25,6 +25,9 @@ POINTS = (
 BATCH_POINTS = ("after_submit",)
 """Points reached only on batch targets (between the scheduler's answer and recording its id)."""
 
+ARCHIVE_POINTS = ("after_archive_write",)
+"""Points reached only by a pass that archives a phase (its file written, the state file not yet)."""
+
 CRASH_EXIT_CODE = 86
 
 

@@ -33,15 +33,18 @@ from reconciler.gitstore.remote import pull_ff, push
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status, tag
 from reconciler.model.actions import ActionResult, Launch
+from reconciler.model.archive import ARCHIVE_DIR
 from reconciler.model.desired import DesiredState
 from reconciler.model.status import StateFile, Status, StatusEntry
 from reconciler.model.volatile import merge
 from reconciler.notify import OUTBOX, announce
 from reconciler.observe.observer import observe
 from reconciler.observe.request import probe_request
+from reconciler.passarchive import Restored, bring_back, drop_restored, move_out
 from reconciler.passfiles import PassFiles, write_pass_files
 from reconciler.passmetrics import Stopwatch, record_pass
 from reconciler.plan import Event, Plan, events, fold, make_plan, subject
+from reconciler.plan.archive import live_desired, restored
 from reconciler.plan.context import iso
 from reconciler.runtime.bundle import append_to_tar as append_runtime_bundle
 from reconciler.session import Locking, Session, open_project
@@ -50,6 +53,7 @@ from reconciler.statestore import (
     CONFINED_FILES,
     LAB_LOG,
     STATE,
+    append_log,
     load_recorded,
     owned_files,
     read_env_verdicts,
@@ -173,14 +177,16 @@ def _pass(
     # The planner reads the committed values with the newest counters and progress laid over
     # them (``reconciler.model.volatile``): those change without a transition and are not committed.
     committed = loaded.state
-    recorded = merge(_no_replay(repo, desired, committed, warnings), read_volatile(project_dir))
+    back = bring_back(project_dir, tree.read_bytes, desired, committed, warnings)  # archived phases needed
+    recorded = merge(_no_replay(repo, desired, back.state, warnings), read_volatile(project_dir))
     inflight = read_inflight(project_dir)
     for w in warnings:
         log(f"warning: {w}")
     watch.lap("load")
     with tempfile.TemporaryDirectory(prefix="reconciler-") as scratch:
+        live = live_desired(desired, recorded)  # an archived phase's specs are not planned
         pass_io = _observe_apply(
-            project_dir, repo, desired, recorded, inflight, Path(scratch), dry_run, clock, warnings, watch, kept
+            project_dir, repo, live, recorded, inflight, Path(scratch), dry_run, clock, warnings, watch, kept
         )
         result = kept.run(pass_io) if kept is not None else asyncio.run(pass_io)
     watch.lap("apply")  # its connections closed
@@ -197,6 +203,7 @@ def _pass(
         push_changes if push_changes is not None else settings.push,
         clock,
         log,
+        back,
     )
     record_pass(project_dir, desired.config, result, watch, clock(), log)  # never fails the pass
     return result
@@ -323,44 +330,56 @@ def _finish(
     push_changes: bool,
     clock: Clock,
     log: Callable[[str], None],
+    back: Restored,
 ) -> PassResult:
     now = clock()
     try:
         minutes = desired.config.policies.progress_commit_minutes
+        out = move_out(project_dir, desired, result.state, now)  # the archive files first
         written = write_pass_files(
             project_dir,
             committed,
-            PassFiles(result.state, tuple(result.events), tuple(result.results), result.restored, result.plan.learned),
+            PassFiles(out.state, tuple(result.events), tuple(result.results), result.restored, result.plan.learned),
             now,
             minutes,
         )
         state, verdicts, env_lines, progress, vram_lines = written
-        notes = pass_notes(project_dir, desired, recorded, state)
+        drop_restored(project_dir, back.phases, state)  # only once the state file holds them
+        archive_lines = [*back.lines, *out.lines]
+        append_log(project_dir, [f"{iso(now)} {line}" for line in archive_lines])
+        seen = restored(state, {p: s.entries for p, s in out.moved.items()})  # this pass's view: all it saw
+        notes = pass_notes(project_dir, desired, recorded, seen)
     except OSError as exc:  # a full or read-only disk: nothing is committed, the next pass retries
         raise StatusWriteError(f"cannot write the status files in {project_dir}: {exc}") from exc
-    report = announce(project_dir, recorded, state, desired.config.notifications, os.environ, desired.config.project)
+    report = announce(project_dir, recorded, seen, desired.config.notifications, os.environ, desired.config.project)
     warnings: list[str] = []
     for warning in [*report.warnings, *(f"notification via {c} failed: {e}" for c, e in report.failed.items())]:
         log(f"warning: {warning}")
         warnings.append(warning)
     crash_point("before_commit")
-    paths = [STATE, LAB_LOG, *owned_files(project_dir, state, desired.config.target_names), *notes]
+    paths = [STATE, LAB_LOG, *owned_files(project_dir, seen, desired.config.target_names), *notes]
+    if state.archived or back.phases:
+        paths.append(ARCHIVE_DIR)
     if (project_dir / OUTBOX).exists():
         paths.append(OUTBOX)
-    body = "\n".join([*(e.line for e in result.events), *(f"env {line}" for line in env_lines), *vram_lines])
+    body = "\n".join(
+        [*(e.line for e in result.events), *(f"env {line}" for line in env_lines), *vram_lines, *archive_lines]
+    )
     trailers = {"Desired-State": desired.revision or "working-tree"}
     title = subject(result.events) if result.events else "reconcile: record status"
     if progress and not result.events:
         title = "reconcile: record progress"
     if vram_lines and not result.events:
         title = "reconcile: record GPU memory over a reservation"
+    if archive_lines and not result.events:
+        title = "reconcile: " + "; ".join(line.split(" (")[0] for line in archive_lines[:3])
     if verdicts:
         env_part = "env " + ", ".join(f"{v.target} {'ready' if v.ready else 'failed'}" for v in verdicts)
         title = f"{title}; {env_part}" if result.events else f"reconcile: {env_part}"
     sha = commit_status(repo, paths, title, body, trailers, settings=desired.config.git)
     crash_point("after_commit")
     if sha:
-        _tag_phases(repo, desired, recorded, state, sha)
+        _tag_phases(repo, desired, recorded, seen, sha)
     push_failed = False
     if push_changes:
         # Every pass pushes (a no-op when the remote has it all), so commits left by a pass whose

@@ -21,6 +21,7 @@ from pathlib import Path
 from reconciler.atomic import append_line, atomic_write_text
 from reconciler.confine import read_file
 from reconciler.errors import UnsafePathError
+from reconciler.model.archive import ARCHIVE_DIR
 from reconciler.model.env import EnvVerdict
 from reconciler.model.escalation import escalation_path
 from reconciler.model.jsontext import loads_strict
@@ -31,10 +32,18 @@ from reconciler.model.vram import VRAM_FILE, VramBook
 
 STATE = "dispatch/state.json"
 LAB_LOG = "progress/lab.log"
-OWNED = (STATE, "progress", "experiments/results", "experiments/logs", VRAM_FILE)
+OWNED = (STATE, ARCHIVE_DIR, "progress", "experiments/results", "experiments/logs", VRAM_FILE)
 VRAM_BYTES = 16 * 1024 * 1024
 """What the reconciler writes: commits touching only these are not a change of desired state."""
-WRITTEN_DIRS = ("dispatch", "progress", "experiments", "experiments/results/**", "experiments/logs/**", ".reconciler")
+WRITTEN_DIRS = (
+    "dispatch",
+    ARCHIVE_DIR,
+    "progress",
+    "experiments",
+    "experiments/results/**",
+    "experiments/logs/**",
+    ".reconciler",
+)
 """Where the reconciler's writes land (``atomic.sweep_temp_files`` looks there for the temporary
 files of a killed write; ``/**``: with subdirectories)."""
 INFLIGHT = ".reconciler/inflight.json"
@@ -43,6 +52,7 @@ VOLATILE = ".reconciler/volatile.json"
 CONFINED_DIRS = (
     ".reconciler",
     "dispatch",
+    f"{ARCHIVE_DIR}/**",
     "progress/**",
     "experiments",
     "experiments/results/**",

@@ -203,7 +203,7 @@ def _touches_desired(repo: ProjectRepo, old: str | None, new: str | None) -> boo
         return True
     for name in names:
         rel = repo.project_path(name)
-        ours = rel == "dispatch/state.json" or (rel or "").startswith("experiments/results/")
+        ours = rel == "dispatch/state.json" or (rel or "").startswith(("experiments/results/", "dispatch/archive/"))
         if rel and rel.startswith(DESIRED_PREFIXES) and not ours:
             return True
     return False

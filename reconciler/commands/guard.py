@@ -27,6 +27,7 @@ from reconciler.commands.common import EXIT_INVALID, EXIT_OK, project_option
 
 OWNED_PATTERNS = (
     "dispatch/state.json",
+    "dispatch/archive/*",
     "progress/lab.log",
     "progress/env_*.json",
     "progress/escalate_*.md",

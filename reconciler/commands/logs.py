@@ -46,7 +46,7 @@ def logs(project_dir: Path, exp_id: str, attempt: int | None, lines: int, follow
     def config(repo: ProjectRepo, tree: GitTree) -> None:
         configs.append(load_desired(tree).config)
 
-    state = read_state(project_dir, also=config)
+    state = read_state(project_dir, also=config, archived=lambda live: live.get(exp_id) is None)
     entry = entry_of(state, exp_id)
     chosen = _attempt(entry.attempts, attempt, exp_id)
     if chosen is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from reconciler.archivestore import with_archived
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.tree import GitTree
@@ -15,18 +16,26 @@ from reconciler.statestore import STATE, current_state
 
 
 def read_state(
-    project_dir: Path, rev: str = "HEAD", also: Callable[[ProjectRepo, GitTree], None] | None = None
+    project_dir: Path,
+    rev: str = "HEAD",
+    also: Callable[[ProjectRepo, GitTree], None] | None = None,
+    *,
+    archived: bool | Callable[[StateFile], bool] = False,
 ) -> StateFile:
-    """The state as of ``rev``; ``also`` reads more from the same repository and tree."""
+    """The state as of ``rev``; ``also`` reads more from the same repository and tree.
+    ``archived`` (or a function of the live state saying so): with the entries of the archived
+    phases (``dispatch/archive/``, committed at ``rev``) as well."""
     with ProjectRepo(project_dir) as repo:
         tree = repo.tree(rev)
         text = tree.read_text(STATE)
         if also is not None:
             also(repo, tree)
-    try:
-        state = StateFile.loads(text) if text else StateFile(project="")
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise ReconcilerError(f"{STATE} at {rev} is corrupt ({exc}); the next pass restores it") from exc
+        try:
+            state = StateFile.loads(text) if text else StateFile(project="")
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ReconcilerError(f"{STATE} at {rev} is corrupt ({exc}); the next pass restores it") from exc
+        if state.archived and (archived(state) if callable(archived) else archived):
+            state = with_archived(None, state, tree.read_bytes)
     return current_state(project_dir, state) if rev == "HEAD" else state
 
 

@@ -29,7 +29,7 @@ from reconciler.commands.stateview import read_state
 from reconciler.errors import ReconcilerError
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.tree import GitTree
-from reconciler.model.status import Status, StatusEntry
+from reconciler.model.status import StateFile, Status, StatusEntry
 from reconciler.model.vram import VRAM_FILE, VramBook, VramEstimate
 from reconciler.statestore import OWNED
 
@@ -64,6 +64,9 @@ _STATUSES = [s.value for s in Status]
 @click.option("--phase", "phases", multiple=True, help="Only these phases.")
 @click.option("--target", "targets", multiple=True, shell_complete=target_names, help="Only these targets.")
 @click.option("--group", "groups", multiple=True, help="Only these groups (main, baseline, ablation, analysis).")
+@click.option(
+    "--archived", is_flag=True, help="With the archived phases' experiments (dispatch/archive/; read only when asked)."
+)
 @click.option("-a", "--all", "show_all", is_flag=True, help="Every row, even when the terminal is too small.")
 @click.option("-w", "--wide", is_flag=True, help="The full table, reasons wrapped (slow for thousands of rows).")
 @json_option
@@ -79,6 +82,7 @@ def status(
     phases: tuple[str, ...],
     targets: tuple[str, ...],
     groups: tuple[str, ...],
+    archived: bool,
     show_all: bool,
     wide: bool,
     as_json: bool,
@@ -96,7 +100,15 @@ def status(
     def estimates(repo: ProjectRepo, tree: GitTree) -> None:
         vram.update(_vram(tree, lambda: repo.last_change(rev, exclude=OWNED)))
 
-    state = read_state(project_dir, rev, also=estimates)
+    merged: list[bool] = []
+
+    def with_archived(live: StateFile) -> bool:  # asked for, or the filters name an archived phase
+        names = {a.phase for a in live.archived}
+        known = {e.id for e in live.entries}
+        merged.append(archived or bool(names & set(phases)) or any(i not in known and "*" not in i for i in ids))
+        return merged[-1]
+
+    state = read_state(project_dir, rev, also=estimates, archived=with_archived)
     entries = select(state.entries, ids, statuses, phases, targets, groups)
     if as_json:
         docs = [e.to_dict() for e in entries]
@@ -106,8 +118,12 @@ def status(
         click.echo(json.dumps(docs, sort_keys=True, ensure_ascii=False))
     elif wide:
         _table(state.project, entries, vram)
-    else:
+    elif state.entries or not state.archived:
         _lines(state.project, entries, len(state.entries), vram, show_all)
+    else:
+        click.echo(terminal_safe(f"{state.project} — no live experiment"))
+    if not as_json and not wide and state.archived and not any(merged):
+        click.echo(_archived_line(state))
     needs_attention = any(e.status in (Status.FAILED, Status.ON_HOLD, Status.UNREACHABLE) for e in entries)
     return EXIT_STALLED if needs_attention else EXIT_OK
 
@@ -284,6 +300,17 @@ def retries(e: StatusEntry) -> str:
     for (``reconcile resolve --retry``), which the budget does not count."""
     manual = f" +{e.manual_retries} manual" if e.manual_retries else ""
     return f"{e.retry_count}/{e.max_retries}{manual}"
+
+
+def _archived_line(state: StateFile) -> str:
+    counts: dict[str, int] = {}
+    for record in state.archived:
+        for name, n in record.counts:
+            counts[name] = counts.get(name, 0) + n
+    total = sum(counts.values())
+    what = ", ".join(f"{n:,} {s}" for s, n in sorted(counts.items()))
+    phases = len(state.archived)
+    return f"+ {total:,} archived in {phases} phase{'s' if phases > 1 else ''} ({what}): --archived lists them"
 
 
 def _summary(entries: Iterable[StatusEntry]) -> str:

@@ -29,7 +29,7 @@ from reconciler.commands.stateview import read_state
 from reconciler.errors import ConfigError, LockHeld
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.tree import GitTree
-from reconciler.model.status import Status
+from reconciler.model.status import StateFile, Status
 
 _ENDED_BADLY = frozenset({Status.FAILED.value, Status.CANCELLED.value})
 _SPEC_IDS: dict[str, list[str]] = {}
@@ -100,7 +100,11 @@ def _statuses(project_dir: Path, patterns: tuple[str, ...]) -> dict[str, str]:
             _SPEC_IDS[tree.sha] = [s.id for s in load_desired(tree).experiments]
         specs.extend(_SPEC_IDS[tree.sha])
 
-    state = read_state(project_dir, also=spec_ids)
+    def archived(live: StateFile) -> bool:  # a matched spec id no live entry holds: in an archive?
+        ids = {e.id for e in live.entries}
+        return any(i not in ids and fnmatch.fnmatchcase(i, p) for p in patterns for i in specs)
+
+    state = read_state(project_dir, also=spec_ids, archived=archived)
     recorded = {e.id: e.status.value for e in state.entries}
     known = {**dict.fromkeys(specs, Status.PENDING.value), **recorded}
     out: dict[str, str] = {}

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler.archivestore import with_archived
 from reconciler.atomic import atomic_write_text
 from reconciler.confine import check_tree
 from reconciler.errors import StatusWriteError
@@ -93,7 +94,7 @@ def export_project(
         loaded = load_recorded(
             project_dir, tree.read_bytes(STATE), desired.config.project, versions=lambda: state_versions(repo)
         )
-        state = loaded.state
+        state = with_archived(project_dir, loaded.state, tree.read_bytes)  # the archived phases too
         files = read_result_rows(project_dir, state)
         views = derive_tables(desired, state, files.rows)
         guard = completeness(desired, state, files.rows, files.problems)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from reconciler.errors import GitStoreError
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.tree import GitTree
+from reconciler.model.archive import ArchivedPhase
 from reconciler.model.status import StateFile, Status, StatusEntry
 
 STATE_PATH = "dispatch/state.json"
@@ -62,6 +63,7 @@ def experiment_history(
         what=f"git log {state_path}", strip=False,
     )  # fmt: skip
     previous: StatusEntry | None = None
+    archived: ArchivedPhase | None = None  # the archive record ``previous`` was last read under
     for raw in out.split("\x1e"):
         record = raw.strip("\n")
         if not record:
@@ -72,9 +74,24 @@ def experiment_history(
             yield Unreadable(sha, ctime, state, subject)
             continue
         entry = state.get(exp_id)
+        if entry is None and previous is not None:  # archived? (read again only when re-archived)
+            where = next((a for a in state.archived if a.phase == previous.phase), None)
+            if where is not None and where == archived:
+                entry = previous
+            elif where is not None:
+                entry, archived = _archived_entry(repo, sha, where, exp_id), where
         if _key(entry) != _key(previous):
             yield _transition(sha, ctime, subject, previous, entry)
         previous = entry
+
+
+def _archived_entry(repo: ProjectRepo, sha: str, record: ArchivedPhase, exp_id: str) -> StatusEntry | None:
+    """``exp_id``'s entry in the archive file of ``record`` at ``sha`` (``None``: not there)."""
+    try:
+        data = GitTree(repo.handle, sha, prefix=repo.prefix).read_bytes(record.file)
+        return StateFile.loads(data).get(exp_id) if data is not None else None
+    except (GitStoreError, ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def _read_state(repo: ProjectRepo, sha: str, state_path: str) -> StateFile | str:

@@ -60,6 +60,10 @@ def _floats(d: Mapping[str, Any], *keys: str) -> dict[str, Any]:
     return {k: float(d[k]) for k in keys if k in d}
 
 
+def _hours(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
 def _tuples(d: Mapping[str, Any], *keys: str) -> dict[str, Any]:
     return {k: tuple(d[k]) for k in keys if k in d}
 
@@ -163,6 +167,7 @@ def build_policies(d: Mapping[str, Any]) -> Policies:
             "progress_commit_minutes",
         ),
         **_pick(d, "probe_concurrency", "max_retries", "prune", "pause", "restart_on_spec_change", "retry_target"),
+        **_pick({k: _hours(v) for k, v in d.items() if k == "archive_after_hours"}, "archive_after_hours"),
         remediation=remediation_rules(d.get("remediation") or {}),
         env_check=EnvCheck(**_pick(d.get("env_check") or {}, "command")),
         limits=Limits(**_pick(d.get("limits") or {}, "result_bytes", "probe_bytes")),

@@ -227,6 +227,9 @@ class Policies:
     progress_commit_minutes: float = 30.0
     """A job's progress (its sidecar) alone makes at most one commit per this many minutes; counters
     and heartbeats never commit alone (design invariant 11, ``reconciler.model.volatile``)."""
+    archive_after_hours: float | None = 24.0
+    """A phase whose experiments have all ended this long ago moves out of ``dispatch/state.json``
+    into ``dispatch/archive/<phase>.json`` (``reconciler.model.archive``); ``None``: never."""
     env_check: EnvCheck = field(default_factory=EnvCheck)
     """The default ``env_check.command`` of every target."""
     limits: Limits = field(default_factory=Limits)

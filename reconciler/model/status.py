@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from reconciler.model.archive import ArchivedPhase
 from reconciler.model.escalation import Escalation
 from reconciler.model.fastdc import build as _build
 from reconciler.model.fastdc import known as _known
@@ -370,6 +371,8 @@ class StateFile:
     """Ids of decisions from ``dispatch/decisions.yaml`` already carried out."""
     stages_approved: tuple[int, ...] = ()
     version: int = STATE_VERSION
+    archived: tuple[ArchivedPhase, ...] = ()
+    """The phases moved out to ``dispatch/archive/`` (``reconciler.model.archive``), by phase."""
 
     def by_id(self) -> dict[str, StatusEntry]:
         return {e.id: e for e in self.entries}
@@ -392,7 +395,7 @@ class StateFile:
             "decisions_applied": sorted(self.decisions_applied),
             "stages_approved": sorted(self.stages_approved),
             "experiments": [e.to_dict() for e in sorted(self.entries, key=lambda e: e.id)],
-        }
+        } | ({"archived": {a.phase: a.to_dict() for a in self.archived}} if self.archived else {})
 
     def dumps(self) -> str:
         """Canonical text: sorted keys, two-space indent, trailing newline."""
@@ -412,6 +415,7 @@ class StateFile:
             decisions_applied=tuple(sorted(str(x) for x in d.get("decisions_applied") or ())),
             stages_approved=tuple(sorted(int(x) for x in d.get("stages_approved") or ())),
             version=int(d.get("version") or STATE_VERSION),
+            archived=_archived(d.get("archived")),
         )
 
     @classmethod
@@ -424,6 +428,14 @@ class StateFile:
             raise JsonTextError(f"the status must be a JSON object, not {type(data).__name__}")
         check_state(data)  # ids, result paths and run dirs as the reconciler writes them
         return cls.from_dict(data)
+
+
+def _archived(value: object) -> tuple[ArchivedPhase, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise ValueError("archived must be an object: phase -> record")
+    return tuple(ArchivedPhase.from_dict(str(k), v) for k, v in sorted(value.items()))
 
 
 def _is_pid(value: object) -> bool:

@@ -196,6 +196,7 @@ def make_plan(
         updated=recorded.updated,
         decisions_applied=tuple(applied),
         stages_approved=tuple(stages),
+        archived=recorded.archived,
     )
     for exp_id in order:
         entry, before = entries[exp_id], old.get(exp_id)
@@ -306,16 +307,20 @@ class _Gates:
     def _why_blocked(self, spec: ExperimentSpec) -> str | None:
         if spec.stage in self.approved:
             return None
-        for stage in sorted(s for s in self.by_stage if s < spec.stage):
-            members = self.by_stage[stage]
-            failed = [e for e in members if e.status in _STOPPED]
+        archived: dict[int, list[int]] = {}  # the archived phases' experiments count too
+        for record in self._ctx.recorded.archived:
+            for count in record.stages:
+                add = archived.setdefault(count.stage, [0, 0, 0])
+                add[0], add[1], add[2] = add[0] + count.members, add[1] + count.settled, add[2] + count.stopped
+        for stage in sorted(s for s in {*self.by_stage, *archived} if s < spec.stage):
+            members = self.by_stage.get(stage, [])
+            total, settled, stopped = archived.get(stage, (0, 0, 0))
+            failed = stopped + sum(1 for e in members if e.status in _STOPPED)
             if failed:
-                return (
-                    f"stage {stage} has {len(failed)} failed or held experiment(s); approve stage {spec.stage} to go on"
-                )
-            done = sum(1 for e in members if e.status in _SETTLED)
-            if done < len(members):
-                return f"waiting for stage {stage} ({done} of {len(members)} done)"
+                return f"stage {stage} has {failed} failed or held experiment(s); approve stage {spec.stage} to go on"
+            done = settled + sum(1 for e in members if e.status in _SETTLED)
+            if done < len(members) + total:
+                return f"waiting for stage {stage} ({done} of {len(members) + total} done)"
         return None
 
     def holding(self, spec: ExperimentSpec) -> list[StatusEntry]:

@@ -89,6 +89,7 @@ def fold(plan: Plan, results: Sequence[ActionResult], desired: DesiredState, now
         updated=plan.state.updated,
         decisions_applied=tuple(d for d in plan.state.decisions_applied if d not in undone),
         stages_approved=plan.state.stages_approved,
+        archived=plan.state.archived,
     )
 
 
