@@ -153,7 +153,7 @@ class Fleet:
     def build(self) -> Fleet:
         """Servers, project and config; no experiment yet (``add`` commits them in batches)."""
         self.names = [f"t{i}" for i in range(self.hosts)]
-        self.ssh = SshFleet(self.scratch, self.names, procs=self.server_procs, network=self.network).start()
+        self.ssh = self.servers().start()
         for name in self.names:
             self.roots[name] = str(self.ssh.hosts[name].home / "root")
         self.project = self.scratch / "project"
@@ -169,6 +169,11 @@ class Fleet:
         self._dead = (finished.pid, start_time_of(finished.pid))
         finished.wait()
         return self
+
+    def servers(self) -> SshFleet:
+        """The targets' SSH servers, not started yet (a subclass may serve them otherwise:
+        ``benchmarks.bareloop`` starts a real sshd per target)."""
+        return SshFleet(self.scratch, self.names, procs=self.server_procs, network=self.network)
 
     def batches(self, size: int) -> list[int]:
         """Cumulative experiment counts, one per desired-state commit (``size`` 0: one commit)."""

@@ -46,6 +46,8 @@ class Sshd:
     port: int = 0
     public_key: str = ""
     """The host key, ``type base64`` (for a ``known_hosts`` line)."""
+    extra_config: str = ""
+    """More ``sshd_config`` lines (e.g. ``SetEnv HOME=...``: a home of its own per server)."""
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @staticmethod
@@ -67,6 +69,7 @@ class Sshd:
             self.port = int(sock.getsockname()[1])
         config = self.scratch / "sshd_config"
         text = CONFIG.format(port=self.port, host_key=host_key, authorized_keys=self.authorized_keys)
+        text += self.extra_config
         config.write_text(text + "PerSourcePenalties no\n")  # OpenSSH >= 9.8; dropped where unknown
         if subprocess.run([str(SSHD), "-t", "-f", str(config)], capture_output=True, check=False).returncode:
             config.write_text(text)

@@ -7,6 +7,8 @@ the ref does:
 - ``source``: read a ``Snapshot`` (desired state, recorded status, env verdicts, results, design
   tables) from the committed tree, cached by commit.
 - ``views``: pure builders from a ``Snapshot`` to the JSON the API and the page use.
+- ``pages``: the experiments a page at a time (filters, search, sort) from an index built once
+  per snapshot, and each snapshot's answers encoded once.
 - ``live``: watch the git ref (polled every 0.5 s) and fan the new commit out to SSE subscribers.
 - ``actions``: what a button or an on-demand request does (a decision through ``reconcile
   resolve``, a log tail through the target's transport, an experiment's git history).

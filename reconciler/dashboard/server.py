@@ -5,8 +5,9 @@ blocks a request). Every request passes ``auth.Guard`` first. Routes (``docs/das
 
     GET  /                                 the page (static/index.html)
     GET  /static/<file>                    its CSS and JS (vendored; nothing from a CDN)
-    GET  /api/snapshot                     everything below at once (what the page loads)
-    GET  /api/summary | experiments | tables | escalations | targets | plots
+    GET  /api/summary | tables | escalations | targets | plots   what the page loads (by view)
+    GET  /api/experiments                  the rows, filtered; ?offset=&limit= a page of them (``pages``)
+    GET  /api/snapshot                     everything at once (older clients; not the page)
     GET  /api/experiments/<id>             one experiment: attempts, escalation, sidecar, curves
     GET  /api/experiments/<id>/history     its transitions, from git
     GET  /api/experiments/<id>/log         its log tail, read on its target (?attempt=&lines=)
@@ -19,6 +20,7 @@ blocks a request). Every request passes ``auth.Guard`` first. Routes (``docs/das
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import sys
@@ -30,12 +32,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from reconciler.dashboard import actions, body, seedapi, views
+from reconciler.dashboard import actions, body, pages, seedapi, views
 from reconciler.dashboard.auth import Guard, is_loopback
 from reconciler.dashboard.live import Broadcaster, HeadWatcher, RefReader
-from reconciler.dashboard.source import Snapshot, SnapshotCache
+from reconciler.dashboard.source import Snapshot, SnapshotCache, result_files
 from reconciler.errors import ReconcilerError
-from reconciler.model.jsontext import within_limits
 from reconciler.passmetrics import MetricsUnavailable, read_metrics
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -50,7 +51,7 @@ TYPES = {
 KEEPALIVE = 15.0
 REQUEST_TIMEOUT = 60.0
 """Seconds a connection may stay silent (a request line or headers sent slowly, an idle keep-alive)."""
-FILTERS = ("status", "group", "stage", "target")
+JSON = "application/json; charset=utf-8"
 
 
 class Dashboard:
@@ -62,6 +63,7 @@ class Dashboard:
         self.project_dir = project_dir.resolve()
         self.guard = Guard(bind, token)
         self.cache = SnapshotCache(self.project_dir)
+        self.pages = pages.Pages()
         self.broadcaster = Broadcaster()
         self.watcher = HeadWatcher(RefReader(self.project_dir), self.broadcaster, self._refresh)
         server_class = _V6Server if ":" in bind else _Server
@@ -80,20 +82,32 @@ class Dashboard:
         return f"http://{host}:{self.port}/"
 
     def _refresh(self, commit: str | None) -> Snapshot:
-        return self.cache.get(commit)
+        """A new commit: its snapshot and the page's first answers, before the pages are told."""
+        snap = self.cache.get(commit)
+        self.pages.warm(snap)
+        return snap
 
     def snapshot(self) -> Snapshot:
         return self.cache.get(self.watcher.current)
 
+    def warm(self) -> None:
+        """Build the snapshot and the first paint's answers now (at start: before the page asks)."""
+        with contextlib.suppress(Exception):  # the first request builds it again and answers the error
+            self._refresh(self.watcher.current)
+
+    def _start_watching(self) -> None:
+        self.watcher.start()
+        threading.Thread(target=self.warm, name="dashboard-warm", daemon=True).start()
+
     def start(self) -> Dashboard:
         """Serve in a background thread (for tests and embedding); ``stop`` ends it."""
-        self.watcher.start()
+        self._start_watching()
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="dashboard-http", daemon=True)
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
-        self.watcher.start()
+        self._start_watching()
         try:
             self.httpd.serve_forever()
         finally:
@@ -154,11 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, doc: Any, status: int = 200) -> None:
-        try:
-            text = json.dumps(doc, ensure_ascii=False, allow_nan=False, sort_keys=True)
-        except ValueError:  # a NaN from a job's sidecar: valid JSON says null
-            text = json.dumps(within_limits(doc), ensure_ascii=False, allow_nan=False, sort_keys=True)
-        self._send(status, text.encode(), "application/json; charset=utf-8")
+        self._send(status, pages.encode(doc), JSON)
 
     def _error(self, status: int, message: str) -> None:
         self._json({"error": message, "status": status}, status)
@@ -194,7 +204,7 @@ class _Handler(BaseHTTPRequestHandler):
         path, query = admitted
         try:
             self._get(path, query)
-        except actions.BadRequest as exc:
+        except (actions.BadRequest, pages.BadQuery) as exc:
             self._error(exc.status, str(exc))
         except ReconcilerError as exc:
             self._error(500, str(exc))
@@ -255,18 +265,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _api(self, route: str, query: dict[str, list[str]]) -> None:
         snap = self.dash.snapshot()
-        simple: dict[str, Callable[[Snapshot], Any]] = {
-            "snapshot": views.snapshot_doc,
-            "summary": views.summary,
-            "tables": views.tables,
-            "escalations": views.escalations,
-            "targets": views.targets,
-            "plots": views.plots,
-        }
-        if route in simple:
-            self._json(simple[route](snap))
+        if route in pages.CACHED:
+            self._send(200, self.dash.pages.encoded(snap, route), JSON)
         elif route == "experiments":
-            self._json(_filtered(views.experiment_rows(snap), query))
+            self._json(self.dash.pages.index(snap).answer(pages.parse_query(query)))
         elif route == "health":
             self._json(self._health(snap))
         elif route.split("/", maxsplit=1)[0] in SEED_ROUTES:
@@ -317,7 +319,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _experiment(self, snap: Snapshot, rest: str, query: dict[str, list[str]]) -> None:
         exp_id, _, what = rest.partition("/")
-        detail = views.experiment_detail(snap, exp_id)
+        rows = self.dash.pages.index(snap).by_id
+        detail = views.experiment_detail(snap, exp_id, rows, result_files(snap, exp_id)) if exp_id in rows else None
         if detail is None:
             raise actions.BadRequest(f"no experiment {exp_id!r}", status=404)
         if what == "":
@@ -369,20 +372,6 @@ def _int(value: str | None) -> int | None:
         return int(value) if value is not None else None
     except ValueError:
         return None
-
-
-def _filtered(rows: list[dict[str, Any]], query: dict[str, list[str]]) -> list[dict[str, Any]]:
-    """``?status=&group=&stage=&target=`` (each repeatable) and ``?q=`` (substring of the id,
-    method, dataset or notes)."""
-    for key in FILTERS:
-        wanted = set(query.get(key) or ())
-        if wanted:
-            rows = [r for r in rows if str(r.get(key)) in wanted]
-    text = (query.get("q") or [""])[0].lower()
-    if text:
-        fields = ("id", "method", "dataset", "notes", "failure_class")
-        rows = [r for r in rows if any(text in str(r.get(f) or "").lower() for f in fields)]
-    return rows
 
 
 def serve(

@@ -13,6 +13,7 @@ change); ``live`` tells it when HEAD moved.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ReconcilerError, SchemaError
-from reconciler.export.results import read_result_rows
+from reconciler.export.results import ResultFiles, read_result_rows
 from reconciler.export.tables import TableView, derive_tables
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.tree import GitTree
@@ -28,7 +29,7 @@ from reconciler.load import load_desired, load_state
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
 from reconciler.model.jsontext import loads_strict
-from reconciler.model.status import StateFile
+from reconciler.model.status import StateFile, Status, StatusEntry
 from reconciler.model.vram import VRAM_FILE, VramBook, VramEstimate
 from reconciler.plan.vram import with_estimates
 from reconciler.statestore import OBSERVED_DIR, OWNED, VOLATILE, current_state, env_path
@@ -51,9 +52,11 @@ class Snapshot:
     state: StateFile
     verdicts: dict[str, EnvVerdict] = field(default_factory=dict)
     results: dict[str, list[dict[str, str]]] = field(default_factory=dict)
-    """The rows of each done run's result CSV (``reconciler.export.results.read_result_rows``)."""
+    """The rows of the result CSV of each done run a design table can show
+    (``reconciler.export.results.read_result_rows``); another run's file is read when its page
+    asks (``result_files``): at 100,000 experiments reading every file was seconds per commit."""
     result_problems: dict[str, str] = field(default_factory=dict)
-    """Done runs whose result file is missing or invalid, and why."""
+    """Those done runs whose result file is missing or invalid, and why."""
     tables: tuple[TableView, ...] = ()
     """The design tables with derived cells (``reconciler.export.tables``, shared with export)."""
     probes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -89,7 +92,7 @@ def read_snapshot(project_dir: Path) -> Snapshot:
             verdicts = _verdicts(tree, targets)
             vram = _estimates(tree, desired)
     state = current_state(project_dir, state)  # the newest counters and progress (never committed)
-    files = read_result_rows(project_dir, state)
+    files = read_result_rows(project_dir, _in_tables(desired, state) if desired else ())
     return Snapshot(
         project_dir=project_dir,
         commit=sha,
@@ -100,10 +103,40 @@ def read_snapshot(project_dir: Path) -> Snapshot:
         verdicts=verdicts,
         results=files.rows,
         result_problems=files.problems,
-        tables=tuple(derive_tables(desired, state, files.rows)) if desired else (),
+        tables=tuple(derive_tables(desired, state, files.rows)) if desired and desired.designs else (),
         probes=_probes(project_dir, verdicts.keys() if desired is None else desired.config.target_names),
         vram=vram,
     )
+
+
+_SEED_SUFFIX = re.compile(r"_s[0-9]+\Z")
+
+
+def _in_tables(desired: DesiredState, state: StateFile) -> list[StatusEntry]:
+    """The done entries a design cell can count: a superset of ``export.tables``' members of a cell
+    (its ``exp_id`` itself, the experiments whose base id it is, ``<exp_id>_s<seed>``)."""
+    cells = {c.exp_id for t in desired.designs for c in t.cells if c.exp_id}
+    if not cells:
+        return []
+    via_spec = {s.id for s in desired.experiments if s.base_id in cells}
+    return [
+        e
+        for e in state.entries
+        if e.status is Status.DONE
+        and (e.id in cells or e.id in via_spec or e.experiment_id in cells or _SEED_SUFFIX.sub("", e.id) in cells)
+    ]
+
+
+def result_files(s: Snapshot, exp_id: str) -> ResultFiles:
+    """The result rows (or the problem) of one done run: from the snapshot when a design table
+    made it read them, else read now (the experiment page of a run no table shows)."""
+    if exp_id in s.results or exp_id in s.result_problems:
+        rows, problem = s.results.get(exp_id), s.result_problems.get(exp_id)
+        return ResultFiles({exp_id: rows} if rows is not None else {}, {exp_id: problem} if problem else {})
+    entry = s.state.get(exp_id)
+    if entry is None or entry.status is not Status.DONE:
+        return ResultFiles()
+    return read_result_rows(s.project_dir, [entry])
 
 
 def _estimates(tree: GitTree, desired: DesiredState | None) -> dict[str, VramEstimate]:

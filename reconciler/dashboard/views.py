@@ -1,8 +1,9 @@
 """Pure builders: a ``Snapshot`` in, the JSON documents of the API (and of the page) out.
 
 No I/O here: ``source`` reads, ``server`` serves. Each builder answers one route (see
-``docs/dashboard.md``); ``snapshot_doc`` is all of them at once, which the page loads on every
-new commit.
+``docs/dashboard.md``); ``snapshot_doc`` is all of them at once (for older clients: the page loads
+the summary and the documents of the view it shows, and the experiments a page at a time through
+``pages``). ``experiment_rows`` is the one builder of the experiments' rows.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from enum import Enum
 from typing import Any
 
 from reconciler.dashboard.source import Snapshot
+from reconciler.export.results import ResultFiles
 from reconciler.export.tables import seed_value
 from reconciler.model.config import Config
 from reconciler.model.metrics import DEFAULT_POLL_INTERVAL, STALE_FACTOR, age_seconds, is_stale
@@ -140,12 +142,21 @@ def _gpu_memory(e: StatusEntry, est: VramEstimate | None) -> dict[str, Any] | No
     }
 
 
-def experiment_detail(s: Snapshot, exp_id: str) -> dict[str, Any] | None:
+def experiment_detail(
+    s: Snapshot,
+    exp_id: str,
+    rows: Mapping[str, dict[str, Any]] | None = None,
+    files: ResultFiles | None = None,
+) -> dict[str, Any] | None:
+    """One experiment's page; ``rows`` (the rows by id, when the caller keeps them) and ``files``
+    (its result file, ``source.result_files``) spare building every row and reading its file."""
     entry = s.state.get(exp_id)
     spec = s.desired.by_id().get(exp_id) if s.desired else None
     if entry is None and spec is None:
         return None
-    rows = {r["id"]: r for r in experiment_rows(s)}
+    if rows is None:
+        rows = {r["id"]: r for r in experiment_rows(s)}
+    files = files if files is not None else ResultFiles(s.results, s.result_problems)
     doc: dict[str, Any] = {"row": rows[exp_id]}
     if spec is not None:
         doc["spec"] = {
@@ -167,8 +178,8 @@ def experiment_detail(s: Snapshot, exp_id: str) -> dict[str, Any] | None:
         doc["pending_decision"] = pending_decisions(s).get(exp_id)
         doc["sidecar"] = jsonable(dict(entry.sidecar))
         doc["curves"] = curves(dict(entry.sidecar))
-        doc["result"] = result_means(s, exp_id)
-        doc["result_problem"] = s.result_problems.get(exp_id)
+        doc["result"] = result_means(files, exp_id)
+        doc["result_problem"] = files.problems.get(exp_id)
         doc["unreachable"] = jsonable(entry.unreachable)
         doc["spec_hash"] = entry.spec_hash
         doc["git_commit"] = entry.git_commit
@@ -292,9 +303,9 @@ def tables(s: Snapshot) -> list[dict[str, Any]]:
     return [jsonable(t.to_json()) for t in s.tables]
 
 
-def result_means(s: Snapshot, exp_id: str) -> dict[str, float | None] | None:
+def result_means(files: ResultFiles, exp_id: str) -> dict[str, float | None] | None:
     """Per metric, the run's value as the tables count it (``seed_value``); ``None`` without a file."""
-    rows = s.results.get(exp_id)
+    rows = files.rows.get(exp_id)
     if rows is None:
         return None
     metrics = dict.fromkeys(r.get("metric", "") for r in rows)
@@ -351,10 +362,11 @@ def _number(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def snapshot_doc(s: Snapshot) -> dict[str, Any]:
+def snapshot_doc(s: Snapshot, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Every document at once (``rows``: ``experiment_rows(s)`` when the caller keeps them)."""
     return {
         "summary": summary(s),
-        "experiments": experiment_rows(s),
+        "experiments": experiment_rows(s) if rows is None else rows,
         "tables": tables(s),
         "escalations": escalations(s),
         "targets": targets(s),

@@ -189,3 +189,36 @@ def test_a_non_loopback_page_needs_the_token_link(browser: Browser, project: Pat
     finally:
         browser.send("Network.clearBrowserCookies", session=browser.session)
         dash.stop()
+
+
+def test_the_first_load_asks_for_a_page_of_rows_not_the_snapshot(
+    browser: Browser, dashboard: Dashboard, artifacts: Path
+) -> None:
+    open_page(browser, dashboard, "experiments")
+    rows = "document.querySelectorAll('#exp-rows tr').length"
+    assert browser.wait_for(rows) == 13
+    asked = browser.evaluate(
+        "performance.getEntriesByType('resource').map(e => new URL(e.name).pathname + new URL(e.name).search)"
+    )
+    api = [a for a in asked if a.startswith("/api/")]
+    assert not [a for a in api if a.startswith("/api/snapshot")], api
+    assert "/api/summary" in api
+    (page,) = [a for a in api if a.startswith("/api/experiments?")]
+    assert "offset=0" in page and "limit=100" in page, page
+    assert browser.evaluate("performance.getEntriesByName('reconcile:rows').length") == 1
+    assert browser.evaluate("document.getElementById('exp-shown').textContent") == "1\u201313 of 13"
+
+    browser.click("th[data-sort=id]")  # the same key again: the reverse order, from the server
+    first = "document.querySelector('#exp-rows tr').dataset.exp"
+    assert browser.wait_for(f"{first} === 'mlp_moons_s2' && {first}")
+    browser.click("th[data-sort=status]")
+    assert browser.wait_for(f"{first} !== 'mlp_moons_s2' && {first}") == "logreg_blobs_s0"  # done first, then failed
+    browser.evaluate(
+        "(() => { const s = document.querySelector('select[data-filter=phase]'); s.value = 'pilot';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+    assert browser.wait_for(f"{rows} === 13 && {rows}") == 13
+    asked = browser.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
+    assert not [a for a in asked if "/api/snapshot" in a]
+    assert not [c for c in browser.console if c.startswith("exception")], browser.console
+    browser.screenshot(artifacts / "12-experiments-paged.png")

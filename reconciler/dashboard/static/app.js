@@ -1,11 +1,21 @@
 // reconcile dashboard: one page, hash routes, data from /api/, live through /api/events (SSE).
 // DOM is built with h()/s() (text nodes only, never innerHTML), charts are inline SVG.
+// A view loads only what it shows: the summary (counts, filter values) and its own document;
+// the experiments come a page at a time from the server (/api/experiments?offset=&limit=), which
+// filters, searches and sorts them. /api/snapshot (every row at once) is never loaded.
 "use strict";
 
+const PAGE = 100; // rows per page of the experiments table
+const NO_FILTERS = { status: "", group: "", stage: "", target: "", phase: "", q: "" };
+
 const state = {
-  snap: null, // /api/snapshot
+  summary: null, // /api/summary (with facets: the values the filters offer)
+  docs: {}, // "tables" | "escalations" | "targets" | "plots" -> its /api/ document, for this commit
+  page: null, // the experiments table's page: {total, offset, limit, sort, items}
   commit: null,
-  filters: { status: "", group: "", stage: "", target: "", q: "" },
+  filters: Object.assign({}, NO_FILTERS),
+  sort: "id",
+  offset: 0,
   detail: null, // /api/experiments/<id> for the open experiment page
   history: null,
   logs: {}, // "<exp>/<attempt>" -> log doc
@@ -86,14 +96,53 @@ async function api(path, options) {
   return body;
 }
 
+const VIEW_DOCS = { tables: "tables", escalations: "escalations", gpus: "targets", results: "plots" };
+let pageAsked = 0; // the newest page request; an older answer arriving later is dropped
+
+// What the view shown needs, fetched side by side with the summary (on load and on each commit).
 async function refresh() {
-  const snap = await api("/api/snapshot");
-  state.snap = snap;
-  state.commit = snap.summary.commit;
   const route = parseRoute();
-  if (route.view === "exp") await loadDetail(route.arg);
-  if (route.view === "gpus") await loadHealth();
+  const [summary] = await Promise.all([api("/api/summary"), loadView(route, true)]);
+  state.summary = summary;
+  state.commit = summary.commit;
   render();
+  markOnce("reconcile:first-render");
+}
+
+async function loadView(route, fresh) {
+  if (fresh) state.docs = {};
+  const doc = VIEW_DOCS[route.view];
+  const work = [];
+  if (doc && !(doc in state.docs)) work.push(api(`/api/${doc}`).then((d) => { state.docs[doc] = d; }));
+  if (route.view === "experiments" && (fresh || !state.page)) work.push(loadPage());
+  if (route.view === "exp") work.push(loadDetail(route.arg));
+  if (route.view === "gpus") work.push(loadHealth());
+  await Promise.all(work);
+}
+
+function pageQuery() {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(state.filters)) if (v) p.append(k, v);
+  p.set("sort", state.sort);
+  p.set("offset", String(state.offset));
+  p.set("limit", String(PAGE));
+  return p.toString();
+}
+
+async function loadPage() {
+  const asked = ++pageAsked;
+  const page = await api(`/api/experiments?${pageQuery()}`);
+  if (asked !== pageAsked) return false;
+  if (page.offset > 0 && page.offset >= page.total) { // the rows shrank under this page: the last one
+    state.offset = Math.max(0, Math.floor((page.total - 1) / PAGE) * PAGE);
+    return loadPage();
+  }
+  state.page = page;
+  return true;
+}
+
+function markOnce(name) {
+  if (!performance.getEntriesByName(name).length) performance.mark(name);
 }
 
 async function loadHealth() {
@@ -146,20 +195,17 @@ function parseRoute() {
 
 window.addEventListener("hashchange", async () => {
   const route = parseRoute();
-  if (route.view === "exp") {
-    state.detail = null;
-    render();
-    await loadDetail(route.arg);
-  }
-  if (route.view === "gpus") await loadHealth();
+  if (route.view === "exp") state.detail = null;
+  if (route.view === "experiments") applyQueryFromHash();
+  render();
+  await loadView(route, false).catch(showError);
   render();
   window.scrollTo(0, 0);
 });
 
 function render() {
-  const snap = state.snap;
-  if (!snap) return;
-  const sum = snap.summary;
+  const sum = state.summary;
+  if (!sum) return;
   $("project").textContent = sum.project;
   document.title = `${sum.project} · reconcile`;
   $("commit").replaceChildren(
@@ -187,8 +233,13 @@ function render() {
 
 // ---- design tables ----------------------------------------------------------------------
 
+function loading() {
+  return h("p", { class: "muted" }, "Loading…");
+}
+
 function viewTables() {
-  const tables = state.snap.tables;
+  const tables = state.docs.tables;
+  if (!tables) return loading();
   if (!tables.length) return h("p", { class: "muted" }, "No design tables (experiments/*_design.json) at this commit.");
   return h("div", {}, tables.map((t, i) => designTable(t, i + 1)));
 }
@@ -231,44 +282,76 @@ function designCell(c) {
 }
 
 function setQuery(c) {
-  if (c.exp_ids.length !== 1) state.filters = { status: "", group: "", stage: "", target: "", q: c.design_id };
+  if (c.exp_ids.length !== 1) {
+    state.filters = Object.assign({}, NO_FILTERS, { q: c.design_id });
+    state.offset = 0;
+    state.page = null;
+  }
 }
 
 // ---- experiments ------------------------------------------------------------------------
 
+const COLUMNS = [["experiment", "id"], ["status", "status"], ["method", "method"], ["dataset", "dataset"], ["group", "group"],
+  ["stage", "stage"], ["target", "target"], ["attempt", "attempt"], ["started", "started"], ["finished", "finished"], ["why", null]];
+let typing = null; // the search box's pending request (sent once typing pauses)
+
+// The server filters, searches, sorts and pages; this view draws the page it answers.
 function viewExperiments() {
-  const rows = state.snap.experiments;
   const f = state.filters;
-  const options = (key) => [...new Set(rows.map((r) => r[key]).filter((v) => v !== null && v !== undefined && v !== ""))].sort();
+  const facets = (state.summary.facets || {});
+  const changed = () => { state.offset = 0; reloadRows(); };
   const select = (key, label) =>
-    h("label", {}, label, h("select", { "data-filter": key, onchange: (e) => { f[key] = e.target.value; renderRows(); } },
-      h("option", { value: "" }, "all"), options(key).map((v) => h("option", { value: v, selected: String(v) === f[key] }, v))));
+    h("label", {}, label, h("select", { "data-filter": key, onchange: (e) => { f[key] = e.target.value; changed(); } },
+      h("option", { value: "" }, "all"), (facets[key] || []).map(([v, n]) => h("option", { value: v, selected: String(v) === f[key] }, `${v} (${n})`))));
   const search = h("input", { type: "search", placeholder: "search id, method, dataset, notes", value: f.q, "data-filter": "q",
-    oninput: (e) => { f.q = e.target.value; renderRows(); } });
-  const tbody = h("tbody", { id: "exp-rows" });
-  const table = h("table", { class: "grid" },
-    h("thead", {}, h("tr", {}, ["experiment", "status", "method", "dataset", "group", "stage", "target", "attempt", "started", "finished", "why"].map((c) => h("th", {}, c)))),
-    tbody);
-  const wrap = h("div", {}, h("div", { class: "filters" }, select("status", "status"), select("group", "group"), select("stage", "stage"), select("target", "target"), search,
-    h("span", { id: "exp-shown", class: "muted" })), table);
-  function renderRows() {
-    const q = f.q.toLowerCase();
-    const shown = rows.filter((r) =>
-      ["status", "group", "stage", "target"].every((k) => !f[k] || String(r[k]) === f[k]) &&
-      (!q || [r.id, r.method, r.dataset, r.notes, r.failure_class].some((v) => (v || "").toLowerCase().includes(q))));
-    tbody.replaceChildren(...shown.map((r) => h("tr", { "data-exp": r.id, "data-status": r.status },
-      h("td", {}, link(`#/exp/${encodeURIComponent(r.id)}`, r.id), r.escalated ? h("span", { class: "flag", title: "open escalation" }, " ⚑") : "",
-        r.gpu_memory && r.gpu_memory.over ? h("span", { class: "flag over", title: `GPU memory over its reservation: ${r.gpu_memory.text}` }, " ▲mem") : ""),
-      h("td", {}, pill(r.status), r.progress !== null && r.status === "running" ? h("span", { class: "muted" }, ` ${Math.round(r.progress * 100)}%`) : ""),
-      h("td", {}, r.method), h("td", {}, r.dataset), h("td", {}, r.group), h("td", { class: "num" }, r.stage),
-      h("td", {}, r.target || ""), h("td", { class: "num", title: "attempt (automatic retries used of max_retries)" }, r.attempt ? `${r.attempt} (${r.retry_count}/${r.max_retries || 0}${r.manual_retries ? ` +${r.manual_retries} manual` : ""})` : ""),
-      h("td", {}, r.started ? h("span", { title: r.started }, ago(r.started)) : ""),
-      h("td", {}, r.finished ? h("span", { title: r.finished }, ago(r.finished)) : ""),
-      h("td", { class: "why" }, r.failure_class ? h("span", { class: "fclass" }, r.failure_class) : "", " ", r.waiting_reason || r.notes || ""))));
-    wrap.querySelector("#exp-shown").textContent = `${shown.length} of ${rows.length}`;
-  }
-  renderRows();
+    oninput: (e) => { f.q = e.target.value; clearTimeout(typing); typing = setTimeout(changed, 200); } });
+  const sortBy = (key) => { state.sort = state.sort === key ? `-${key}` : key; changed(); };
+  const head = COLUMNS.map(([label, key]) => {
+    if (!key) return h("th", {}, label);
+    const mark = state.sort === key ? " ▲" : state.sort === `-${key}` ? " ▼" : "";
+    return h("th", { class: "sortable", "data-sort": key, title: `sort by ${label}`, onclick: () => sortBy(key) }, label, mark);
+  });
+  const pager = h("div", { class: "pager", id: "exp-pager" });
+  const wrap = h("div", {}, h("div", { class: "filters" }, select("status", "status"), select("group", "group"), select("stage", "stage"),
+    select("phase", "phase"), select("target", "target"), search, h("span", { id: "exp-shown", class: "muted" })),
+  h("table", { class: "grid" }, h("thead", {}, h("tr", {}, head)), h("tbody", { id: "exp-rows" })), pager);
+  fillRows(wrap);
   return wrap;
+}
+
+async function reloadRows() {
+  if (await loadPage().catch(showError)) fillRows(document);
+}
+
+function fillRows(root) {
+  const tbody = root.querySelector("#exp-rows"), shown = root.querySelector("#exp-shown"), pager = root.querySelector("#exp-pager");
+  const page = state.page;
+  if (!tbody || !page) {
+    if (shown) shown.textContent = "loading…";
+    return;
+  }
+  tbody.replaceChildren(...page.items.map(expRow));
+  const last = page.offset + page.items.length, total = state.summary.total;
+  shown.textContent = page.total ? `${page.offset + 1}–${last} of ${page.total}${page.total !== total ? ` (${total} in all)` : ""}` : `0 of ${total}`;
+  const go = (offset) => { state.offset = offset; reloadRows(); };
+  pager.replaceChildren(
+    h("button", { class: "small", "data-page": "prev", disabled: page.offset === 0, onclick: () => go(Math.max(0, page.offset - PAGE)) }, "◀ previous"),
+    h("span", { class: "muted" }, ` page ${Math.floor(page.offset / PAGE) + 1} of ${Math.max(1, Math.ceil(page.total / PAGE))} `),
+    h("button", { class: "small", "data-page": "next", disabled: last >= page.total, onclick: () => go(page.offset + PAGE) }, "next ▶"));
+  document.body.dataset.rows = `${page.commit || ""}/${page.offset}/${page.items.length}`;
+  markOnce("reconcile:rows");
+}
+
+function expRow(r) {
+  return h("tr", { "data-exp": r.id, "data-status": r.status },
+    h("td", {}, link(`#/exp/${encodeURIComponent(r.id)}`, r.id), r.escalated ? h("span", { class: "flag", title: "open escalation" }, " ⚑") : "",
+      r.gpu_memory && r.gpu_memory.over ? h("span", { class: "flag over", title: `GPU memory over its reservation: ${r.gpu_memory.text}` }, " ▲mem") : ""),
+    h("td", {}, pill(r.status), r.progress !== null && r.progress !== undefined && r.status === "running" ? h("span", { class: "muted" }, ` ${Math.round(r.progress * 100)}%`) : ""),
+    h("td", {}, r.method), h("td", {}, r.dataset), h("td", {}, r.group), h("td", { class: "num" }, r.stage),
+    h("td", {}, r.target || ""), h("td", { class: "num", title: "attempt (automatic retries used of max_retries)" }, r.attempt ? `${r.attempt} (${r.retry_count}/${r.max_retries || 0}${r.manual_retries ? ` +${r.manual_retries} manual` : ""})` : ""),
+    h("td", {}, r.started ? h("span", { title: r.started }, ago(r.started)) : ""),
+    h("td", {}, r.finished ? h("span", { title: r.finished }, ago(r.finished)) : ""),
+    h("td", { class: "why" }, r.failure_class ? h("span", { class: "fclass" }, r.failure_class) : "", " ", r.waiting_reason || r.notes || ""));
 }
 
 function gpuMemory(m) {
@@ -365,7 +448,8 @@ function historyTable(items) {
 // ---- escalations ------------------------------------------------------------------------
 
 function viewEscalations() {
-  const list = state.snap.escalations;
+  const list = state.docs.escalations;
+  if (!list) return loading();
   if (!list.length) return h("p", { class: "muted empty-note" }, "No open escalation. Nothing needs a decision.");
   return h("div", {}, list.map((e) => escalationCard(e, true)));
 }
@@ -410,7 +494,8 @@ async function decide(button, action, note) {
 // ---- targets and GPUs -------------------------------------------------------------------
 
 function viewTargets() {
-  const targets = state.snap.targets;
+  const targets = state.docs.targets;
+  if (!targets) return loading();
   if (!targets.length) return h("p", { class: "muted" }, "No targets configured.");
   return h("div", { class: "targets" }, healthPanel(state.health), targets.map(targetCard));
 }
@@ -486,7 +571,8 @@ function gpuChart(t) {
 // ---- results plots ----------------------------------------------------------------------
 
 function viewResults() {
-  const plots = state.snap.plots;
+  const plots = state.docs.plots;
+  if (!plots) return loading();
   const charts = [];
   for (const t of plots.tables) {
     for (const c of t.cols) {
@@ -584,11 +670,15 @@ function lineChart(runs, metric) {
 
 function applyQueryFromHash() {
   const m = location.hash.match(/\?q=([^&]*)/);
-  if (m) state.filters.q = decodeURIComponent(m[1]);
+  if (m && decodeURIComponent(m[1]) !== state.filters.q) {
+    state.filters = Object.assign({}, NO_FILTERS, { q: decodeURIComponent(m[1]) });
+    state.offset = 0;
+    state.page = null;
+  }
 }
 
 applyQueryFromHash();
 setInterval(() => { // metrics change with every pass, commit or not
-  if (state.snap && parseRoute().view === "gpus") loadHealth().then(render);
+  if (state.summary && parseRoute().view === "gpus") loadHealth().then(render);
 }, 15000);
 refresh().then(connect).catch((e) => { showError(e); connect(); });
