@@ -27,11 +27,12 @@ from reconciler.atomic import atomic_write_text
 from reconciler.confine import check_tree
 from reconciler.crashpoints import crash_point
 from reconciler.errors import GitStoreError, StatusWriteError
-from reconciler.export.writer import pass_notes
+from reconciler.export.notes import due_ids
 from reconciler.gitstore.history import decisions_applied_before, state_versions
 from reconciler.gitstore.remote import pull_ff, push
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.writer import commit_status, tag
+from reconciler.loadcache import paused_gc
 from reconciler.model.actions import ActionResult, Launch
 from reconciler.model.archive import ARCHIVE_DIR
 from reconciler.model.desired import DesiredState
@@ -124,7 +125,7 @@ def reconcile_once(
     _ignore_scratch(project_dir)
     if dry_run:  # a dry run takes no lock, pulls and pushes nothing: it writes nothing
         pull = push_changes = False
-    with open_project(project_dir, Locking.NONE if dry_run else Locking.TAKE) as session:
+    with open_project(project_dir, Locking.NONE if dry_run else Locking.TAKE) as session, paused_gc():
         return _pass(session, dry_run=dry_run, pull=pull, push_changes=push_changes, clock=clock, log=log, kept=kept)
 
 
@@ -348,7 +349,11 @@ def _finish(
         archive_lines = [*back.lines, *out.lines]
         append_log(project_dir, [f"{iso(now)} {line}" for line in archive_lines])
         seen = restored(state, {p: s.entries for p, s in out.moved.items()})  # this pass's view: all it saw
-        notes = pass_notes(project_dir, desired, recorded, seen)
+        notes: list[str] = []
+        if due_ids(recorded, seen):  # the export modules are imported only when a note is due
+            from reconciler.export.writer import pass_notes
+
+            notes = pass_notes(project_dir, desired, recorded, seen)
     except OSError as exc:  # a full or read-only disk: nothing is committed, the next pass retries
         raise StatusWriteError(f"cannot write the status files in {project_dir}: {exc}") from exc
     report = announce(project_dir, recorded, seen, desired.config.notifications, os.environ, desired.config.project)

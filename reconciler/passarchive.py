@@ -16,6 +16,7 @@ from pathlib import Path
 
 from reconciler.archivestore import ArchiveReadError, read_phase, read_phases, remove_phases, write_phases
 from reconciler.crashpoints import crash_point
+from reconciler.loadcache import phase_digests
 from reconciler.model.desired import DesiredState
 from reconciler.model.status import StateFile
 from reconciler.plan.archive import archive, restored, to_restore, unplaced_decisions
@@ -36,7 +37,7 @@ def bring_back(
     warnings: list[str],
 ) -> Restored:
     """``state`` with the archived phases this pass needs back."""
-    wanted = to_restore(desired, state)
+    wanted = to_restore(desired, state, phase_digests(desired) if state.archived else None)
     unplaced = unplaced_decisions(desired, state)
     for record in state.archived if unplaced else ():
         if record.phase in wanted:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from reconciler import loadcache
 from reconciler.atomic import sweep_temp_files
 from reconciler.confine import check_tree
 from reconciler.crashpoints import crash_point
@@ -46,7 +47,8 @@ class Session:
         """HEAD's tree and the desired state it holds (its revision: the last commit that changed
         it, status commits of ours excluded)."""
         tree = self.repo.tree("HEAD")
-        return tree, load_desired(tree, revision=self.repo.last_change("HEAD", exclude=OWNED))
+        revision = self.repo.last_change("HEAD", exclude=OWNED)
+        return tree, loadcache.desired(self.project_dir, revision, lambda: load_desired(tree, revision=revision))
 
     def check(self) -> None:
         """Check the tree again (after a pull brought new files)."""

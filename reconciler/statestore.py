@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from reconciler import loadcache
 from reconciler.atomic import append_line, atomic_write_text
 from reconciler.confine import read_file
 from reconciler.errors import UnsafePathError
@@ -43,6 +44,7 @@ WRITTEN_DIRS = (
     "experiments/results/**",
     "experiments/logs/**",
     ".reconciler",
+    ".reconciler/cache",
 )
 """Where the reconciler's writes land (``atomic.sweep_temp_files`` looks there for the temporary
 files of a killed write; ``/**``: with subdirectories)."""
@@ -93,7 +95,7 @@ def load_recorded(
     problem: str | None = None
     if path.exists():
         try:
-            return LoadedState(StateFile.loads(path.read_bytes()))
+            return LoadedState(loadcache.state(project_dir, path.read_bytes(), StateFile.loads))
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
             problem = f"{STATE} is corrupt ({type(exc).__name__}: {exc})"
     elif committed:

@@ -131,9 +131,17 @@ class ExperimentSpec:
     dict: a dict that only ever holds the fields stays compact (its keys shared by every spec),
     which a planning pass over thousands of specs reads far faster."""
 
-    def __getstate__(self) -> dict[str, object]:
-        """The fields only (what copies and pickles carry; the kept values are computed again)."""
-        return self.__dict__
+    def __getstate__(self) -> tuple[dict[str, object], dict[str, object]]:
+        """The fields, and the values kept in slots (derived from the fields alone, so a copy or
+        a pickle may carry them: a cached desired state does not hash 100,000 specs again)."""
+        kept = {name: getattr(self, name) for name in ("_result_path", "_spec_hash") if hasattr(self, name)}
+        return self.__dict__, kept
+
+    def __setstate__(self, state: object) -> None:
+        fields, kept = state if isinstance(state, tuple) else (state, {})
+        self.__dict__.update(fields)  # the instance dict shares its keys with every spec
+        for name, value in kept.items():
+            object.__setattr__(self, name, value)
 
     @property
     def essence(self) -> dict[str, object]:

@@ -34,22 +34,29 @@ def _pending_decisions(desired: DesiredState, state: StateFile) -> list[str]:
     return [d.exp for d in desired.decisions if d.id not in applied and d.exp]
 
 
-def to_restore(desired: DesiredState, state: StateFile) -> dict[str, str]:
-    """The archived phases this pass needs back, each with why."""
+def to_restore(desired: DesiredState, state: StateFile, digests: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The archived phases this pass needs back, each with why (``digests``: each phase's
+    ``spec_digest``, when already known)."""
     if not state.archived:
         return {}
     names = {a.phase for a in state.archived}
     specs: dict[str, list[ExperimentSpec]] = defaultdict(list)
-    for spec in desired.experiments:
+    for spec in desired.experiments if digests is None else ():
         if spec.phase in names:
             specs[spec.phase].append(spec)
     out: dict[str, str] = {}
     for entry in state.entries:
         if entry.phase in names:
-            out[entry.phase] = f"{entry.id} of it is in {'dispatch/state.json'} too"
+            out[entry.phase] = f"{entry.id} of it is in dispatch/state.json too"
     policies = desired.config.policies
     for record in state.archived:
-        if record.phase not in out and spec_digest(specs.get(record.phase, ()), policies) != record.digest:
+        if record.phase in out:
+            continue
+        if digests is not None:
+            now = digests.get(record.phase) or spec_digest((), policies)
+        else:
+            now = spec_digest(specs.get(record.phase, ()), policies)
+        if now != record.digest:
             out[record.phase] = "its specs or the policies changed"
     live = {e.id for e in state.entries}
     phase_of = {s.id: s.phase for s in desired.experiments}
