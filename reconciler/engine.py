@@ -28,10 +28,10 @@ from reconciler.confine import check_tree
 from reconciler.crashpoints import crash_point
 from reconciler.errors import GitStoreError, StatusWriteError
 from reconciler.export.notes import due_ids
-from reconciler.gitstore.history import decisions_applied_before, state_versions
+from reconciler.gitstore.history import state_versions
 from reconciler.gitstore.remote import pull_ff, push
 from reconciler.gitstore.repo import ProjectRepo
-from reconciler.gitstore.writer import commit_status, tag
+from reconciler.gitstore.writer import commit_status
 from reconciler.loadcache import paused_gc
 from reconciler.model.actions import ActionResult, Launch
 from reconciler.model.archive import ARCHIVE_DIR
@@ -43,6 +43,7 @@ from reconciler.observe.observer import observe
 from reconciler.observe.request import probe_request
 from reconciler.passarchive import Restored, bring_back, drop_restored, move_out
 from reconciler.passfiles import PassFiles, write_pass_files
+from reconciler.passhistory import no_replay, tag_phases
 from reconciler.passmetrics import Stopwatch, record_pass
 from reconciler.plan import Event, Plan, events, fold, make_plan, subject
 from reconciler.plan.archive import live_desired, restored
@@ -150,19 +151,18 @@ def _pass(
     watch = Stopwatch()  # the pass's own metrics (``reconciler.passmetrics``)
     warnings: list[str] = []
     repo, project_dir = session.repo, session.project_dir
-    tree, desired = session.desired()
-    settings = desired.config.git
+    tree, cached = session.cached_desired()
+    settings = cached.base.config.git
     if pull if pull is not None else settings.pull:
         pull_ff(repo, settings.remote, settings.branch)
-        tree, desired = session.desired()
+        tree, cached = session.cached_desired()
         session.check()  # what the pull brought
+    config = cached.base.config
     # A local target's relative root (its run dirs) is in the project too.
-    check_tree(
-        project_dir, (), [t.root for t in desired.config.targets if t.ssh is None and not t.root.startswith(("/", "~"))]
-    )
+    check_tree(project_dir, (), [t.root for t in config.targets if t.ssh is None and not t.root.startswith(("/", "~"))])
     crash_point("after_load")
     dirty = repo.dirty_paths(["config", "dispatch", "experiments"])
-    dirty = [p for p in dirty if p != STATE and not p.startswith("experiments/results/")]
+    dirty = [p for p in dirty if p != STATE and not p.startswith(("experiments/results/", f"{ARCHIVE_DIR}/"))]
     if dirty:
         warnings.append(
             "uncommitted changes will not run until committed: "
@@ -170,16 +170,17 @@ def _pass(
             + ("…" if len(dirty) > 5 else "")
         )
     # Bytes, not text: a committed state that is not UTF-8 is corrupt (restored), not an error.
-    loaded = load_recorded(
-        project_dir, tree.read_bytes(STATE), desired.config.project, versions=lambda: state_versions(repo)
-    )
+    loaded = load_recorded(project_dir, tree.read_bytes(STATE), config.project, versions=lambda: state_versions(repo))
     if loaded.restored:
         warnings.append(loaded.restored)
     # The planner reads the committed values with the newest counters and progress laid over
     # them (``reconciler.model.volatile``): those change without a transition and are not committed.
     committed = loaded.state
+    desired = cached.desired(a.phase for a in committed.archived)  # an archived phase's specs stay pickled
     back = bring_back(project_dir, tree.read_bytes, desired, committed, warnings)  # archived phases needed
-    recorded = merge(_no_replay(repo, desired, back.state, warnings), read_volatile(project_dir))
+    if back.phases:
+        desired = cached.desired(a.phase for a in back.state.archived)
+    recorded = merge(no_replay(repo, desired, back.state, warnings), read_volatile(project_dir))
     inflight = read_inflight(project_dir)
     for w in warnings:
         log(f"warning: {w}")
@@ -208,23 +209,6 @@ def _pass(
     )
     record_pass(project_dir, desired.config, result, watch, clock(), log)  # never fails the pass
     return result
-
-
-def _no_replay(repo: ProjectRepo, desired: DesiredState, state: StateFile, warnings: list[str]) -> StateFile:
-    """A decision is carried out once: one that a committed state listed as applied stays applied,
-    whatever the state file says now (an id removed from ``decisions_applied`` replays nothing)."""
-    pending = [d.id for d in desired.decisions if d.id not in state.decisions_applied]
-    if not pending:
-        return state
-    before = decisions_applied_before(repo, pending)
-    for decision, sha in sorted(before.items()):
-        warnings.append(
-            f"decision {decision} was carried out before (listed as applied in {sha[:10]}) but {STATE} "
-            "no longer lists it: not carried out again"
-        )
-    if not before:
-        return state
-    return dataclasses.replace(state, decisions_applied=tuple(sorted({*state.decisions_applied, *before})))
 
 
 async def _observe_apply(
@@ -384,7 +368,7 @@ def _finish(
     sha = commit_status(repo, paths, title, body, trailers, settings=desired.config.git)
     crash_point("after_commit")
     if sha:
-        _tag_phases(repo, desired, recorded, seen, sha)
+        tag_phases(repo, desired, recorded, seen, sha)
     push_failed = False
     if push_changes:
         # Every pass pushes (a no-op when the remote has it all), so commits left by a pass whose
@@ -399,16 +383,3 @@ def _finish(
     return dataclasses.replace(
         result, state=state, commit=sha, warnings=(*result.warnings, *warnings), push_failed=push_failed
     )
-
-
-def _tag_phases(repo: ProjectRepo, desired: DesiredState, before: StateFile, after: StateFile, sha: str) -> None:
-    """A tag marks the first dispatch of each phase: ``dispatch/<phase>``."""
-    if not desired.config.git.tag_phases:
-        return
-    old = before.by_id()
-    started_before = {e.phase for e in old.values() if e.attempt > 0}
-    for entry in after.entries:
-        if entry.attempt > 0 and entry.phase and entry.phase not in started_before:
-            name = "dispatch/" + "".join(c if c.isalnum() or c in "._-" else "-" for c in entry.phase)
-            tag(repo, name, sha, f"first dispatch of phase {entry.phase}", settings=desired.config.git)
-            started_before.add(entry.phase)

@@ -21,7 +21,8 @@ import gc
 import hashlib
 import pickle
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,27 +90,61 @@ def _put(project_dir: Path, kind: str, key: str, value: Any) -> None:
         atomic_write_bytes(project_dir / CACHE_DIR / f"{kind}.pickle", pickle.dumps((key, value), protocol=5))
 
 
-def desired(project_dir: Path, revision: str, load: Callable[[], DesiredState]) -> DesiredState:
+@dataclass
+class CachedDesired:
+    """The desired state of one revision, its specs pickled phase by phase: a pass takes the
+    specs of the phases it plans (an archived phase's are never unpickled) and the digests of
+    every phase (``phase_digests``)."""
+
+    base: DesiredState
+    """Everything but the specs (config, decisions, designs, definitions, revision)."""
+    phases: dict[str, bytes]
+    digests: dict[str, str]
+    _assembled: tuple[frozenset[str], DesiredState] | None = field(default=None, repr=False)
+
+    def desired(self, skip: Iterable[str] = ()) -> DesiredState:
+        """The desired state without the specs of the phases in ``skip``."""
+        skipped = frozenset(skip)
+        if self._assembled is not None and self._assembled[0] == skipped:
+            _digests[id(self._assembled[1])] = (self._assembled[1], self.digests)
+            return self._assembled[1]
+        specs = [s for phase, blob in self.phases.items() if phase not in skipped for s in pickle.loads(blob)]
+        out = replace(self.base, experiments=tuple(sorted(specs, key=lambda s: s.id)))
+        _digests[id(out)] = (out, self.digests)
+        self._assembled = (skipped, out)
+        return out
+
+    @classmethod
+    def of(cls, full: DesiredState) -> CachedDesired:
+        by_phase: dict[str, list[Any]] = defaultdict(list)
+        for spec in full.experiments:
+            by_phase[spec.phase].append(spec)
+        phases = {phase: pickle.dumps(tuple(specs), protocol=5) for phase, specs in by_phase.items()}
+        return cls(replace(full, experiments=()), phases, phase_digests(full), (frozenset(), full))
+
+
+def desired(project_dir: Path, revision: str, load: Callable[[], DesiredState]) -> CachedDesired:
     """The desired state of ``revision`` (``load`` parses it on a miss). Kept only when no
     decision names an experiment outside the spec: that check also reads the recorded state,
     which the revision does not pin."""
     key = f"{CODE}:{revision}"
     hit = _get(project_dir, "desired", key)
-    if isinstance(hit, tuple) and len(hit) == 2 and isinstance(hit[0], DesiredState):
-        _digests[id(hit[0])] = (hit[0], hit[1])
-        return hit[0]
+    if isinstance(hit, tuple) and len(hit) == 3 and isinstance(hit[0], DesiredState):
+        return CachedDesired(*hit)
     value = load()
+    cached = CachedDesired.of(value)
     ids = {s.id for s in value.experiments}
     if all(d.exp is None or d.exp in ids for d in value.decisions):
-        _put(project_dir, "desired", key, (value, phase_digests(value)))
-    return value
+        _put(project_dir, "desired", key, (cached.base, cached.phases, cached.digests))
+    return cached
 
 
 _digests: dict[int, tuple[DesiredState, dict[str, str]]] = {}
 
 
 def phase_digests(desired_state: DesiredState) -> dict[str, str]:
-    """``spec_digest`` of each phase's specs (computed once per desired state)."""
+    """``spec_digest`` of each phase's specs (computed once per desired state; for one that
+    ``CachedDesired`` assembled, every phase's, the skipped ones included)."""
     held = _digests.get(id(desired_state))
     if held is not None and held[0] is desired_state:
         return held[1]
@@ -118,7 +153,7 @@ def phase_digests(desired_state: DesiredState) -> dict[str, str]:
         by_phase[spec.phase].append(spec)
     policies = desired_state.config.policies
     out = {phase: spec_digest(specs, policies) for phase, specs in by_phase.items()}
-    if len(_digests) > 8:
+    if len(_digests) > 64:
         _digests.clear()
     _digests[id(desired_state)] = (desired_state, out)
     return out

@@ -46,6 +46,12 @@ class Session:
     def desired(self) -> tuple[GitTree, DesiredState]:
         """HEAD's tree and the desired state it holds (its revision: the last commit that changed
         it, status commits of ours excluded)."""
+        tree, cached = self.cached_desired()
+        return tree, cached.desired()
+
+    def cached_desired(self) -> tuple[GitTree, loadcache.CachedDesired]:
+        """HEAD's tree and its desired state as kept by ``loadcache`` (a pass takes the specs
+        of the phases it plans from it)."""
         tree = self.repo.tree("HEAD")
         revision = self.repo.last_change("HEAD", exclude=OWNED)
         return tree, loadcache.desired(self.project_dir, revision, lambda: load_desired(tree, revision=revision))
