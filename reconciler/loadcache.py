@@ -159,9 +159,19 @@ def phase_digests(desired_state: DesiredState) -> dict[str, str]:
     return out
 
 
+def remember_state(project_dir: Path, data: bytes, build: Callable[[], StateFile]) -> None:
+    """Keep what ``state`` would parse from ``data`` (``build`` makes it from the same document)."""
+    with paused_gc(), contextlib.suppress(ValueError, TypeError, KeyError):  # not what loading gives: no entry
+        _put(project_dir, "state", _state_key(data), build())
+
+
+def _state_key(data: bytes) -> str:
+    return f"{CODE}:{hashlib.blake2b(data, digest_size=32).hexdigest()}"
+
+
 def state(project_dir: Path, data: bytes, parse: Callable[[bytes], StateFile]) -> StateFile:
     """The recorded state held by ``data`` (``parse`` on a miss; what it raises is raised)."""
-    key = f"{CODE}:{hashlib.blake2b(data, digest_size=32).hexdigest()}"
+    key = _state_key(data)
     hit = _get(project_dir, "state", key)
     if isinstance(hit, StateFile):
         return hit

@@ -119,7 +119,10 @@ def load_recorded(
 
 
 def write_state(project_dir: Path, state: StateFile) -> None:
-    atomic_write_text(project_dir / STATE, state.dumps())
+    text, data = state.encoded()
+    atomic_write_text(project_dir / STATE, text)
+    # what the next pass would parse, built from the same document now (it reads it from the cache)
+    loadcache.remember_state(project_dir, text.encode("utf-8"), lambda: StateFile.checked(data))
 
 
 def append_log(project_dir: Path, lines: Iterable[str]) -> None:

@@ -401,10 +401,15 @@ class StateFile:
         """Canonical text: sorted keys, two-space indent, one experiment per line (a commit's
         diff shows exactly the experiments it changed; C-speed encoding of 30,000 entries),
         trailing newline."""
+        return self.encoded()[0]
+
+    def encoded(self) -> tuple[str, dict[str, Any]]:
+        """``dumps`` and the JSON document it holds (``from_dict`` of it is what ``loads`` of
+        the text gives)."""
         data = within_limits(self.to_dict())  # a job's sidecar may hold NaN: written as null
-        entries = data.pop("experiments")
+        entries = data["experiments"]
         parts = []
-        for key in sorted([*data, "experiments"]):
+        for key in sorted(data):
             if key == "experiments":
                 lines = ",\n".join(
                     "    " + json.dumps(e, sort_keys=True, ensure_ascii=False, allow_nan=False) for e in entries
@@ -413,7 +418,7 @@ class StateFile:
                 continue
             value = json.dumps(data[key], indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
             parts.append(f"  {json.dumps(key)}: " + value.replace("\n", "\n  "))
-        return "{\n" + ",\n".join(parts) + "\n}\n"
+        return "{\n" + ",\n".join(parts) + "\n}\n", data
 
     def same_content(self, other: StateFile) -> bool:
         """Equal apart from ``updated`` (which changes only when something else did)."""
@@ -430,6 +435,12 @@ class StateFile:
             version=int(d.get("version") or STATE_VERSION),
             archived=_archived(d.get("archived")),
         )
+
+    @classmethod
+    def checked(cls, data: Mapping[str, Any]) -> StateFile:
+        """``from_dict`` of a document that passes the state file's checks (else ``ValueError``)."""
+        check_state(data)
+        return cls.from_dict(data)
 
     @classmethod
     def loads(cls, text: str | bytes) -> StateFile:

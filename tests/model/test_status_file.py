@@ -59,3 +59,17 @@ def test_an_entry_without_an_id_is_refused() -> None:
         StatusEntry.from_dict({"status": "done"})
     with pytest.raises(TypeError, match="run_dir"):
         Attempt.from_dict({"n": 1, "target": "t", "command": "c", "token": "x"})
+
+
+def test_the_document_written_builds_what_loading_the_text_gives() -> None:
+    """A pass keeps ``from_dict`` of the document it wrote as the next pass's parse
+    (``loadcache.remember_state``): it must equal loading the text, NaN in a sidecar included."""
+    odd = StatusEntry(id="n_s0", sidecar=(("loss", float("nan")), ("acc", 0.25)), results=(("acc", 0.5),))
+    state = StateFile(project="p", entries=(_full_entry(), odd, StatusEntry(id="b_s0")), updated="u")
+    text, data = state.encoded()
+    assert text == state.dumps()
+    assert StateFile.from_dict(data) == StateFile.loads(text)
+    assert StateFile.loads(text).get("n_s0").sidecar == (("acc", 0.25), ("loss", None))  # type: ignore[union-attr]
+    # one experiment per line: a commit's diff shows exactly the experiments it changed
+    lines = text.splitlines()
+    assert sum(1 for line in lines if line.startswith('    {"attempt"')) == 3
