@@ -135,7 +135,9 @@ def measure(project: Path, runs: int, with_browser: bool) -> dict[str, Any]:
         figures["first paint bytes"] = size
         warm = [first_paint(base)[0] for _ in range(runs)]
         figures["warm first paint (s)"] = round(statistics.median(warm), 4)
-        for name, path in MORE.items():
+        first = json.loads(get(base + "api/experiments?offset=0&limit=1"))["items"]
+        more = dict(MORE, **({"one experiment": f"api/experiments/{first[0]['id']}"} if first else {}))
+        for name, path in more.items():
             secs, nbytes = timed(base + path, runs)
             figures[f"{name} (s)"] = round(secs, 4)
             figures[f"{name} bytes"] = nbytes
@@ -155,12 +157,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-browser", action="store_true", help="skip the headless Chromium figures")
     parser.add_argument("--json", dest="as_json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--project", type=Path, help="measure this project instead (e.g. one benchmarks.scale left with --keep)"
+    )
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="reconciler-dashboard-") as scratch:
-        start = time.perf_counter()
-        project = build(Path(scratch), args.n)
-        print(f"built {args.n:,} experiments in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-        figures = measure(project, args.runs, not args.no_browser)
+    if args.project is not None:
+        figures = measure(args.project.resolve(), args.runs, not args.no_browser)
+        args.n = 0
+    else:
+        with tempfile.TemporaryDirectory(prefix="reconciler-dashboard-") as scratch:
+            start = time.perf_counter()
+            project = build(Path(scratch), args.n)
+            print(f"built {args.n:,} experiments in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+            figures = measure(project, args.runs, not args.no_browser)
     if args.as_json:
         print(json.dumps({"n": args.n, "figures": figures, "goal_s": GOAL}, indent=2))
     else:

@@ -13,6 +13,7 @@ change); ``live`` tells it when HEAD moved.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from collections.abc import Iterable
@@ -20,19 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconciler import loadcache
 from reconciler.errors import ReconcilerError, SchemaError
 from reconciler.export.results import ResultFiles, read_result_rows
 from reconciler.export.tables import TableView, derive_tables
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.tree import GitTree
-from reconciler.load import load_desired, load_state
+from reconciler.load import load_desired, parse_state
+from reconciler.loadcache import paused_gc
 from reconciler.model.desired import DesiredState
 from reconciler.model.env import EnvVerdict
 from reconciler.model.jsontext import loads_strict
 from reconciler.model.status import StateFile, Status, StatusEntry
 from reconciler.model.vram import VRAM_FILE, VramBook, VramEstimate
 from reconciler.plan.vram import with_estimates
-from reconciler.statestore import OBSERVED_DIR, OWNED, VOLATILE, current_state, env_path
+from reconciler.statestore import OBSERVED_DIR, OWNED, STATE, VOLATILE, current_state, env_path
 
 PROBES_DIR = OBSERVED_DIR
 """Where the engine leaves each target's last probe (``<target>.json``, never committed)."""
@@ -81,13 +84,16 @@ def read_snapshot(project_dir: Path) -> Snapshot:
             return Snapshot(project_dir, None, "", None, ("the repository has no commit yet",), StateFile(project=""))
         when = repo.run("log", "-1", "--format=%cI", sha, what="git log -1")
         revision = repo.last_change(sha, exclude=OWNED)
-        with GitTree(repo.handle, sha, prefix=repo.prefix) as tree:
-            desired, problems = _desired(tree, revision)
+        with GitTree(repo.handle, sha, prefix=repo.prefix) as tree, paused_gc():
+            state, state_problem = _state(project_dir, tree)
+            cached, problems = _desired(project_dir, tree, revision)
+            # an archived phase's specs stay pickled (its experiments are counted from its record)
+            desired = cached.desired(a.phase for a in state.archived) if cached is not None else None
             project = desired.config.project if desired else project_dir.name
-            try:
-                state = load_state(tree, project)
-            except ReconcilerError as exc:
-                state, problems = StateFile(project=project), (*problems, str(exc))
+            if state_problem is not None:
+                problems = (*problems, state_problem)
+            if not state.project:
+                state = dataclasses.replace(state, project=project)
             targets = desired.config.target_names if desired else _env_targets(tree)
             verdicts = _verdicts(tree, targets)
             vram = _estimates(tree, desired)
@@ -149,9 +155,20 @@ def _estimates(tree: GitTree, desired: DesiredState | None) -> dict[str, VramEst
     return with_estimates(desired, VramBook.loads(data) if data else None)[1]
 
 
-def _desired(tree: GitTree, revision: str) -> tuple[DesiredState | None, tuple[str, ...]]:
+def _state(project_dir: Path, tree: GitTree) -> tuple[StateFile, str | None]:
+    """The committed state (parsed once per content: ``loadcache``), or why it cannot be used."""
     try:
-        return load_desired(tree, revision=revision), ()
+        data = tree.read_bytes(STATE)
+        if data is None:
+            return StateFile(project=""), None
+        return loadcache.state(project_dir, data, lambda b: parse_state(b.decode("utf-8"), STATE)), None
+    except (ReconcilerError, UnicodeDecodeError) as exc:
+        return StateFile(project=""), str(exc)
+
+
+def _desired(project_dir: Path, tree: GitTree, revision: str) -> tuple[loadcache.CachedDesired | None, tuple[str, ...]]:
+    try:
+        return loadcache.desired(project_dir, revision, lambda: load_desired(tree, revision=revision)), ()
     except SchemaError as exc:
         return None, tuple(str(p) for p in exc.problems)
     except ReconcilerError as exc:

@@ -60,6 +60,19 @@ def summary(s: Snapshot) -> dict[str, Any]:
         "targets": s.desired.config.target_names if s.desired else sorted(s.verdicts),
         "decisions_applied": list(s.state.decisions_applied),
         "stages_approved": list(s.state.stages_approved),
+        "archived": _archived(s),
+    }
+
+
+def _archived(s: Snapshot) -> dict[str, Any]:
+    """The phases moved to ``dispatch/archive/`` (not in the counts above): how many, by status."""
+    counts: Counter[str] = Counter()
+    for record in s.state.archived:
+        counts.update(dict(record.counts))
+    return {
+        "phases": len(s.state.archived),
+        "experiments": sum(r.experiments for r in s.state.archived),
+        "counts": dict(sorted(counts.items())),
     }
 
 

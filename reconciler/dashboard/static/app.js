@@ -215,7 +215,11 @@ function render() {
   $("esc-count").textContent = sum.open_escalations ? String(sum.open_escalations) : "";
   $("counts").replaceChildren(
     ...Object.entries(sum.counts).map(([k, n]) => h("span", { class: `count-box st-${k}` }, h("b", {}, n), ` ${k.replace("_", " ")}`)),
-    h("span", { class: "muted" }, `${sum.total} runs`)
+    h("span", { class: "muted" }, `${sum.total} runs`),
+    sum.archived && sum.archived.experiments
+      ? h("span", { class: "muted", id: "archived", title: Object.entries(sum.archived.counts).map(([k, n]) => `${n} ${k}`).join(", ") },
+          ` · ${sum.archived.experiments} archived in ${sum.archived.phases} phase${sum.archived.phases > 1 ? "s" : ""}`)
+      : ""
   );
   const problems = $("problems");
   problems.hidden = !sum.problems.length;
