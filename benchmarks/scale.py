@@ -228,6 +228,16 @@ def new_objects_kib(project: Path, old: str, new: str) -> float:
     return sum(int(x) for x in sizes.split()) / 1024
 
 
+def thin_pack_kib(project: Path, old: str, new: str) -> float:
+    """The bytes of the pack ``git push`` would send for ``old..new`` (deltas against ``old``):
+    what the repository keeps of the pass once git packs its objects."""
+    pack = subprocess.run(
+        ["git", "pack-objects", "--revs", "--thin", "--stdout", "-q"],
+        cwd=project, input=f"{new}\n^{old}\n".encode(), capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    return len(pack) / 1024
+
+
 def head(project: Path) -> str:
     return subprocess.run(["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True).stdout.strip()
 
@@ -248,7 +258,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"n": args.n, "hosts": args.hosts, "sleepers": args.sleepers}
     with tempfile.TemporaryDirectory(prefix="reconciler-scale-") as scratch:
         started = time.perf_counter()
-        world = World(Path(scratch), args.n, args.hosts, args.sleepers).build()
+        world = World(args.keep or Path(scratch), args.n, args.hosts, args.sleepers).build()
         try:
             project = world.project
             out["built s"] = round(time.perf_counter() - started, 1)
@@ -303,14 +313,26 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 "s": round(wall, 2),
                 "MiB": round(rss),
                 "new objects KiB": round(new_objects_kib(project, old, new), 1),
+                "packed KiB": round(thin_pack_kib(project, old, new), 1),
             }
             log(f"changing pass: {out['changing pass']}")
+            wall, rss, code, err = run_cli(project, ["--once"])  # the slot it freed: a launch
+            out["next pass"] = {"s": round(wall, 2), "MiB": round(rss), "commit": head(project) != new}
+            runs = [run_cli(project, ["--once"]) for _ in range(args.runs)]
+            out["idle after a change"] = {
+                "s": round(statistics.median(r[0] for r in runs), 2),
+                "MiB": round(max(r[1] for r in runs)),
+            }
+            log(f"after it: {out['next pass']}, then idle {out['idle after a change']}")
             naive, sampled = naive_poll(world, args.naive_max)
             out["naive poll s"] = round(naive, 1)
             out["naive sampled"] = sampled
             out["ratio"] = round(naive / cli["idle --once"]["s"], 1)
         finally:
-            world.close()
+            if args.keep is None:
+                world.close()
+            else:
+                log(f"kept {world.project} (its {len(world.procs)} sleep processes still run)")
     return out
 
 
@@ -352,9 +374,15 @@ def report(out: dict[str, Any]) -> str:
     )
     ch = out["changing pass"]
     lines.append(
-        f"| changing pass (one run ended): {ch['new objects KiB']} KiB of new objects | {ch['s']} "
+        f"| changing pass (one run ended): {ch['new objects KiB']} KiB of new loose objects, "
+        f"{ch['packed KiB']} KiB packed | {ch['s']} "
         f"| {ch['MiB']} | 1 MB |"
     )
+    lines.append(
+        f"| the pass after it (the freed slot: a launch) | {out['next pass']['s']} | {out['next pass']['MiB']} | |"
+    )
+    after = out["idle after a change"]
+    lines.append(f"| idle `--once` after the change | {after['s']} | {after['MiB']} | 3 s, 500 MB |")
     tilde = "~" if out["naive sampled"] else ""
     lines.append(
         f"| naive poller, one `sh` per live run | {tilde}{out['naive poll s']} | | ({tilde}{out['ratio']}x ours) |"
@@ -370,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--naive-max", type=int, default=300)
     parser.add_argument("--json", dest="as_json", action="store_true")
+    parser.add_argument("--keep", type=Path, help="build the world in this (empty) dir and leave it there")
     args = parser.parse_args(argv)
     out = measure(args)
     print(json.dumps(out, indent=2) if args.as_json else report(out))

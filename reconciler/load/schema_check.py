@@ -14,11 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
-
-from jsonschema import Draft202012Validator, validators  # type: ignore[import-untyped, unused-ignore]
-from jsonschema.exceptions import ValidationError, best_match  # type: ignore[import-untyped, unused-ignore]
-from jsonschema.protocols import Validator  # type: ignore[import-untyped, unused-ignore]
+from typing import TYPE_CHECKING, Any
 
 from reconciler.errors import Problem
 from reconciler.load.document import Document, JsonPath
@@ -26,6 +22,10 @@ from reconciler.load.fastschema import compile_schema
 from reconciler.load.messages import describe, id_pattern_message, is_id_pattern, show, type_names
 from reconciler.model.jsontext import bad_values, within
 from reconciler.schemas import load_schema
+
+if TYPE_CHECKING:  # jsonschema is imported on first use: a valid file never needs it (60 ms of a CLI start)
+    from jsonschema.exceptions import ValidationError  # type: ignore[import-untyped, unused-ignore]
+    from jsonschema.protocols import Validator  # type: ignore[import-untyped, unused-ignore]
 
 
 def _is_integer(_checker: object, value: object) -> bool:
@@ -61,22 +61,28 @@ def ecma_regex(pattern: str) -> re.Pattern[str]:
 
 
 def _pattern(_validator: Any, pattern: str, instance: Any, _schema: Any) -> Iterator[ValidationError]:
+    from jsonschema.exceptions import ValidationError
+
     if isinstance(instance, str) and not ecma_regex(pattern).search(instance):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-_extend: Any = validators.extend  # untyped in types-jsonschema
-_StrictValidator: Any = _extend(
-    Draft202012Validator,
-    validators={"pattern": _pattern},
-    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
-)
+@cache
+def _strict_validator() -> Any:
+    from jsonschema import Draft202012Validator, validators
+
+    extend: Any = validators.extend  # untyped in types-jsonschema
+    return extend(
+        Draft202012Validator,
+        validators={"pattern": _pattern},
+        type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+    )
 
 
 @cache
 def validator_for(kind: str) -> Validator:
     """A (cached) validator for the schema of ``kind``."""
-    validator: Validator = _StrictValidator(load_schema(kind))
+    validator: Validator = _strict_validator()(load_schema(kind))
     return validator
 
 
@@ -124,6 +130,8 @@ def check(doc: Document, kind: str) -> Checked:
 
 def _explain(error: ValidationError) -> Iterator[tuple[JsonPath, str, JsonPath]]:
     """(field path, message, where to point) for one error; some errors name several fields."""
+    from jsonschema.exceptions import best_match
+
     path: JsonPath = tuple(error.absolute_path)
     keyword = str(error.validator)
     value: Any = error.validator_value
