@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from reconciler import loadcache
 from reconciler.archivestore import with_archived
 from reconciler.errors import ConfigError, ReconcilerError
 from reconciler.gitstore.repo import ProjectRepo
 from reconciler.gitstore.tree import GitTree
+from reconciler.loadcache import paused_gc
 from reconciler.model.status import StateFile, StatusEntry
 from reconciler.statestore import STATE, current_state
 
@@ -25,13 +27,18 @@ def read_state(
     """The state as of ``rev``; ``also`` reads more from the same repository and tree.
     ``archived`` (or a function of the live state saying so): with the entries of the archived
     phases (``dispatch/archive/``, committed at ``rev``) as well."""
-    with ProjectRepo(project_dir) as repo:
+    with ProjectRepo(project_dir) as repo, paused_gc():
         tree = repo.tree(rev)
-        text = tree.read_text(STATE)
+        data = tree.read_bytes(STATE)
         if also is not None:
             also(repo, tree)
-        try:
-            state = StateFile.loads(text) if text else StateFile(project="")
+        try:  # parsed once per content (``loadcache``: what the last pass wrote is kept parsed)
+            if not data:
+                state = StateFile(project="")
+            elif rev == "HEAD":
+                state = loadcache.state(project_dir, data, StateFile.loads)
+            else:  # an older revision: not kept (the cache holds the newest)
+                state = StateFile.loads(data)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise ReconcilerError(f"{STATE} at {rev} is corrupt ({exc}); the next pass restores it") from exc
         if state.archived and (archived(state) if callable(archived) else archived):
