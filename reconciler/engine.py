@@ -41,7 +41,7 @@ from reconciler.model.volatile import merge
 from reconciler.notify import OUTBOX, announce
 from reconciler.observe.observer import observe
 from reconciler.observe.request import probe_request
-from reconciler.passarchive import Restored, bring_back, drop_restored, move_out
+from reconciler.passarchive import Restored, bring_back, drop_restored, move_out, with_unsaved_archives
 from reconciler.passfiles import PassFiles, write_pass_files
 from reconciler.passhistory import no_replay, tag_phases
 from reconciler.passmetrics import Stopwatch, record_pass
@@ -346,7 +346,8 @@ def _finish(
         log(f"warning: {warning}")
         warnings.append(warning)
     crash_point("before_commit")
-    paths = [STATE, LAB_LOG, *owned_files(project_dir, seen, desired.config.target_names), *notes]
+    owned = with_unsaved_archives(project_dir, repo, seen)  # a killed pass's archive: its results too
+    paths = [STATE, LAB_LOG, *owned_files(project_dir, owned, desired.config.target_names), *notes]
     if state.archived or back.phases:
         paths.append(ARCHIVE_DIR)
     if (project_dir / OUTBOX).exists():

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from reconciler.archivestore import ArchiveReadError, read_phase, read_phases, remove_phases, write_phases
 from reconciler.crashpoints import crash_point
+from reconciler.gitstore.repo import ProjectRepo
 from reconciler.loadcache import phase_digests
+from reconciler.model.archive import ARCHIVE_DIR
 from reconciler.model.desired import DesiredState
 from reconciler.model.status import StateFile
 from reconciler.plan.archive import archive, restored, to_restore, unplaced_decisions
@@ -83,6 +85,24 @@ def move_out(project_dir: Path, desired: DesiredState, state: StateFile, now: da
         for (phase, s), path in zip(sorted(moved.items()), paths, strict=True)
     )
     return MovedOut(left, moved, lines)
+
+
+def with_unsaved_archives(project_dir: Path, repo: ProjectRepo, state: StateFile) -> StateFile:
+    """``state`` with the entries of the archive files git shows uncommitted (a pass that wrote
+    them was killed before its commit): their result files, notes and escalations are committed
+    with them by this pass, as the killed pass would have. The usual pass reads nothing here."""
+    if not state.archived:
+        return state
+    dirty = set(repo.dirty_paths([ARCHIVE_DIR]))
+    phases = [a.phase for a in state.archived if a.file in dirty]
+    if not phases:
+        return state
+    found, _failed = read_phases(project_dir, phases)
+    by_id = state.by_id()
+    for entries in found.values():
+        for entry in entries:
+            by_id.setdefault(entry.id, entry)
+    return state.with_entries(by_id)
 
 
 def drop_restored(project_dir: Path, restored_phases: tuple[str, ...], state: StateFile) -> None:

@@ -14,7 +14,8 @@ faults:
 ``commit``      a person commits to the dispatch YAML while a pass runs (priority, a seed, an experiment,
                 a command)
 ``disk_full``   ``RECONCILER_FAIL_WRITE``: the status write (state.json or lab.log) fails with ENOSPC
-``corrupt``     state.json is truncated, garbled or deleted between passes
+``corrupt``     state.json is truncated, garbled or deleted between passes (or the parse a pass
+                kept, ``.reconciler/cache/``, is truncated)
 ``concurrent``  a second pass starts while the first holds the lock: it must exit 75
 
 A seed-stable share of the scenarios runs on PBS targets through the project's PBS shim, with the
@@ -36,7 +37,6 @@ run (bounded) until every experiment is final; then the invariants of design sec
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -82,7 +82,7 @@ INVARIANTS = (
 )
 ALLOWED_EXIT = {0, 1, 2, 75, CRASH_EXIT_CODE}
 RECONCILER_EMAIL = "reconciler@localhost"
-OWNED_PREFIXES = ("dispatch/state.json", "progress/", "experiments/results/", "experiments/logs/")
+OWNED_PREFIXES = ("dispatch/state.json", "dispatch/archive/", "progress/", "experiments/results/", "experiments/logs/")
 """What a reconciler commit may touch (status, events, results, experiment notes)."""
 PASS_TIMEOUT = 120
 SETTLE_SECONDS = 90.0
@@ -166,6 +166,7 @@ CONFIG = textwrap.dedent(
       poll_interval: 60
       command_timeout: {COMMAND_TIMEOUT}
       backoff: {{base_seconds: 0, factor: 1, max_seconds: 0}}
+      archive_after_hours: 0
     """
 )
 
@@ -328,7 +329,7 @@ class Run:
             "version: 1\nproject: chaostest\ntargets:\n"
             + "".join(blocks)
             + f"policies:\n  poll_interval: 60\n  command_timeout: {timeout}\n  connect_timeout: 5\n"
-            + "  backoff: {base_seconds: 0, factor: 1, max_seconds: 0}\n"
+            + "  backoff: {base_seconds: 0, factor: 1, max_seconds: 0}\n  archive_after_hours: 0\n"
         )
 
     def root(self, target: str) -> str:
@@ -579,6 +580,10 @@ class Run:
 
     def _corrupt(self, how: str) -> None:
         path = self.project / "dispatch" / "state.json"
+        if how == "cache":  # what the last pass kept parsed (``reconciler.loadcache``): a miss, never a lie
+            for kept in (self.project / ".reconciler" / "cache").glob("*.pickle"):
+                kept.write_bytes(kept.read_bytes()[: kept.stat().st_size // 2])
+            return
         if how == "delete":
             path.unlink(missing_ok=True)
         elif not path.exists():
@@ -656,10 +661,19 @@ class Run:
         return {f"{e['id']}_s{s}" for e in self.experiments for s in e["seeds"]}
 
     def state(self) -> dict[str, dict[str, Any]]:
+        """Every recorded entry: ``dispatch/state.json``'s and its archived phases' (``archive_after_hours:
+        0`` archives the phase once all its experiments ended; a seed a person adds brings it back)."""
         path = self.project / "dispatch" / "state.json"
+
+        def read(rel: str) -> str | None:
+            with contextlib.suppress(OSError):
+                return (self.project / rel).read_text()
+            return None
+
         try:
-            return {e["id"]: e for e in json.loads(path.read_text())["experiments"]}
-        except (OSError, ValueError, KeyError, TypeError):
+            entries, _phases = invariants.recorded(path.read_text(), read)
+            return {e["id"]: e for e in entries}
+        except (OSError, KeyError, TypeError):
             return {}
 
     def settled(self) -> bool:
@@ -700,6 +714,8 @@ class Run:
         committed = git(p, "show", "HEAD:dispatch/state.json")
         if committed != (p / "dispatch" / "state.json").read_text().strip():
             self.violation("invariant 3: the working tree's state.json differs from HEAD's", "3:nothing-lost")
+        if git(p, "status", "--porcelain", "--", "dispatch/archive"):
+            self.violation("invariant 3: the working tree's archive differs from HEAD's", "3:nothing-lost")
         for exp_id, entry in sorted(state.items()):
             if entry["status"] == "cancelled" and exp_id in self.qdeleted:
                 continue  # a person deleted its job on the cluster

@@ -171,14 +171,33 @@ def head(project: Path) -> str:
     return _git(project, "rev-parse", "HEAD").stdout.strip()
 
 
-def projection(project: Path, commit: str) -> dict[str, Any]:
-    """The transition-relevant content of the committed state at ``commit`` (see the module doc)."""
-    text = _git(project, "show", f"{commit}:dispatch/state.json").stdout
+def recorded(state_text: str, read: Any) -> tuple[list[Any], list[str]]:
+    """Every entry of a state file's text: its own and those of the phases it lists as archived
+    (``read(path)``: an archive file's text, ``None`` when absent; a live entry wins), and the
+    archived phases. An experiment in neither is lost (invariant 3)."""
     try:
-        entries = json.loads(text)["experiments"]
-    except (ValueError, KeyError, TypeError):
-        entries = []
-    out: dict[str, Any] = {}
+        doc = json.loads(state_text)
+        entries = list(doc["experiments"])
+        archived = doc.get("archived") or {}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return [], []
+    live = {e.get("id") for e in entries if isinstance(e, dict)}
+    for phase, record in sorted(archived.items()):
+        text = read(str(record.get("file", f"dispatch/archive/{phase}.json")))
+        try:
+            more = json.loads(text)["experiments"] if text else []
+        except (ValueError, KeyError, TypeError):
+            more = []
+        entries += [e for e in more if isinstance(e, dict) and e.get("id") not in live]
+    return entries, sorted(archived)
+
+
+def projection(project: Path, commit: str) -> dict[str, Any]:
+    """The transition-relevant content of the committed state at ``commit`` (see the module doc),
+    archived phases included (moving a phase to ``dispatch/archive/`` is a change of its own)."""
+    text = _git(project, "show", f"{commit}:dispatch/state.json").stdout
+    entries, phases = recorded(text, lambda path: _git(project, "show", f"{commit}:{path}").stdout)
+    out: dict[str, Any] = {"<archived>": phases}
     for e in entries:
         if not isinstance(e, dict):
             continue

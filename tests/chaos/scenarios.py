@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.crashpoints import POINTS
+from reconciler.crashpoints import ARCHIVE_POINTS, POINTS
 from tests.chaos import batch, targets
 
 DEFAULT_SEED = 20261126
@@ -112,7 +112,7 @@ def generate(seed: int, index: int) -> Scenario:
     for _ in range(rng.randint(1, 3)):
         kind = rng.choice((*LOCAL_FAULTS, "crash", "crash"))  # crashes weigh 3: every point, often
         if kind == "crash":
-            point = rng.choice(POINTS)
+            point = rng.choice((*POINTS, *ARCHIVE_POINTS))
             arg = point + (rng.choice(["", "", ":2"]) if point in MULTI_HIT else "")
         else:
             arg = _fault_arg(rng, kind, TARGETS)
@@ -200,5 +200,5 @@ def _fault_arg(rng: random.Random, kind: str, targets: tuple[str, ...]) -> str:
     if kind == "disk_full":
         return rng.choice(["dispatch/state.json", "progress/lab.log"])
     if kind == "corrupt":
-        return rng.choice(["truncate", "garbage", "delete", "empty"])
+        return rng.choice(["truncate", "garbage", "delete", "empty", "cache"])
     return ""

@@ -145,3 +145,18 @@ def test_a_lost_archive_keeps_its_experiments_archived_and_a_linked_one_is_refus
     assert refused.returncode == 2, refused.stderr
     assert "dispatch/archive" in refused.stderr
     assert list(outside.iterdir()) == []
+
+
+def test_results_of_a_phase_archived_by_a_pass_that_could_not_commit_are_committed_next(tmp_path: Path) -> None:
+    """The archiving pass wrote the archive and the state file, then its lab.log write failed (a
+    full disk): nothing was committed. The next pass finds the entries archived only in the working
+    tree and commits their results, notes and the archive with them."""
+    project = archiving(tmp_path)
+    full = {"RECONCILER_FAIL_WRITE": "progress/lab.log"}
+    until(lambda: len(archived(project)) == 3, step=lambda: reconcile(project, "--once", env=full))
+    assert git(project, "status", "--porcelain", "dispatch/archive") != ""  # written, not committed
+    assert reconcile(project, "--once").returncode == 0
+    assert git(project, "status", "--porcelain") == ""
+    for i in range(3):
+        git(project, "cat-file", "-e", f"HEAD:experiments/results/job_s{i}.csv")
+    assert git(project, "show", "HEAD:dispatch/archive/pilot.json").count('"id": "job_s') == 3

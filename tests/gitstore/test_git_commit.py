@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import subprocess
@@ -374,3 +375,33 @@ def test_a_persons_index_lock_is_left_alone_and_the_pass_goes_on(tmp_path: Path)
         lock.unlink()
         assert commit_status(repo, ["dispatch/state.json"], "reconcile: again", settings=BOT) is None
     assert porcelain(root) == ""
+
+
+def test_status_commits_do_not_pile_up_loose_objects(tmp_path: Path) -> None:
+    """Plumbing commits never pack by themselves; ``commit_status`` runs ``git gc --auto``, so past
+    git's threshold the loose objects are packed, the state file's versions as deltas. Git
+    estimates the loose objects from the ``objects/17/`` directory alone: a few loose blobs put
+    there push the estimate past a threshold of 256."""
+    root = init_repo(tmp_path / "repo", {"dispatch/main.yaml": "version: 1\n"})
+    git(root, "config", "gc.auto", "256")
+    git(root, "config", "gc.autoDetach", "false")
+    rows = [f'    {{"id": "e{i}_s0", "status": "pending", "notes": "{"x" * 200}"}}' for i in range(400)]
+    with ProjectRepo(root) as repo:
+        for n in range(20):
+            rows[n] = rows[n].replace("pending", "done")
+            write(root, "dispatch/state.json", '{"experiments": [\n' + ",\n".join(rows) + "\n]}\n")
+            assert commit_status(repo, ["dispatch/state.json"], f"reconcile: {n}", settings=BOT)
+        loose = dict(line.split(": ") for line in git(root, "count-objects", "-v").splitlines())
+        assert loose["packs"] == "0"  # under the threshold: nothing packed, nothing paid
+        seeded, k = 0, 0
+        while seeded < 3:
+            body = f"filler {k}".encode()
+            k += 1
+            if hashlib.sha1(b"blob %d\0" % len(body) + body).hexdigest().startswith("17"):
+                subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=root, input=body, check=True)
+                seeded += 1
+        write(root, "dispatch/state.json", '{"experiments": []}\n')
+        assert commit_status(repo, ["dispatch/state.json"], "reconcile: last", settings=BOT)
+    counts = dict(line.split(": ") for line in git(root, "count-objects", "-v").splitlines())
+    assert int(counts["packs"]) >= 1 and int(counts["count"]) < 10, counts
+    assert int(counts["size-pack"]) < int(loose["size"]) / 4, (counts, loose)  # KiB: deltas, not copies
