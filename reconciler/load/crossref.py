@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from reconciler.errors import Problem
@@ -139,8 +139,10 @@ def check_definitions(checked: Checked, entries: list[tuple[int, Definition]], k
 
 
 def check_decisions(
-    checked: Checked, entries: list[tuple[int, Decision]], known: KnownIds, recorded: set[str]
+    checked: Checked, entries: list[tuple[int, Decision]], known: KnownIds, recorded: Callable[[], set[str]]
 ) -> list[Problem]:
+    """``recorded``: the recorded ids (read only when a decision names an experiment that is not
+    in the spec: with archived phases, that reads their files)."""
     doc = checked.doc
     problems = []
     seen: dict[str, int] = {}
@@ -152,7 +154,7 @@ def check_decisions(
         if d.action is DecisionAction.APPROVE_STAGE or d.exp is None:
             continue
         exp = d.exp
-        if exp in known.specs or exp in recorded:
+        if exp in known.specs or exp in recorded():
             continue
         if exp in known.bases:  # a base id with seeds (an unseeded one is in known.specs)
             ids = sorted(i for i, ls in known.specs.items() if ls.spec.base_id == exp)

@@ -8,6 +8,7 @@ the cross-file checks (``crossref``, ``paths``), and either return the ``Desired
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -97,7 +98,7 @@ def inspect(source: Source, *, with_state: bool = True, revision: str | None = N
 
     decisions = build_decisions(sources.decisions)
     if sources.decisions is not None:
-        problems += check_decisions(sources.decisions, decisions, known, recorded_ids(tree))
+        problems += check_decisions(sources.decisions, decisions, known, functools.cache(lambda: recorded_ids(tree)))
     definitions = build_definitions(sources.definitions)
     if sources.definitions is not None:
         problems += check_definitions(sources.definitions, definitions, known)

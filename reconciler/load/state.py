@@ -17,6 +17,7 @@ from reconciler.load.jsonpos import parse_json
 from reconciler.load.schema_check import check
 from reconciler.load.sources import STATE
 from reconciler.load.tree import UnreadableFileError
+from reconciler.model.archive import archive_path
 from reconciler.model.statecheck import state_problems
 from reconciler.model.status import StateFile
 from reconciler.model.tree import Tree
@@ -65,12 +66,25 @@ def load_state(tree: Tree, project: str) -> StateFile:
 
 
 def recorded_ids(tree: Tree) -> set[str]:
-    """Ids in the recorded status, read leniently (empty when absent or unreadable)."""
+    """Ids in the recorded status and in the archived phases it lists, read leniently (empty when
+    absent or unreadable)."""
+    data = _lenient(tree, STATE)
+    ids = _ids(data)
+    archived = data.get("archived") if isinstance(data, dict) else None
+    for phase in archived if isinstance(archived, dict) else ():
+        ids |= _ids(_lenient(tree, archive_path(str(phase))))
+    return ids
+
+
+def _lenient(tree: Tree, path: str) -> Any:
     try:
-        text = tree.read_text(STATE)
-        data: Any = json.loads(text) if text else {}
+        text = tree.read_text(path)
+        return json.loads(text) if text else {}
     except (ReconcilerError, ValueError, RecursionError):  # unreadable here or in git (not UTF-8)
-        return set()
+        return {}
+
+
+def _ids(data: Any) -> set[str]:
     entries = data.get("experiments") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         return set()
