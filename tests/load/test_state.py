@@ -68,3 +68,25 @@ def test_unreadable_state_is_corrupt(tmp_path: Path) -> None:
     (root / "dispatch/state.json").write_bytes(b'{"experiments": ["\xff"]}')
     with pytest.raises(CorruptStateError, match="not UTF-8"):
         load_state(WorkTree(root), "mini")
+
+
+def test_a_decision_may_name_an_experiment_of_an_archived_phase(tmp_path: Path) -> None:
+    """Its spec gone and its entry in ``dispatch/archive/<phase>.json``: still a recorded id."""
+    from reconciler.load import validate
+    from reconciler.model.archive import ArchivedPhase
+
+    old = StatusEntry(id="gone_s0", status=Status.DONE, phase="pilot")
+    record = ArchivedPhase("pilot", 1, (("done", 1),), (), "0" * 32, "t")
+    decisions = "version: 1\ndecisions:\n  - {id: d1, exp: gone_s0, action: retry, reason: again}\n"
+    state = StateFile(project="mini", archived=(record,))
+    root = write_project(
+        tmp_path,
+        {
+            "dispatch/state.json": state.dumps(),
+            "dispatch/archive/pilot.json": StateFile(project="mini", entries=(old,)).dumps(),
+            "dispatch/decisions.yaml": decisions,
+        },
+    )
+    assert [str(p) for p in validate(WorkTree(root))] == []
+    (root / "dispatch" / "archive" / "pilot.json").unlink()
+    assert any("gone_s0" in str(p) for p in validate(WorkTree(root)))
