@@ -10,13 +10,12 @@ sorted by id, no field that changes when nothing happened.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from reconciler.model.archive import ArchivedPhase
+from reconciler.model.archive import ArchivedPhase, archived_from_dict, canonical_text
 from reconciler.model.escalation import Escalation
 from reconciler.model.fastdc import build as _build
 from reconciler.model.fastdc import known as _known
@@ -407,18 +406,7 @@ class StateFile:
         """``dumps`` and the JSON document it holds (``from_dict`` of it is what ``loads`` of
         the text gives)."""
         data = within_limits(self.to_dict())  # a job's sidecar may hold NaN: written as null
-        entries = data["experiments"]
-        parts = []
-        for key in sorted(data):
-            if key == "experiments":
-                lines = ",\n".join(
-                    "    " + json.dumps(e, sort_keys=True, ensure_ascii=False, allow_nan=False) for e in entries
-                )
-                parts.append(f'  "experiments": [\n{lines}\n  ]' if entries else '  "experiments": []')
-                continue
-            value = json.dumps(data[key], indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False)
-            parts.append(f"  {json.dumps(key)}: " + value.replace("\n", "\n  "))
-        return "{\n" + ",\n".join(parts) + "\n}\n", data
+        return canonical_text(data), data
 
     def same_content(self, other: StateFile) -> bool:
         """Equal apart from ``updated`` (which changes only when something else did)."""
@@ -433,7 +421,7 @@ class StateFile:
             decisions_applied=tuple(sorted(str(x) for x in d.get("decisions_applied") or ())),
             stages_approved=tuple(sorted(int(x) for x in d.get("stages_approved") or ())),
             version=int(d.get("version") or STATE_VERSION),
-            archived=_archived(d.get("archived")),
+            archived=archived_from_dict(d.get("archived")),
         )
 
     @classmethod
@@ -452,14 +440,6 @@ class StateFile:
             raise JsonTextError(f"the status must be a JSON object, not {type(data).__name__}")
         check_state(data)  # ids, result paths and run dirs as the reconciler writes them
         return cls.from_dict(data)
-
-
-def _archived(value: object) -> tuple[ArchivedPhase, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, Mapping):
-        raise ValueError("archived must be an object: phase -> record")
-    return tuple(ArchivedPhase.from_dict(str(k), v) for k, v in sorted(value.items()))
 
 
 def _is_pid(value: object) -> bool:

@@ -32,6 +32,7 @@ from reconciler.plan.earlystop import Results, apply_early_stop
 from reconciler.plan.entries import mark_orphan, new_entry, sync
 from reconciler.plan.envcheck import check_env_action, env_escalation
 from reconciler.plan.events import describe
+from reconciler.plan.gates import Gates
 from reconciler.plan.launchenv import launch_env, render_command
 from reconciler.plan.leases import count_leases, lease_request
 from reconciler.plan.leftover import stop_leftovers
@@ -155,7 +156,7 @@ def make_plan(
         for spec in candidates:
             entries[spec.id] = _waiting(entries[spec.id], PAUSED)
         candidates = []
-    gates = _Gates(entries, ctx, stages)
+    gates = Gates(entries, ctx, stages)
     pilots = Pilots(entries.values(), desired.config)  # for the launches whose spec gives no duration
     for spec in sorted(candidates, key=lambda s: (s.stage, s.priority, s.id)):
         entry = entries[spec.id]
@@ -266,75 +267,6 @@ class _Holds:
             spec = self.ctx.specs.get(exp_id) if current.gpus else None  # a run on no GPU holds a slot only
             count_active(current, spec.vram_gb if spec is not None else None, self.ctx)
             self.counted.add((current.target, exp_id, current.n))
-
-
-_STOPPED = (Status.FAILED, Status.ON_HOLD)
-"""An earlier stage with one of these keeps a later stage waiting until it is approved."""
-_SETTLED = (Status.DONE, Status.CANCELLED)
-
-
-class _Gates:
-    """Stage N launches only when every experiment of the earlier stages is done (or approved)."""
-
-    def __init__(self, entries: dict[str, StatusEntry], ctx: Context, approved: list[int]) -> None:
-        self.approved = set(approved)
-        self._entries, self._ctx = entries, ctx
-        self._by_stage: dict[int, list[StatusEntry]] | None = None
-        self._blocked: dict[int, str | None] = {}
-        self._holding: dict[int, list[StatusEntry]] = {}
-
-    @property
-    def by_stage(self) -> dict[int, list[StatusEntry]]:
-        """The experiments of each stage (not cancelled by the spec), built on first use: a pass
-        with nothing to place never needs them. Only their ids and statuses are read, which the
-        placements never change."""
-        if self._by_stage is None:
-            self._by_stage = {}
-            entries, cancelled = self._entries, DesiredRunState.CANCELLED
-            for spec in self._ctx.desired.experiments:
-                if spec.state is cancelled:
-                    continue
-                self._by_stage.setdefault(spec.stage, []).append(entries[spec.id])
-        return self._by_stage
-
-    def blocked(self, spec: ExperimentSpec) -> str | None:
-        """Why stage ``spec.stage`` may not launch (computed once per stage: the statuses it
-        reads do not change while the candidates are placed)."""
-        if spec.stage not in self._blocked:
-            self._blocked[spec.stage] = self._why_blocked(spec)
-        return self._blocked[spec.stage]
-
-    def _why_blocked(self, spec: ExperimentSpec) -> str | None:
-        if spec.stage in self.approved:
-            return None
-        archived: dict[int, list[int]] = {}  # the archived phases' experiments count too
-        for record in self._ctx.recorded.archived:
-            for count in record.stages:
-                add = archived.setdefault(count.stage, [0, 0, 0])
-                add[0], add[1], add[2] = add[0] + count.members, add[1] + count.settled, add[2] + count.stopped
-        for stage in sorted(s for s in {*self.by_stage, *archived} if s < spec.stage):
-            members = self.by_stage.get(stage, [])
-            total, settled, stopped = archived.get(stage, (0, 0, 0))
-            failed = stopped + sum(1 for e in members if e.status in _STOPPED)
-            if failed:
-                return f"stage {stage} has {failed} failed or held experiment(s); approve stage {spec.stage} to go on"
-            done = settled + sum(1 for e in members if e.status in _SETTLED)
-            if done < len(members) + total:
-                return f"waiting for stage {stage} ({done} of {len(members) + total} done)"
-        return None
-
-    def holding(self, spec: ExperimentSpec) -> list[StatusEntry]:
-        """The failed or held experiments of earlier stages that keep ``spec`` waiting (listed
-        for the first waiting spec of a stage only: their escalations are noted once)."""
-        if spec.stage in self.approved or spec.stage in self._holding:
-            return []
-        self._holding[spec.stage] = [
-            e
-            for stage in sorted(s for s in self.by_stage if s < spec.stage)
-            for e in self.by_stage[stage]
-            if e.status in _STOPPED
-        ]
-        return self._holding[spec.stage]
 
 
 def _phase_guard(entries: dict[str, StatusEntry], ctx: Context) -> None:
