@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +69,25 @@ def commit_project(
 
 
 def recorded(project: Path) -> dict[str, dict[str, Any]]:
-    """The entries of ``dispatch/state.json`` as on disk, by id (empty before the first pass)."""
+    """Every recorded entry as on disk, by id: ``dispatch/state.json``'s and those of the phases it
+    lists as archived (``dispatch/archive/<phase>.json``; a live entry wins). Empty before the
+    first pass."""
     path = project / "dispatch" / "state.json"
     if not path.exists():
         return {}
-    return {e["id"]: e for e in json.loads(path.read_text())["experiments"]}
+    return _with_archived(path.read_text(), lambda rel: (project / rel).read_text())
+
+
+def _with_archived(text: str, read: Callable[[str], str]) -> dict[str, dict[str, Any]]:
+    doc = json.loads(text)
+    out = {e["id"]: e for e in doc["experiments"]}
+    for record in (doc.get("archived") or {}).values():
+        for e in json.loads(read(record["file"]))["experiments"]:
+            out.setdefault(e["id"], e)
+    return out
 
 
 def committed(project: Path, rev: str = "HEAD") -> dict[str, dict[str, Any]]:
     """The entries of ``dispatch/state.json`` as committed at ``rev``, by id."""
     text = git(project, "show", f"{rev}:dispatch/state.json")
-    return {e["id"]: e for e in json.loads(text)["experiments"]}
+    return _with_archived(text, lambda rel: git(project, "show", f"{rev}:{rel}"))
