@@ -65,7 +65,7 @@ def execute(
     timeout: float | None = None,
 ) -> Completed:
     """Run ``git <args>`` in the work tree; never raises for a non-zero exit."""
-    executable = str(git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git")
+    executable = git_executable()
     with git_errors(f"git {' '.join(args[:2])}"):
         status, out, err = handle.git.execute(
             [executable, *args],
@@ -76,6 +76,11 @@ def execute(
             kill_after_timeout=timeout,
         )
     return Completed(tuple(args), int(status), out, err)
+
+
+def git_executable() -> str:
+    """The git program GitPython runs (``GIT_PYTHON_GIT_EXECUTABLE``, else ``git`` on the PATH)."""
+    return str(git.Git.GIT_PYTHON_GIT_EXECUTABLE or "git")
 
 
 def run(

@@ -23,6 +23,7 @@ from pathlib import Path
 from reconciler.atomic import pid_alive
 from reconciler.errors import GitStoreError
 from reconciler.gitstore.index import identity_env, temp_index, tree_of
+from reconciler.gitstore.packing import keep_packed
 from reconciler.gitstore.repo import ProjectRepo, status_names
 from reconciler.model.config import GitSettings
 
@@ -88,11 +89,8 @@ def commit_status(
             f"committed {sha[:12]}, but the index was not updated ({exc}); "
             f"the next pass retries, or run: git reset -- {' '.join(staged)}"
         ) from exc
-    # Plumbing never packs: without this a project's loose objects only grow (each changing pass
-    # writes the state file whole, ~1.5 MB loose at 30,000 live entries, a few KiB once packed as a
-    # delta). ``--auto`` does nothing below git's threshold (``gc.auto``, 6,700 loose objects: a
-    # directory count) and packs in the background above it; ``gc.auto 0`` turns it off.
-    repo.execute("gc", "--auto", "--quiet")
+    # Plumbing never packs: git's gc by count, a repack past the loose bytes (``packing``).
+    keep_packed(repo, (settings or GitSettings()).pack_loose_mib)
     return sha
 
 

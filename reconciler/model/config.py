@@ -250,6 +250,9 @@ class GitSettings:
     tag_phases: bool = True
     author_name: str = "reconciler"
     author_email: str = "reconciler@localhost"
+    pack_loose_mib: float = 32.0
+    """Past this many MiB of loose objects a status commit starts a background geometric repack
+    (``gitstore.packing``); 0 leaves packing to git's own ``gc --auto``."""
 
 
 @dataclass(frozen=True)
