@@ -21,13 +21,14 @@ OSError propagates unchanged: a disk that refuses a write is not something a pas
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import os
 import re
 import secrets
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from reconciler import confine
@@ -101,8 +102,46 @@ def _write_and_replace(tmp_dir: int, tmp: str, dir_fd: int, name: str, data: byt
         with contextlib.suppress(OSError):
             os.unlink(tmp, dir_fd=tmp_dir)
         raise
-    with contextlib.suppress(OSError):
-        os.fsync(dir_fd)
+    _sync_dir(dir_fd)
+
+
+_deferred: contextvars.ContextVar[dict[tuple[int, int], int] | None] = contextvars.ContextVar(
+    "reconciler_deferred_dir_syncs", default=None
+)
+"""Inside ``dirs_synced_once`` (this thread's): the directories whose renames still need their
+fsync, by (device, inode), each an open descriptor of its own."""
+
+
+def _sync_dir(dir_fd: int) -> None:
+    """Make a rename in ``dir_fd`` durable now, or once at the end of ``dirs_synced_once``."""
+    pending = _deferred.get()
+    if pending is None:
+        with contextlib.suppress(OSError):
+            os.fsync(dir_fd)
+        return
+    st = os.fstat(dir_fd)
+    if (st.st_dev, st.st_ino) not in pending:
+        pending[(st.st_dev, st.st_ino)] = os.dup(dir_fd)
+
+
+@contextlib.contextmanager
+def dirs_synced_once() -> Iterator[None]:
+    """Atomic writes inside the block fsync each file as always, but each directory once, at the
+    end (a pass that writes 10,000 notes into one directory pays one directory flush, not
+    10,000). Per thread: another thread's writes meanwhile sync as always."""
+    if _deferred.get() is not None:  # nested: the outer block syncs
+        yield
+        return
+    pending: dict[tuple[int, int], int] = {}
+    token = _deferred.set(pending)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+        for fd in pending.values():
+            with contextlib.suppress(OSError):
+                os.fsync(fd)
+            os.close(fd)
 
 
 SCRATCH = ".reconciler"
@@ -180,13 +219,25 @@ def append_line(path: StrPath, line: str) -> None:
     ``O_APPEND`` makes the single ``write`` land at the end even with other appenders, so lines
     never interleave. ``line`` must not contain a newline: one line is one event.
     """
-    if "\n" in line or "\r" in line:
-        raise ValueError(f"append_line: a line must not contain a newline: {line!r}")
+    append_lines(path, (line,))
+
+
+def append_lines(path: StrPath, lines: Iterable[str]) -> None:
+    """Append ``lines`` (a newline added to each) to ``path`` in one ``write`` and one fsync: a
+    pass that records 30,000 transitions pays one disk flush, not 30,000. No line may contain a
+    newline (one line is one event); nothing is written when one does."""
+    data = []
+    for line in lines:
+        if "\n" in line or "\r" in line:
+            raise ValueError(f"append_line: a line must not contain a newline: {line!r}")
+        data.append(line + "\n")
+    if not data:
+        return
     target = Path(path)
     _injected_write_fault(target)
     fd = confine.open_file(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
     try:
-        _write_all(fd, (line + "\n").encode("utf-8"))
+        _write_all(fd, "".join(data).encode("utf-8"))
         os.fsync(fd)
     finally:
         os.close(fd)

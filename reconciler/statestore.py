@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler import loadcache
-from reconciler.atomic import append_line, atomic_write_text
+from reconciler.atomic import append_lines, atomic_write_text
 from reconciler.confine import read_file
 from reconciler.errors import UnsafePathError
 from reconciler.model.archive import ARCHIVE_DIR
@@ -126,8 +126,7 @@ def write_state(project_dir: Path, state: StateFile) -> None:
 
 
 def append_log(project_dir: Path, lines: Iterable[str]) -> None:
-    for line in lines:
-        append_line(project_dir / LAB_LOG, line)
+    append_lines(project_dir / LAB_LOG, lines)
 
 
 def read_volatile(project_dir: Path) -> Newest:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.archivestore import with_archived
-from reconciler.atomic import atomic_write_text
+from reconciler.atomic import atomic_write_text, dirs_synced_once
 from reconciler.confine import check_tree
 from reconciler.errors import StatusWriteError
 from reconciler.export.guard import Completeness, completeness
@@ -150,14 +150,15 @@ def write_notes(project_dir: Path, notes: Mapping[str, str]) -> list[str]:
     """Write each note (project-relative path -> text) atomically, keeping the person's
     ``## Observations & Notes`` section of the file already there; the paths written."""
     written = []
-    for rel, text in sorted(notes.items()):
-        path = project_dir / rel
-        try:
-            old = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            old = None
-        new = keep_observations(text, old)
-        if new != old:
-            atomic_write_text(path, new)
-        written.append(rel)
+    with dirs_synced_once():
+        for rel, text in sorted(notes.items()):
+            path = project_dir / rel
+            try:
+                old = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                old = None
+            new = keep_observations(text, old)
+            if new != old:
+                atomic_write_text(path, new)
+            written.append(rel)
     return written
