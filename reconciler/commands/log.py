@@ -47,7 +47,7 @@ def _known(repo: ProjectRepo, exp_id: str) -> bool:
             desired = load_desired(tree)
     except ReconcilerError:
         return False
-    return exp_id in desired.by_id()
+    return desired.spec(exp_id) is not None
 
 
 def _doc(item: Transition | Unreadable) -> dict[str, object]:

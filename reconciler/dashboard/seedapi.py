@@ -202,7 +202,7 @@ def _run(s: Snapshot, e: StatusEntry) -> dict[str, Any]:
 
 
 def _spec_description(s: Snapshot, exp_id: str) -> str:
-    spec = s.desired.by_id().get(exp_id) if s.desired else None
+    spec = s.desired.spec(exp_id) if s.desired else None
     return spec.description if spec is not None else ""
 
 

@@ -164,7 +164,7 @@ def experiment_detail(
     """One experiment's page; ``rows`` (the rows by id, when the caller keeps them) and ``files``
     (its result file, ``source.result_files``) spare building every row and reading its file."""
     entry = s.state.get(exp_id)
-    spec = s.desired.by_id().get(exp_id) if s.desired else None
+    spec = s.desired.spec(exp_id) if s.desired else None
     if entry is None and spec is None:
         return None
     if rows is None:

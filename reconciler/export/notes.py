@@ -47,8 +47,8 @@ def notes_for(desired: DesiredState, before: StateFile, after: StateFile, result
     due = [e for e in after.entries if e.id in wanted]
     if not due:
         return {}
-    views = derive_tables(desired, after, results)
-    return {note_path(e.id): render_note(desired, e, results, views) for e in due}
+    found = Lookup(desired, derive_tables(desired, after, results))
+    return {note_path(e.id): render_note(desired, e, results, found) for e in due}
 
 
 def _due(old: StatusEntry | None, new: StatusEntry) -> bool:
@@ -57,23 +57,35 @@ def _due(old: StatusEntry | None, new: StatusEntry) -> bool:
     return new.status.final and new.attempt >= 1 and (old is None or not old.status.final)
 
 
-def definition_of(desired: DesiredState, entry: StatusEntry) -> Definition | None:
-    """The definition whose id is the entry's ``experiment_id``, its id, or a prefix ``<id>_``."""
-    best: Definition | None = None
-    for d in desired.definitions:
-        if d.id in (entry.experiment_id, entry.id):
-            return d
-        if entry.id.startswith(d.id + "_") and (best is None or len(d.id) > len(best.id)):
-            best = d
-    return best
+class Lookup:
+    """What each note looks up (its definition, its design cell), indexed once per pass: a scan
+    of every definition and cell per note made a pass that writes 10,000 notes quadratic."""
 
+    def __init__(self, desired: DesiredState, views: list[TableView]) -> None:
+        self.definitions: dict[str, tuple[int, Definition]] = {}
+        for k, d in enumerate(desired.definitions):
+            self.definitions.setdefault(d.id, (k, d))  # the first of a repeated id, as a scan finds it
+        self.cells: dict[str, tuple[TableView, CellView]] = {}
+        for view in views:
+            for cell in view.cells.values():
+                for exp_id in cell.exp_ids:
+                    self.cells.setdefault(exp_id, (view, cell))
 
-def _cell_of(views: list[TableView], exp_id: str) -> tuple[TableView, CellView] | None:
-    for view in views:
-        for cell in view.cells.values():
-            if exp_id in cell.exp_ids:
-                return view, cell
-    return None
+    def definition(self, entry: StatusEntry) -> Definition | None:
+        """The definition whose id is the entry's ``experiment_id`` or its id (the one listed
+        first), else the longest ``<id>_`` prefix of its id."""
+        exact = [hit for key in (entry.experiment_id, entry.id) if key and (hit := self.definitions.get(key))]
+        if exact:
+            return min(exact, key=lambda hit: hit[0])[1]
+        cut = entry.id.rfind("_")
+        while cut > 0:
+            if (hit := self.definitions.get(entry.id[:cut])) is not None:
+                return hit[1]
+            cut = entry.id.rfind("_", 0, cut)
+        return None
+
+    def cell(self, exp_id: str) -> tuple[TableView, CellView] | None:
+        return self.cells.get(exp_id)
 
 
 def _best_baseline(view: TableView, col: str) -> tuple[str, CellView] | None:
@@ -92,10 +104,10 @@ def _best_baseline(view: TableView, col: str) -> tuple[str, CellView] | None:
     return best
 
 
-def render_note(desired: DesiredState, entry: StatusEntry, results: ResultRows, views: list[TableView]) -> str:
-    spec = desired.by_id().get(entry.id)
-    definition = definition_of(desired, entry)
-    placed = _cell_of(views, entry.id)
+def render_note(desired: DesiredState, entry: StatusEntry, results: ResultRows, found: Lookup) -> str:
+    spec = desired.spec(entry.id)
+    definition = found.definition(entry)
+    placed = found.cell(entry.id)
     lines = [f"# {entry.id}", ""]
     facts = [
         ("Phase", entry.phase),

@@ -144,7 +144,7 @@ def _killed(entry: StatusEntry, action: Kill, res: ActionResult, desired: Desire
     if not res.ok:
         why = f"kill of attempt {action.attempt} failed: {res.message}"
         return dataclasses.replace(entry, notes=outcomes.note(entry.notes, why))
-    spec = desired.by_id().get(entry.id)
+    spec = desired.spec(entry.id)
     match reason:
         case Fatal(klass):
             evidence = entry.current.evidence if entry.current else ()

@@ -79,3 +79,30 @@ def test_pass_notes_writes_only_due_notes(tmp_path: Path) -> None:
     written = pass_notes(project, desired, before, done)
     assert written == [f"experiments/logs/mlp_{d}_s{s}.md" for d in ("blobs", "moons") for s in range(3)]
     assert sorted(p.name for p in (project / "experiments/logs").iterdir()) == sorted(Path(w).name for w in written)
+
+
+def test_a_note_finds_its_definition_as_a_scan_would() -> None:
+    """Exact ids first (the one listed first when both the experiment id and the entry id name
+    one), else the longest ``<id>_`` prefix of the entry's id; the first of a repeated id."""
+    from reconciler.export.notes import Lookup
+    from reconciler.model.config import Config
+    from reconciler.model.design import Definition
+    from reconciler.model.desired import DesiredState
+    from reconciler.model.status import StatusEntry
+
+    def d(def_id: str, name: str = "") -> Definition:
+        return Definition(id=def_id, name=name or def_id, phase="p", group="main")
+
+    definitions = (d("mlp"), d("mlp_moons"), d("mlp_moons_wide"), d("x_s0"), d("sweep"), d("mlp", "again"))
+    found = Lookup(DesiredState(config=Config(project="p", targets=()), experiments=(), definitions=definitions), [])
+
+    def name(exp_id: str, experiment_id: str | None = None) -> str | None:
+        hit = found.definition(StatusEntry(id=exp_id, experiment_id=experiment_id))
+        return None if hit is None else hit.id + ("" if hit.name == hit.id else f" ({hit.name})")
+
+    assert name("mlp_moons_wide_s0") == "mlp_moons_wide"  # the longest prefix
+    assert name("mlp_moons_s3") == "mlp_moons"
+    assert name("mlp_blobs_s0") == "mlp"  # the first of a repeated id
+    assert name("mlp_moons_s0", experiment_id="sweep") == "sweep"  # an exact id beats a prefix
+    assert name("x_s0", experiment_id="mlp_moons") == "mlp_moons"  # both exact: the one listed first
+    assert name("mlpx_s0") is None and name("other") is None
