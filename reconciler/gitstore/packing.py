@@ -2,10 +2,10 @@
 
 Status commits are plumbing (``commit-tree``), which never packs. Each changing pass writes
 ``dispatch/state.json`` whole as a loose object (zlib at git's loose level, 1): at 30,000 live
-entries that is ~1.8 MB a pass. Git's own ``gc --auto`` counts loose objects (6,700 by default,
-~1,500 status commits), not their bytes, so at that scale a project would grow by gigabytes of
-loose objects before git packed it. Packed, each version of the file is a delta of a few KiB
-against the one before.
+entries that is ~1.8 MB a pass. Git's own ``gc --auto`` counts loose objects (6,700 by default:
+several hundred status commits), not their bytes, so at that scale a project would grow by a
+gigabyte or more of loose objects before git packed it. Packed, each version of the file is a
+delta of a few KiB against the one before.
 
 ``keep_packed`` runs after each status commit:
 
@@ -39,8 +39,10 @@ LOCK_NAME = "reconciler-repack.lock"
 LOG_NAME = "reconciler-repack.log"
 _started: list[subprocess.Popen[bytes]] = []
 """Repacks this process started, polled (reaped) by the next call."""
-REPACK_ARGS = ("repack", "-d", "-q", "--geometric=2", "--threads=1")
-"""One thread: the repack runs beside the passes, on a machine whose cores are the runs'."""
+REPACK_ARGS = ("repack", "-d", "-q", "--geometric=2", "--threads=1", "--window-memory=128m")
+"""One thread: the repack runs beside the passes, on a machine whose cores are the runs'. The
+window capped at 128 MiB: the state file's versions sort next to each other, so each still finds
+its delta (measured at 100,000 experiments: the same pack, a third less memory)."""
 
 
 def keep_packed(repo: ProjectRepo, loose_mib: float) -> bool:
