@@ -52,6 +52,8 @@ from typing import Any
 import yaml
 
 from reconciler.crashpoints import CRASH_EXIT_CODE
+from reconciler.gitstore import ProjectRepo
+from reconciler.gitstore.packing import wait_for_repack
 from tests.chaos import batch, gpus, invariants, targets
 from tests.chaos.scenarios import (
     COMMAND_TIMEOUT,
@@ -167,6 +169,8 @@ CONFIG = textwrap.dedent(
       command_timeout: {COMMAND_TIMEOUT}
       backoff: {{base_seconds: 0, factor: 1, max_seconds: 0}}
       archive_after_hours: 0
+    git:
+      pack_loose_mib: 0.01  # a background repack after every status commit, killed or not
     """
 )
 
@@ -330,6 +334,7 @@ class Run:
             + "".join(blocks)
             + f"policies:\n  poll_interval: 60\n  command_timeout: {timeout}\n  connect_timeout: 5\n"
             + "  backoff: {base_seconds: 0, factor: 1, max_seconds: 0}\n  archive_after_hours: 0\n"
+            + "git:\n  pack_loose_mib: 0.01\n"
         )
 
     def root(self, target: str) -> str:
@@ -716,6 +721,14 @@ class Run:
             self.violation("invariant 3: the working tree's state.json differs from HEAD's", "3:nothing-lost")
         if git(p, "status", "--porcelain", "--", "dispatch/archive"):
             self.violation("invariant 3: the working tree's archive differs from HEAD's", "3:nothing-lost")
+        # ... and the history whole, with the background repacks every commit started (killed
+        # controllers and all) finished.
+        with ProjectRepo(p) as repo:
+            if not wait_for_repack(repo, timeout=60):
+                self.violation("a background repack still ran 60 s after the last pass", "3:nothing-lost")
+        fsck = subprocess.run(["git", "fsck", "--strict", "--no-progress"], cwd=p, capture_output=True, text=True)
+        if fsck.returncode != 0:
+            self.violation(f"invariant 3: git fsck: {fsck.stderr.strip()[-400:]}", "3:nothing-lost")
         for exp_id, entry in sorted(state.items()):
             if entry["status"] == "cancelled" and exp_id in self.qdeleted:
                 continue  # a person deleted its job on the cluster
