@@ -64,7 +64,10 @@ def run_row(code: int, command: str, project: Path, env: dict[str, str]) -> subp
         finally:
             os.close(fd)
     if code == 130:  # interrupted
-        proc = subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=ctrl_c_as_on_a_terminal,
+        )  # fmt: skip
         time.sleep(1.5)  # it is waiting (no pass runs: nothing changes)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
@@ -73,6 +76,13 @@ def run_row(code: int, command: str, project: Path, env: dict[str, str]) -> subp
 
 
 SCENARIOS = {0, 1, 2, 3, 75, 124, 130}
+
+
+def ctrl_c_as_on_a_terminal() -> None:
+    """SIGINT as a terminal's foreground job has it: a suite started in the background by a
+    non-interactive shell (``nohup ... &``) inherits it ignored, and an ignored SIGINT stays
+    ignored in ``reconcile`` as in any program."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_the_table_and_the_scenarios_agree() -> None:

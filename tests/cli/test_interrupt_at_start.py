@@ -4,11 +4,14 @@ real SIGINT, delivered while ``reconciler.cli`` is being imported)."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli.test_exit_codes import ctrl_c_as_on_a_terminal
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -39,8 +42,18 @@ main()
 def test_ctrl_c_while_loading_exits_130(swallow: bool, tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-c", PROGRAM.format(swallow=swallow, project=str(tmp_path))],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO, capture_output=True, text=True, timeout=60, preexec_fn=ctrl_c_as_on_a_terminal,
     )  # fmt: skip
     assert done.returncode == 130, done.stderr
     assert done.stderr == "interrupted\n"
     assert done.stdout == ""  # the command itself never ran
+
+
+def test_an_ignored_ctrl_c_stays_ignored(tmp_path: Path) -> None:
+    """Started with SIGINT ignored (``nohup cmd &`` from a script), ``reconcile`` keeps it so."""
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM.format(swallow=False, project=str(tmp_path))],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+    assert done.returncode == 2 and "not inside a git repository" in done.stderr  # it ran on
