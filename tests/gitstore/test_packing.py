@@ -114,3 +114,20 @@ def test_a_killed_repack_leaves_the_lock_free_and_the_repository_whole(tmp_path:
         assert wait_for_repack(repo, timeout=60)
     git(root, "fsck", "--strict", "--no-progress")
     assert git(root, "show", "HEAD~5:dispatch/state.json").count('"done"') == 1
+
+
+def test_packing_that_cannot_lock_or_start_never_fails_the_commit(tmp_path: Path) -> None:
+    """Housekeeping after the commit: a lock path that cannot be opened (here a directory) or a
+    repack that cannot start leaves the status commit made and reported, and git's gc in charge."""
+    root = init_repo(tmp_path / "repo", {"dispatch/main.yaml": "version: 1\n"})
+    rows = rows_of(4000)
+    with ProjectRepo(root) as repo:
+        lock = Path(repo.handle.common_dir) / LOCK_NAME
+        lock.mkdir()
+        commit_versions(root, repo, rows, range(4), SMALL)  # each commit_status returned its sha
+        lock.rmdir()
+        (Path(repo.handle.common_dir) / "reconciler-repack.log").mkdir()  # the log cannot be opened
+        commit_versions(root, repo, rows, range(4, 6), SMALL)
+        assert wait_for_repack(repo, timeout=5)
+    assert counts(root)["packs"] == 0
+    assert git(root, "show", "HEAD:dispatch/state.json").count('"done"') == 6
